@@ -1,0 +1,62 @@
+//! Faults the simulator injects, settable at start and at run time (`PUT /sim/faults`):
+//! added latency, error rates per 5xx status, full or login-only outages, forced 429
+//! storms with a chosen `Retry-After`, and malformed response bodies.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Statuses an error rate may be set for.
+pub const INJECTABLE_STATUSES: [u16; 4] = [500, 502, 503, 504];
+
+/// A forced run of 429 responses, whatever each token's real usage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storm {
+    /// `Retry-After` seconds sent with each forced 429.
+    pub retry_after_secs: u64,
+    /// How many API calls still get a forced 429; `None` = until the storm is cleared.
+    #[serde(default)]
+    pub remaining: Option<u64>,
+}
+
+/// The set of active faults. The default is none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Added to every API and token call before it is answered, in milliseconds.
+    pub latency_ms: u64,
+    /// Probability (0..=1) that an authorised API call is answered with that status
+    /// instead (keys: 500, 502, 503, 504).
+    pub error_rates: BTreeMap<u16, f64>,
+    /// Every API and token call answers 503.
+    pub outage: bool,
+    /// Only the token endpoint answers 503 (the API keeps working for issued tokens).
+    pub login_outage: bool,
+    /// Forced 429 storm.
+    pub storm: Option<Storm>,
+    /// The next N successful API responses carry a truncated, unparseable JSON body.
+    pub malformed_responses: u32,
+}
+
+impl Faults {
+    /// Checks that the settings make sense; the message names the bad field.
+    ///
+    /// # Errors
+    /// Returns a description of the first invalid setting.
+    pub fn validate(&self) -> Result<(), String> {
+        for (&status, &rate) in &self.error_rates {
+            if !INJECTABLE_STATUSES.contains(&status) {
+                return Err(format!(
+                    "error_rates: status {status} cannot be injected (use one of {INJECTABLE_STATUSES:?})"
+                ));
+            }
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!(
+                    "error_rates.{status}: rate {rate} is not a probability between 0 and 1"
+                ));
+            }
+        }
+        Ok(())
+    }
+}

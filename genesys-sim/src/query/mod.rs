@@ -1,0 +1,9 @@
+//! The analytics query language: intervals and periods, filters and their vocabularies,
+//! the details query and the aggregates query.
+
+pub mod aggregates;
+pub mod details;
+pub mod filter;
+pub mod subjects;
+pub mod time;
+pub mod vocabulary;

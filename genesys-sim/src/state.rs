@@ -1,0 +1,101 @@
+//! The simulator's shared state: configuration, generated data, issued tokens, counters,
+//! active faults and the simulated clock. One `Arc<SimState>` serves every request.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+
+use crate::config::SimConfig;
+use crate::counters::Counters;
+use crate::data::Dataset;
+use crate::faults::Faults;
+use crate::rng::SimRng;
+use crate::tokens::TokenStore;
+
+/// Everything a request handler may read or change.
+#[derive(Debug)]
+pub struct SimState {
+    pub config: SimConfig,
+    pub data: Dataset,
+    pub tokens: TokenStore,
+    pub counters: Counters,
+    faults: Mutex<Faults>,
+    fault_rng: Mutex<SimRng>,
+    correlation_rng: Mutex<SimRng>,
+    clock_offset: Mutex<Duration>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SimState {
+    /// Generates the data and sets up the state for `config`.
+    #[must_use]
+    pub fn new(config: SimConfig) -> Self {
+        let anchor = config.anchor.unwrap_or_else(|| {
+            Utc::now()
+                .duration_trunc(Duration::minutes(1))
+                .unwrap_or_else(|_| Utc::now())
+        });
+        let data = Dataset::generate(
+            config.seed,
+            anchor,
+            config.days,
+            config.conversations,
+            config.live_conversations,
+        );
+        // With an explicit anchor, the simulated clock starts there, so a test's view of
+        // live conversations does not depend on when it runs.
+        let offset = config
+            .anchor
+            .map_or_else(Duration::zero, |a| a - Utc::now());
+        Self {
+            tokens: TokenStore::new(config.seed),
+            counters: Counters::default(),
+            faults: Mutex::new(config.faults.clone()),
+            fault_rng: Mutex::new(SimRng::new(config.seed ^ 0x6661_756c_7473)),
+            correlation_rng: Mutex::new(SimRng::new(config.seed ^ 0x636f_7272)),
+            clock_offset: Mutex::new(offset),
+            data,
+            config,
+        }
+    }
+
+    /// The simulated "now": wall-clock time plus any offset set through the clock control.
+    #[must_use]
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + *lock(&self.clock_offset)
+    }
+
+    /// Moves the simulated clock forward (live conversations advance).
+    pub fn advance_clock(&self, by: Duration) {
+        *lock(&self.clock_offset) += by;
+    }
+
+    /// The active faults.
+    #[must_use]
+    pub fn faults(&self) -> Faults {
+        lock(&self.faults).clone()
+    }
+
+    /// Replaces the active faults.
+    pub fn set_faults(&self, faults: Faults) {
+        *lock(&self.faults) = faults;
+    }
+
+    /// Runs `f` on the active faults (for counting down storms and malformed bodies).
+    pub fn update_faults<T>(&self, f: impl FnOnce(&mut Faults) -> T) -> T {
+        f(&mut lock(&self.faults))
+    }
+
+    /// A draw in `[0, 1)` for fault injection.
+    pub fn fault_draw(&self) -> f64 {
+        lock(&self.fault_rng).unit()
+    }
+
+    /// A fresh `inin-correlation-id`.
+    pub fn correlation_id(&self) -> String {
+        lock(&self.correlation_rng).uuid().to_string()
+    }
+}
