@@ -191,7 +191,7 @@ fn one(
         .chance(0.1)
         .then(|| format!("CRM-{}", rng.range(10_000, 99_999)));
     #[allow(clippy::cast_precision_loss)]
-    let min_mos = (media == MediaType::Voice).then(|| 3.2 + (rng.range(0, 130) as f64) / 100.0);
+    let min_mos = (media == MediaType::Voice).then(|| (rng.range(320, 450) as f64) / 100.0);
     ConversationRecord {
         id,
         media,
