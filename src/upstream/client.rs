@@ -1,0 +1,426 @@
+//! [`GenesysClient`]: typed calls to the Genesys Platform API, each one passing through
+//! the budget and carrying the shared token.
+//!
+//! Every call: waits for a budget permit (refused at once if its deadline cannot be met),
+//! takes the bearer token, sends with a timeout no longer than what is left of the
+//! deadline, reports the rate headers back to the budget, and then:
+//! - 401: invalidates that token, takes a fresh one and retries once;
+//! - 429: the budget freezes until `Retry-After`; the call retries inside its deadline;
+//! - connect errors, timeouts, 502/503/504: bounded, jittered retries inside the deadline;
+//! - anything else is classified into an [`UpstreamError`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::{Method, StatusCode};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+use url::Url;
+use uuid::Uuid;
+
+use super::budget::{Budget, Class, Demand, Outcome, RateHeaders};
+use super::error::UpstreamError;
+use super::models::{AggregatesResponse, DetailsResponse, ErrorBody, MultiGetResponse};
+use super::settings::{ClientCredentials, Endpoints, UpstreamSettings};
+use super::token::{TokenManager, describe_transport_error_mw};
+use super::trace::TraceUpstream;
+
+/// Who a call is for and how long it may take.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    pub class: Class,
+    /// The internal client (API key name).
+    pub client: Arc<str>,
+    /// The client's fair-share weight.
+    pub weight: u32,
+    /// The call must have finished by then.
+    pub deadline: Instant,
+}
+
+impl CallContext {
+    /// A context for `client` with `timeout` from now.
+    #[must_use]
+    pub fn new(class: Class, client: impl Into<Arc<str>>, weight: u32, timeout: Duration) -> Self {
+        Self {
+            class,
+            client: client.into(),
+            weight,
+            deadline: Instant::now() + timeout,
+        }
+    }
+}
+
+/// A successful upstream response.
+#[derive(Debug, Clone)]
+pub struct Fetched<T> {
+    pub body: T,
+    /// Genesys' `inin-correlation-id` of the response.
+    pub correlation_id: Option<String>,
+    /// Time spent waiting for budget permits, over all attempts.
+    pub queue_wait: Duration,
+    /// HTTP attempts made (1 when nothing was retried).
+    pub attempts: u32,
+}
+
+/// The Genesys client.
+#[derive(Debug)]
+pub struct GenesysClient {
+    http: ClientWithMiddleware,
+    api: Url,
+    tokens: TokenManager,
+    budget: Arc<dyn Budget>,
+    settings: UpstreamSettings,
+}
+
+fn rate_headers(headers: &reqwest::header::HeaderMap) -> Option<RateHeaders> {
+    let number =
+        |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
+    Some(RateHeaders {
+        count: u32::try_from(number("inin-ratelimit-count")?).ok()?,
+        allowed: u32::try_from(number("inin-ratelimit-allowed")?).ok()?,
+        reset: Duration::from_secs(number("inin-ratelimit-reset")?),
+    })
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// What to do after one attempt.
+enum Step {
+    Done(Fetched<Bytes>),
+    Fail(UpstreamError),
+    /// Retry after the given pause (transient failure), if the deadline allows.
+    Retry(UpstreamError, Duration),
+    /// Retry at once with a fresh token.
+    Reauthenticate(u64),
+}
+
+impl GenesysClient {
+    /// A client for the org at `endpoints`, sharing `budget`.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built or a URL is unusable.
+    pub fn new(
+        endpoints: &Endpoints,
+        credentials: ClientCredentials,
+        settings: UpstreamSettings,
+        budget: Arc<dyn Budget>,
+    ) -> Result<Self, String> {
+        let raw = reqwest::Client::builder()
+            .user_agent(concat!("genesys-proxy/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(settings.request_timeout().min(Duration::from_secs(5)))
+            .pool_max_idle_per_host(32)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let tokens =
+            TokenManager::new(raw.clone(), &endpoints.login, credentials, settings.clone())?;
+        let http = ClientBuilder::new(raw).with(TraceUpstream).build();
+        Ok(Self {
+            http,
+            api: endpoints.api.clone(),
+            tokens,
+            budget,
+            settings,
+        })
+    }
+
+    /// The token manager (readiness, metrics).
+    #[must_use]
+    pub fn tokens(&self) -> &TokenManager {
+        &self.tokens
+    }
+
+    /// The budget (metrics).
+    #[must_use]
+    pub fn budget(&self) -> &Arc<dyn Budget> {
+        &self.budget
+    }
+
+    /// `GET /api/v2/conversations/{id}`: the conversation document, byte for byte.
+    ///
+    /// # Errors
+    /// The classified failure.
+    pub async fn get_conversation(
+        &self,
+        id: Uuid,
+        ctx: &CallContext,
+    ) -> Result<Fetched<Bytes>, UpstreamError> {
+        self.call(
+            Method::GET,
+            &format!("api/v2/conversations/{id}"),
+            None,
+            ctx,
+        )
+        .await
+    }
+
+    /// `POST /api/v2/analytics/conversations/details/query`.
+    ///
+    /// # Errors
+    /// The classified failure.
+    pub async fn details_query(
+        &self,
+        query: &impl Serialize,
+        ctx: &CallContext,
+    ) -> Result<Fetched<DetailsResponse>, UpstreamError> {
+        let body = json_body(query)?;
+        let fetched = self
+            .call(
+                Method::POST,
+                "api/v2/analytics/conversations/details/query",
+                Some(body),
+                ctx,
+            )
+            .await?;
+        decode(fetched)
+    }
+
+    /// `GET /api/v2/analytics/conversations/details?id=...` (multi-get).
+    ///
+    /// # Errors
+    /// The classified failure.
+    pub async fn multi_get(
+        &self,
+        ids: &[Uuid],
+        ctx: &CallContext,
+    ) -> Result<Fetched<MultiGetResponse>, UpstreamError> {
+        let joined: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        let path = format!(
+            "api/v2/analytics/conversations/details?id={}",
+            joined.join(",")
+        );
+        decode(self.call(Method::GET, &path, None, ctx).await?)
+    }
+
+    /// `POST /api/v2/analytics/conversations/aggregates/query`.
+    ///
+    /// # Errors
+    /// The classified failure.
+    pub async fn aggregates_query(
+        &self,
+        query: &impl Serialize,
+        ctx: &CallContext,
+    ) -> Result<Fetched<AggregatesResponse>, UpstreamError> {
+        let body = json_body(query)?;
+        decode(
+            self.call(
+                Method::POST,
+                "api/v2/analytics/conversations/aggregates/query",
+                Some(body),
+                ctx,
+            )
+            .await?,
+        )
+    }
+
+    fn backoff(&self, retry: u32) -> Duration {
+        let base = Duration::from_millis(self.settings.retry_base_ms);
+        let cap = Duration::from_millis(self.settings.retry_max_ms);
+        let exponential = base.saturating_mul(1 << retry.min(16)).min(cap);
+        exponential.mul_f64(fastrand::f64())
+    }
+
+    /// One logical call: budget, token, HTTP, classification, retries.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        ctx: &CallContext,
+    ) -> Result<Fetched<Bytes>, UpstreamError> {
+        let url = self.api.join(path).map_err(|e| UpstreamError::Decode {
+            detail: format!("bad upstream path: {e}"),
+        })?;
+        let mut reauthenticated = false;
+        let mut transient_retries = 0;
+        let mut queue_wait = Duration::ZERO;
+        let mut attempts = 0;
+        loop {
+            let permit = self
+                .budget
+                .acquire(Demand {
+                    class: ctx.class,
+                    client: ctx.client.clone(),
+                    weight: ctx.weight,
+                    deadline: ctx.deadline,
+                })
+                .await?;
+            queue_wait += permit.waited;
+            let bearer = match self.tokens.bearer().await {
+                Ok(bearer) => bearer,
+                Err(error) => {
+                    permit.finish(Outcome::Responded(None));
+                    return Err(error.into());
+                }
+            };
+            let remaining = ctx.deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                permit.finish(Outcome::Responded(None));
+                return Err(UpstreamError::Overloaded {
+                    retry_after: Duration::from_secs(1),
+                });
+            }
+            attempts += 1;
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .header(reqwest::header::AUTHORIZATION, bearer.header_value())
+                .header(reqwest::header::ACCEPT, "application/json")
+                .timeout(self.settings.request_timeout().min(remaining));
+            if let Some(body) = &body {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+            }
+            let step = match request.send().await {
+                Err(error) => {
+                    permit.finish(Outcome::NoResponse);
+                    let detail = describe_transport_error_mw(&error);
+                    Step::Retry(
+                        UpstreamError::Unavailable { detail },
+                        self.backoff(transient_retries),
+                    )
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let headers = response.headers().clone();
+                    let rate = rate_headers(&headers);
+                    if status == StatusCode::TOO_MANY_REQUESTS {
+                        let wait = retry_after(&headers)
+                            .or(rate.map(|r| r.reset))
+                            .unwrap_or(Duration::from_secs(1));
+                        permit.finish(Outcome::RateLimited {
+                            retry_after: wait,
+                            headers: rate,
+                        });
+                        tracing::warn!(
+                            retry_after_secs = wait.as_secs(),
+                            "Genesys answered 429; the budget freezes"
+                        );
+                        // The budget holds the next attempt until the freeze ends.
+                        Step::Retry(
+                            UpstreamError::RateLimited { retry_after: wait },
+                            Duration::ZERO,
+                        )
+                    } else {
+                        permit.finish(Outcome::Responded(rate));
+                        let correlation_id = headers
+                            .get("inin-correlation-id")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
+                        match response.bytes().await {
+                            Err(error) => Step::Retry(
+                                UpstreamError::Unavailable {
+                                    detail: describe_transport_error_mw(&error.into()),
+                                },
+                                self.backoff(transient_retries),
+                            ),
+                            Ok(bytes) => self.classify(
+                                status,
+                                bytes,
+                                correlation_id,
+                                bearer.generation,
+                                reauthenticated,
+                                transient_retries,
+                            ),
+                        }
+                    }
+                }
+            };
+            match step {
+                Step::Done(mut fetched) => {
+                    fetched.queue_wait = queue_wait;
+                    fetched.attempts = attempts;
+                    return Ok(fetched);
+                }
+                Step::Fail(error) => return Err(error),
+                Step::Reauthenticate(generation) => {
+                    self.tokens.invalidate(generation);
+                    reauthenticated = true;
+                }
+                Step::Retry(error, pause) => {
+                    let is_rate_limit = matches!(error, UpstreamError::RateLimited { .. });
+                    if !is_rate_limit {
+                        if transient_retries >= self.settings.max_retries {
+                            return Err(error);
+                        }
+                        transient_retries += 1;
+                    }
+                    if Instant::now() + pause >= ctx.deadline {
+                        return Err(error);
+                    }
+                    tracing::debug!(%error, pause_ms = pause.as_millis(), "retrying upstream call");
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+
+    fn classify(
+        &self,
+        status: StatusCode,
+        bytes: Bytes,
+        correlation_id: Option<String>,
+        generation: u64,
+        reauthenticated: bool,
+        transient_retries: u32,
+    ) -> Step {
+        let error_body = || serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_default();
+        match status.as_u16() {
+            200..=299 => Step::Done(Fetched {
+                body: bytes,
+                correlation_id,
+                queue_wait: Duration::ZERO,
+                attempts: 0,
+            }),
+            401 if !reauthenticated => Step::Reauthenticate(generation),
+            401 => Step::Fail(UpstreamError::Unauthorized),
+            404 => Step::Fail(UpstreamError::NotFound),
+            403 => Step::Fail(UpstreamError::Forbidden {
+                message: error_body().message,
+            }),
+            400 => {
+                let body = error_body();
+                Step::Fail(UpstreamError::BadRequest {
+                    code: body.code,
+                    message: body.message,
+                })
+            }
+            502..=504 => Step::Retry(
+                UpstreamError::Unavailable {
+                    detail: format!("Genesys answered {status}"),
+                },
+                self.backoff(transient_retries),
+            ),
+            500 => Step::Fail(UpstreamError::Unavailable {
+                detail: format!("Genesys answered {status}"),
+            }),
+            other => Step::Fail(UpstreamError::Unexpected { status: other }),
+        }
+    }
+}
+
+fn json_body(query: &impl Serialize) -> Result<Bytes, UpstreamError> {
+    serde_json::to_vec(query)
+        .map(Bytes::from)
+        .map_err(|e| UpstreamError::Decode {
+            detail: format!("cannot encode the query: {e}"),
+        })
+}
+
+fn decode<T: DeserializeOwned>(fetched: Fetched<Bytes>) -> Result<Fetched<T>, UpstreamError> {
+    let body = serde_json::from_slice(&fetched.body).map_err(|e| UpstreamError::Decode {
+        detail: e.to_string(),
+    })?;
+    Ok(Fetched {
+        body,
+        correlation_id: fetched.correlation_id,
+        queue_wait: fetched.queue_wait,
+        attempts: fetched.attempts,
+    })
+}

@@ -1,0 +1,132 @@
+//! Typed views of the Genesys payloads the proxy reads. Only the fields the proxy uses are
+//! declared; unknown fields are ignored so that new Genesys fields never break decoding.
+//! Names follow the official models (see `shared/genesys/models.md`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+/// Genesys' `ErrorBody` (the fields the proxy reads).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ErrorBody {
+    pub message: String,
+    pub code: String,
+    pub status: u16,
+}
+
+/// `AnalyticsConversationQueryResponse`. `conversations` is absent when nothing matches.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct DetailsResponse {
+    pub conversations: Vec<AnalyticsConversation>,
+    /// Approximate, and may shift while the interval still receives data.
+    pub total_hits: u64,
+}
+
+/// `AnalyticsConversationWithoutAttributesMultiGetResponse`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct MultiGetResponse {
+    pub conversations: Vec<AnalyticsConversation>,
+}
+
+/// `AnalyticsConversationWithoutAttributes`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalyticsConversation {
+    pub conversation_id: String,
+    pub conversation_start: DateTime<Utc>,
+    #[serde(default)]
+    pub conversation_end: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub originating_direction: Option<String>,
+    #[serde(default)]
+    pub division_ids: Vec<String>,
+    #[serde(default)]
+    pub participants: Vec<AnalyticsParticipant>,
+}
+
+/// `AnalyticsParticipantWithoutAttributes`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AnalyticsParticipant {
+    pub participant_id: Option<String>,
+    pub participant_name: Option<String>,
+    pub purpose: Option<String>,
+    pub user_id: Option<String>,
+    pub sessions: Vec<AnalyticsSession>,
+}
+
+/// `AnalyticsSession`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AnalyticsSession {
+    pub media_type: Option<String>,
+    pub direction: Option<String>,
+    pub metrics: Vec<AnalyticsMetric>,
+    pub segments: Vec<AnalyticsSegment>,
+}
+
+/// `AnalyticsSessionMetric`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalyticsMetric {
+    pub name: String,
+    pub value: i64,
+    #[serde(default)]
+    pub emit_date: Option<DateTime<Utc>>,
+}
+
+/// `AnalyticsConversationSegment`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AnalyticsSegment {
+    pub segment_start: Option<DateTime<Utc>>,
+    pub segment_end: Option<DateTime<Utc>>,
+    pub segment_type: Option<String>,
+    pub queue_id: Option<String>,
+    pub wrap_up_code: Option<String>,
+}
+
+/// `ConversationAggregateQueryResponse`. `results` is absent when nothing matches.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct AggregatesResponse {
+    pub results: Vec<AggregateGroup>,
+}
+
+/// `ConversationAggregateDataContainer`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct AggregateGroup {
+    pub group: BTreeMap<String, String>,
+    pub data: Vec<AggregateBucket>,
+}
+
+/// `StatisticalResponse`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct AggregateBucket {
+    pub interval: String,
+    pub metrics: Vec<AggregateMetric>,
+}
+
+/// `AggregateMetricData`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct AggregateMetric {
+    pub metric: String,
+    #[serde(default)]
+    pub stats: Stats,
+}
+
+/// `StatisticalSummary` (the fields the proxy reads).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Stats {
+    pub max: Option<f64>,
+    pub min: Option<f64>,
+    pub count: Option<u64>,
+    pub sum: Option<f64>,
+}

@@ -1,0 +1,364 @@
+//! [`TokenManager`]: the one Genesys OAuth token the proxy holds (client-credentials
+//! grant against the login host).
+//!
+//! The token is cached and refreshed a margin before it expires; however many callers
+//! ask at once, one request goes to the login host (the refresh holds a lock, as
+//! crates.io's GitHub-app client does). A caller whose call got a 401 invalidates the
+//! token it used and asks again. Failures are classified (bad credentials vs login host
+//! down) and remembered with an exponential, jittered backoff, so a broken secret cannot
+//! hammer the login host. The token and the secret never appear in logs or errors.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use reqwest::header::HeaderValue;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio::time::Instant;
+use url::Url;
+
+use super::settings::{ClientCredentials, UpstreamSettings};
+
+/// Why no token could be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// The login host refused the client credentials.
+    #[error(
+        "Genesys refused the OAuth client credentials ({reason}); check GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET"
+    )]
+    BadCredentials {
+        reason: String,
+        retry_after: Duration,
+    },
+    /// The login host could not be reached or failed.
+    #[error("the Genesys login service is unavailable ({reason})")]
+    LoginUnavailable {
+        reason: String,
+        retry_after: Duration,
+    },
+}
+
+impl TokenError {
+    /// When asking again may succeed (the backoff in force).
+    #[must_use]
+    pub fn retry_after(&self) -> Duration {
+        match self {
+            Self::BadCredentials { retry_after, .. }
+            | Self::LoginUnavailable { retry_after, .. } => *retry_after,
+        }
+    }
+
+    fn with_retry_after(self, wait: Duration) -> Self {
+        match self {
+            Self::BadCredentials { reason, .. } => Self::BadCredentials {
+                reason,
+                retry_after: wait,
+            },
+            Self::LoginUnavailable { reason, .. } => Self::LoginUnavailable {
+                reason,
+                retry_after: wait,
+            },
+        }
+    }
+}
+
+/// A bearer token to put on one request. Never printed.
+#[derive(Clone)]
+pub struct Bearer {
+    token: Arc<SecretString>,
+    /// Which token this is: pass it back to [`TokenManager::invalidate`] after a 401.
+    pub generation: u64,
+}
+
+impl fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bearer")
+            .field("token", &"[REDACTED]")
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+impl Bearer {
+    /// The `Authorization` header value, marked sensitive (hidden from HTTP debug output).
+    #[must_use]
+    pub fn header_value(&self) -> HeaderValue {
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", self.token.expose_secret()))
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
+        value.set_sensitive(true);
+        value
+    }
+}
+
+#[derive(Debug)]
+struct Cached {
+    bearer: Bearer,
+    refresh_at: Instant,
+    expires_at: Instant,
+}
+
+#[derive(Debug)]
+struct Failure {
+    error: TokenError,
+    until: Instant,
+    consecutive: u32,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: String,
+    expires_in: u64,
+}
+
+#[derive(Deserialize)]
+struct OAuthError {
+    error: Option<String>,
+}
+
+/// Counters of the token manager, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TokenStats {
+    pub requests: u64,
+    pub failures: u64,
+    pub has_token: bool,
+}
+
+/// The shared Genesys token.
+#[derive(Debug)]
+pub struct TokenManager {
+    http: reqwest::Client,
+    token_url: Url,
+    credentials: ClientCredentials,
+    settings: UpstreamSettings,
+    current: RwLock<Option<Arc<Cached>>>,
+    /// Held while a token request is in flight; remembers the last failure.
+    refresh: tokio::sync::Mutex<Option<Failure>>,
+    generation: AtomicU64,
+    requests: AtomicU64,
+    failures: AtomicU64,
+}
+
+/// Shortest backoff after a failed token request.
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+/// Backoff after the login host refused the credentials: a secret does not fix itself
+/// quickly, so wait longer from the first failure.
+const BAD_CREDENTIALS_BACKOFF: Duration = Duration::from_secs(10);
+
+impl TokenManager {
+    /// A manager for `credentials` against `login` (the login base URL).
+    ///
+    /// # Errors
+    /// When `login` cannot be joined with `/oauth/token`.
+    pub fn new(
+        http: reqwest::Client,
+        login: &Url,
+        credentials: ClientCredentials,
+        settings: UpstreamSettings,
+    ) -> Result<Self, String> {
+        let token_url = login.join("oauth/token").map_err(|e| e.to_string())?;
+        Ok(Self {
+            http,
+            token_url,
+            credentials,
+            settings,
+            current: RwLock::new(None),
+            refresh: tokio::sync::Mutex::new(None),
+            generation: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        })
+    }
+
+    fn cached(&self) -> Option<Arc<Cached>> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A valid token: the cached one, or a fresh one if it is missing or due.
+    ///
+    /// # Errors
+    /// When the login host refuses or fails (also while a previous failure's backoff runs).
+    pub async fn bearer(&self) -> Result<Bearer, TokenError> {
+        let now = Instant::now();
+        if let Some(cached) = self.cached() {
+            if now < cached.refresh_at {
+                return Ok(cached.bearer.clone());
+            }
+            if now < cached.expires_at {
+                // Due for refresh but still valid: one caller refreshes, the rest go on.
+                return match self.refresh.try_lock() {
+                    Ok(guard) => Ok(self
+                        .refresh_locked(guard)
+                        .await
+                        .unwrap_or_else(|_| cached.bearer.clone())),
+                    Err(_) => Ok(cached.bearer.clone()),
+                };
+            }
+        }
+        let guard = self.refresh.lock().await;
+        if let Some(cached) = self.cached() {
+            if Instant::now() < cached.refresh_at {
+                return Ok(cached.bearer.clone());
+            }
+        }
+        self.refresh_locked(guard).await
+    }
+
+    /// Forgets the token of `generation` (after Genesys answered 401 to it), so the next
+    /// [`bearer`](Self::bearer) asks for a new one. A newer token is kept.
+    pub fn invalidate(&self, generation: u64) {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if current
+            .as_ref()
+            .is_some_and(|c| c.bearer.generation == generation)
+        {
+            *current = None;
+        }
+    }
+
+    /// Counters for metrics and readiness.
+    pub fn stats(&self) -> TokenStats {
+        TokenStats {
+            requests: self.requests.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            has_token: self.cached().is_some_and(|c| Instant::now() < c.expires_at),
+        }
+    }
+
+    async fn refresh_locked(
+        &self,
+        mut guard: tokio::sync::MutexGuard<'_, Option<Failure>>,
+    ) -> Result<Bearer, TokenError> {
+        let now = Instant::now();
+        if let Some(failure) = guard.as_ref() {
+            if now < failure.until {
+                return Err(failure.error.clone().with_retry_after(failure.until - now));
+            }
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        match self.request().await {
+            Ok((token, expires_in)) => {
+                let now = Instant::now();
+                let margin = Duration::from_secs(self.settings.token_refresh_margin_secs)
+                    .min(expires_in / 5);
+                let bearer = Bearer {
+                    token: Arc::new(token),
+                    generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
+                };
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) =
+                    Some(Arc::new(Cached {
+                        bearer: bearer.clone(),
+                        refresh_at: now + expires_in - margin,
+                        expires_at: now + expires_in,
+                    }));
+                *guard = None;
+                tracing::info!(
+                    expires_in_secs = expires_in.as_secs(),
+                    "obtained a Genesys token"
+                );
+                Ok(bearer)
+            }
+            Err(error) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                let consecutive = guard.as_ref().map_or(0, |f| f.consecutive) + 1;
+                let base = match error {
+                    TokenError::BadCredentials { .. } => BAD_CREDENTIALS_BACKOFF,
+                    TokenError::LoginUnavailable { .. } => BACKOFF_MIN,
+                };
+                let cap = Duration::from_secs(self.settings.token_backoff_max_secs).max(base);
+                let exponential = base.saturating_mul(1 << (consecutive - 1).min(16)).min(cap);
+                // Equal jitter: between half and all of the exponential backoff.
+                let wait = exponential / 2 + exponential.mul_f64(fastrand::f64() / 2.0);
+                tracing::warn!(%error, consecutive, backoff_ms = wait.as_millis(), "Genesys token request failed");
+                let error = error.with_retry_after(wait);
+                *guard = Some(Failure {
+                    error: error.clone(),
+                    until: Instant::now() + wait,
+                    consecutive,
+                });
+                Err(error)
+            }
+        }
+    }
+
+    async fn request(&self) -> Result<(SecretString, Duration), TokenError> {
+        let unavailable = |reason: String| TokenError::LoginUnavailable {
+            reason,
+            retry_after: Duration::ZERO,
+        };
+        let response = self
+            .http
+            .post(self.token_url.clone())
+            .basic_auth(
+                &self.credentials.client_id,
+                Some(self.credentials.client_secret.expose_secret()),
+            )
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body("grant_type=client_credentials")
+            .timeout(self.settings.request_timeout())
+            .send()
+            .await
+            .map_err(|e| unavailable(describe_transport_error(&e)))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| unavailable(describe_transport_error(&e)))?;
+        if matches!(status.as_u16(), 400 | 401 | 403) {
+            let code = serde_json::from_slice::<OAuthError>(&body)
+                .ok()
+                .and_then(|e| e.error)
+                .unwrap_or_else(|| "no error code".to_owned());
+            return Err(TokenError::BadCredentials {
+                reason: format!("login host answered {status}, {code}"),
+                retry_after: Duration::ZERO,
+            });
+        }
+        if !status.is_success() {
+            return Err(unavailable(format!("login host answered {status}")));
+        }
+        let parsed: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|_| unavailable("login host sent an unreadable token response".to_owned()))?;
+        if !parsed.token_type.eq_ignore_ascii_case("bearer") || parsed.access_token.is_empty() {
+            return Err(unavailable(format!(
+                "login host sent an unusable token (type {:?})",
+                parsed.token_type
+            )));
+        }
+        Ok((
+            SecretString::from(parsed.access_token),
+            Duration::from_secs(parsed.expires_in.max(1)),
+        ))
+    }
+}
+
+/// A transport error described without its URL's query or any header.
+#[must_use]
+pub fn describe_transport_error(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "timed out".to_owned()
+    } else if error.is_connect() {
+        "could not connect".to_owned()
+    } else if error.is_body() || error.is_decode() {
+        "the response body could not be read".to_owned()
+    } else {
+        "the request failed".to_owned()
+    }
+}
+
+/// [`describe_transport_error`] for a middleware error.
+#[must_use]
+pub fn describe_transport_error_mw(error: &reqwest_middleware::Error) -> String {
+    match error {
+        reqwest_middleware::Error::Reqwest(e) => describe_transport_error(e),
+        reqwest_middleware::Error::Middleware(_) => "a middleware failed".to_owned(),
+    }
+}
