@@ -1,1 +1,98 @@
-fn main() {}
+//! `genesys-proxy`: config -> telemetry -> App::build -> serve until shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use genesys_proxy::demo::Demo;
+use genesys_proxy::{App, Settings, app, auth, telemetry};
+
+/// A caching, coalescing, rate-pacing proxy in front of Genesys Cloud conversation data.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Start the simulated Genesys org in-process and point the proxy at it (no credentials needed).
+    #[arg(long)]
+    demo: bool,
+    /// Settings file (TOML); see config.example.toml.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on (overrides server.listen).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a new API key, its SHA-256 and a [[clients]] entry to paste into the config.
+    Keygen {
+        /// The client's name.
+        #[arg(long, default_value = "my-client")]
+        name: String,
+    },
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("genesys-proxy: {message}");
+    ExitCode::from(2)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Keygen { name }) = &cli.command {
+        let key = auth::generate_key();
+        println!("API key (give it to the client; it is not stored anywhere): {key}");
+        println!();
+        println!("[[clients]]\nname = {name:?}\nkey_sha256 = \"{}\"\nscopes = [\"conversations:read\", \"reports:read\"]\nweight = 1", auth::hash_key(&key));
+        return ExitCode::SUCCESS;
+    }
+
+    let mut settings = if cli.demo {
+        // Demo mode needs no file, but honours one (and the environment) if given.
+        match cli.config.as_deref().map(|path| Settings::load(Some(path))) {
+            Some(Err(message)) => return fail(&message),
+            Some(Ok(settings)) => settings,
+            None => Settings::default(),
+        }
+    } else {
+        match Settings::load(cli.config.as_deref()) {
+            Ok(settings) => settings,
+            Err(message) => return fail(&message),
+        }
+    };
+    if let Some(listen) = cli.listen {
+        settings.server.listen = listen;
+    }
+    telemetry::init(&settings.telemetry);
+
+    let (demo, connection) = if cli.demo {
+        match Demo::start(&mut settings).await {
+            Ok((demo, connection)) => (Some(demo), connection),
+            Err(message) => return fail(&message),
+        }
+    } else {
+        match settings.genesys_connection() {
+            Ok(connection) => (None, connection),
+            Err(message) => return fail(&message),
+        }
+    };
+
+    let app = match App::build(settings, connection).await {
+        Ok(app) => app,
+        Err(message) => return fail(&message),
+    };
+    let address = app.local_addr();
+    match &demo {
+        Some(demo) => println!("{}", demo.banner(address)),
+        None => tracing::info!(%address, "genesys-proxy listening"),
+    }
+    if let Err(error) = app.serve(app::shutdown_signal()).await {
+        return fail(&format!("server error: {error}"));
+    }
+    drop(demo);
+    ExitCode::SUCCESS
+}

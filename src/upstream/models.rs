@@ -130,3 +130,56 @@ pub struct Stats {
     pub count: Option<u64>,
     pub sum: Option<f64>,
 }
+
+/// `Conversation` (real-time, `GET /api/v2/conversations/{id}`): the fields the proxy's
+/// summary view reads.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Conversation {
+    pub id: String,
+    pub start_time: DateTime<Utc>,
+    #[serde(default)]
+    pub end_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub external_tag: Option<String>,
+    #[serde(default)]
+    pub participants: Vec<Participant>,
+}
+
+/// `Participant` of a real-time conversation.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Participant {
+    pub id: Option<String>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub connected_time: Option<DateTime<Utc>>,
+    pub name: Option<String>,
+    pub user_id: Option<String>,
+    pub queue_id: Option<String>,
+    pub queue_name: Option<String>,
+    pub purpose: Option<String>,
+    pub wrapup_required: Option<bool>,
+    pub wrapup: Option<Wrapup>,
+    pub calls: Vec<Communication>,
+    pub callbacks: Vec<Communication>,
+    pub chats: Vec<Communication>,
+    pub emails: Vec<Communication>,
+    pub messages: Vec<Communication>,
+}
+
+/// A participant's communication (call, chat, email, message, callback): the fields read.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Communication {
+    pub direction: Option<String>,
+    pub state: Option<String>,
+}
+
+/// `Wrapup`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Wrapup {
+    pub code: Option<String>,
+    pub name: Option<String>,
+}

@@ -1,0 +1,259 @@
+//! Internal clients and their API keys.
+//!
+//! Keys are configured as SHA-256 hashes (`[[clients]]` with `name`, `key_sha256`,
+//! `scopes`, `weight`), so the config file holds no usable secret. A request presents its
+//! key as `Authorization: Bearer <key>` or `X-API-Key: <key>`; the key is hashed and
+//! compared in constant time with every configured hash. The caller's name and weight go
+//! to the budget (weighted-fair scheduling across clients). There is no "auth off": a
+//! proxy with no clients refuses to start, and demo mode makes and prints a key.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum Scope {
+    /// `GET /conversations/{id}`.
+    #[serde(rename = "conversations:read")]
+    ConversationsRead,
+    /// `/reports/...`.
+    #[serde(rename = "reports:read")]
+    ReportsRead,
+    /// `/admin/...`; implies every other scope.
+    #[serde(rename = "admin")]
+    Admin,
+}
+
+impl Scope {
+    /// The scope's name as configured.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConversationsRead => "conversations:read",
+            Self::ReportsRead => "reports:read",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// One configured internal client (`[[clients]]`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    /// The client's name: shown in logs and metrics, and its fair-share identity.
+    pub name: String,
+    /// Hex SHA-256 of the client's key (`genesys-proxy keygen` prints one).
+    pub key_sha256: String,
+    pub scopes: Vec<Scope>,
+    /// Fair-share weight in the upstream budget (default 1).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub name: Arc<str>,
+    pub scopes: Vec<Scope>,
+    pub weight: u32,
+}
+
+impl Caller {
+    /// Whether the caller holds `scope` (admin holds all).
+    #[must_use]
+    pub fn may(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)
+    }
+}
+
+#[derive(Debug)]
+struct KnownKey {
+    hash: [u8; 32],
+    caller: Caller,
+}
+
+/// The configured keys.
+#[derive(Debug)]
+pub struct ApiKeys {
+    keys: Vec<KnownKey>,
+}
+
+/// Hex SHA-256 of a key, as configured in `key_sha256`.
+#[must_use]
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// A new random key (`gp_` + 43 URL-safe characters, 256 bits from the OS).
+///
+/// # Panics
+/// When the operating system has no random source.
+#[must_use]
+pub fn generate_key() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    format!("gp_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+impl ApiKeys {
+    /// Validates the configured clients.
+    ///
+    /// # Errors
+    /// A message naming the bad client entry.
+    pub fn new(clients: &[ClientSettings]) -> Result<Self, String> {
+        if clients.is_empty() {
+            return Err("no internal clients are configured: add at least one [[clients]] entry with name, key_sha256 and scopes (genesys-proxy keygen makes one); the proxy has no unauthenticated mode".into());
+        }
+        let mut keys = Vec::with_capacity(clients.len());
+        for (i, client) in clients.iter().enumerate() {
+            let at = format!("clients[{i}] ({:?})", client.name);
+            if client.name.trim().is_empty() {
+                return Err(format!("clients[{i}].name must not be empty"));
+            }
+            if clients[..i].iter().any(|c| c.name == client.name) {
+                return Err(format!("{at}: the name is used twice"));
+            }
+            let bytes = hex::decode(client.key_sha256.trim())
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| format!("{at}.key_sha256 must be 64 hex characters (the SHA-256 of the key)"))?;
+            if client.scopes.is_empty() {
+                return Err(format!("{at}.scopes must name at least one of conversations:read, reports:read, admin"));
+            }
+            if client.weight == 0 {
+                return Err(format!("{at}.weight must be at least 1"));
+            }
+            keys.push(KnownKey {
+                hash: bytes,
+                caller: Caller {
+                    name: Arc::from(client.name.as_str()),
+                    scopes: client.scopes.clone(),
+                    weight: client.weight,
+                },
+            });
+        }
+        Ok(Self { keys })
+    }
+
+    /// The caller whose key this is. Every configured hash is compared, in constant time.
+    #[must_use]
+    pub fn authenticate(&self, key: &str) -> Option<Caller> {
+        let presented: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let mut found = None;
+        for known in &self.keys {
+            if bool::from(known.hash.ct_eq(&presented)) {
+                found = Some(known.caller.clone());
+            }
+        }
+        found
+    }
+}
+
+fn presented_key(request: &Request) -> Option<&str> {
+    let headers = request.headers();
+    if let Some(value) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(value.trim());
+    }
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, key) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+}
+
+/// The authentication state of a route group: the keys and the scope it needs.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    pub keys: Arc<ApiKeys>,
+    pub scope: Scope,
+}
+
+/// Middleware: 401 without a known key, 403 without the scope; otherwise puts the
+/// [`Caller`] into the request's extensions.
+pub async fn require(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
+    let caller = match presented_key(&request) {
+        None => return unauthorized("send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`"),
+        Some(key) => match guard.keys.authenticate(key) {
+            None => return unauthorized("the API key is not known"),
+            Some(caller) => caller,
+        },
+    };
+    if !caller.may(guard.scope) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "The API key lacks a scope",
+            format!("the key of client {:?} lacks the scope {}", caller.name, guard.scope.as_str()),
+        )
+        .into_response();
+    }
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+fn unauthorized(detail: &str) -> Response {
+    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "An API key is required", detail).into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> (ApiKeys, String) {
+        let key = generate_key();
+        let keys = ApiKeys::new(&[ClientSettings {
+            name: "dashboards".into(),
+            key_sha256: hash_key(&key),
+            scopes: vec![Scope::ConversationsRead],
+            weight: 2,
+        }])
+        .expect("valid");
+        (keys, key)
+    }
+
+    #[test]
+    fn a_configured_key_authenticates_its_client() {
+        let (keys, key) = keys();
+        let caller = keys.authenticate(&key).expect("known");
+        assert_eq!(&*caller.name, "dashboards");
+        assert_eq!(caller.weight, 2);
+        assert!(caller.may(Scope::ConversationsRead));
+        assert!(!caller.may(Scope::ReportsRead));
+        assert!(keys.authenticate("gp_other").is_none());
+    }
+
+    #[test]
+    fn generated_keys_are_long_and_distinct() {
+        let a = generate_key();
+        assert!(a.len() >= 40);
+        assert_ne!(a, generate_key());
+    }
+
+    #[test]
+    fn bad_client_settings_are_refused_with_their_place() {
+        assert!(ApiKeys::new(&[]).expect_err("empty").contains("[[clients]]"));
+        let bad = ClientSettings {
+            name: "x".into(),
+            key_sha256: "abc".into(),
+            scopes: vec![Scope::Admin],
+            weight: 1,
+        };
+        assert!(ApiKeys::new(&[bad]).expect_err("short hash").contains("clients[0]"));
+    }
+}

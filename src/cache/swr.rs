@@ -1,0 +1,350 @@
+//! [`SwrCache`]: a byte-bounded moka store with single-flight fetches and stale serving,
+//! shared by conversations and report pages.
+//!
+//! - A fresh entry is a hit: one lookup and an `Arc` clone.
+//! - A stale entry within the stale-while-revalidate window is served at once while one
+//!   background fetch refreshes it.
+//! - Otherwise the caller joins the one fetch in flight for the key, or starts it. The
+//!   fetch runs in a spawned task, so a caller that goes away cannot cancel it (moka's
+//!   own `get_with` re-runs the loader when its leading future is dropped, spending
+//!   upstream quota twice).
+//! - If the fetch fails (or outlasts the caller's deadline) and a stale entry still lies
+//!   within its stale-if-error bound, the stale entry is served.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::upstream::UpstreamError;
+
+/// Something stored in the cache, weighed in bytes.
+pub trait Weighted: Send + Sync + 'static {
+    /// Approximate memory held by the value, in bytes.
+    fn weight(&self) -> u32;
+}
+
+/// How long a fetched value stays fresh, and how long it may be served stale after that
+/// when Genesys fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    pub fresh_for: Duration,
+    pub stale_if_error: Duration,
+}
+
+/// A stored value with its timestamps.
+#[derive(Debug)]
+pub struct Cached<V> {
+    pub value: V,
+    pub fetched_at: Instant,
+    pub fresh_until: Instant,
+    /// Served stale on upstream errors until then.
+    pub stale_until: Instant,
+}
+
+impl<V> Cached<V> {
+    /// Seconds of freshness left (0 when stale).
+    #[must_use]
+    pub fn fresh_secs(&self, now: Instant) -> u64 {
+        self.fresh_until.saturating_duration_since(now).as_secs()
+    }
+
+    /// Seconds since it was fetched.
+    #[must_use]
+    pub fn age_secs(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.fetched_at).as_secs()
+    }
+}
+
+/// How a response was produced (becomes the `Cache-Status` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Fresh from the cache.
+    Hit,
+    /// Stale from the cache while a background fetch refreshes it.
+    StaleWhileRevalidate,
+    /// Stale from the cache because Genesys failed or was too slow.
+    StaleIfError,
+    /// Fetched for this request: nothing was cached.
+    Miss,
+    /// Fetched for this request to replace a stale entry.
+    Refreshed,
+    /// Joined a fetch another request had started.
+    Collapsed,
+}
+
+impl CacheStatus {
+    /// The RFC 9211 `Cache-Status` value.
+    #[must_use]
+    pub fn header(self, ttl: i64) -> String {
+        let name = "genesys-proxy";
+        match self {
+            Self::Hit => format!("{name}; hit; ttl={ttl}"),
+            Self::StaleWhileRevalidate => format!("{name}; hit; ttl={ttl}; detail=stale-while-revalidate"),
+            Self::StaleIfError => format!("{name}; hit; ttl={ttl}; detail=stale-if-error"),
+            Self::Miss => format!("{name}; fwd=miss; stored; ttl={ttl}"),
+            Self::Refreshed => format!("{name}; fwd=stale; stored; ttl={ttl}"),
+            Self::Collapsed => format!("{name}; fwd=miss; collapsed; ttl={ttl}"),
+        }
+    }
+
+    /// A short label (metrics).
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::StaleWhileRevalidate => "stale_while_revalidate",
+            Self::StaleIfError => "stale_if_error",
+            Self::Miss => "miss",
+            Self::Refreshed => "refreshed",
+            Self::Collapsed => "collapsed",
+        }
+    }
+}
+
+/// A value served, and how.
+#[derive(Debug)]
+pub struct Served<V> {
+    pub entry: Arc<Cached<V>>,
+    pub status: CacheStatus,
+}
+
+/// Counters of one cache (metrics).
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub stale: AtomicU64,
+    pub collapsed: AtomicU64,
+    pub fetches: AtomicU64,
+    pub fetch_errors: AtomicU64,
+}
+
+/// A copy of the counters plus the store's size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub stale: u64,
+    pub collapsed: u64,
+    pub fetches: u64,
+    pub fetch_errors: u64,
+    pub entries: u64,
+    pub bytes: u64,
+    pub max_bytes: u64,
+}
+
+type FlightResult<V> = Option<Result<Arc<Cached<V>>, UpstreamError>>;
+
+struct ExpireAtStaleEnd;
+
+impl<K, V> moka::Expiry<K, Arc<Cached<V>>> for ExpireAtStaleEnd {
+    fn expire_after_create(&self, _key: &K, value: &Arc<Cached<V>>, _at: std::time::Instant) -> Option<Duration> {
+        Some(value.stale_until.saturating_duration_since(Instant::now()))
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &K,
+        value: &Arc<Cached<V>>,
+        _at: std::time::Instant,
+        _left: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.stale_until.saturating_duration_since(Instant::now()))
+    }
+}
+
+/// The cache.
+pub struct SwrCache<K, V> {
+    store: moka::future::Cache<K, Arc<Cached<V>>>,
+    flights: Mutex<HashMap<K, watch::Receiver<FlightResult<V>>>>,
+    stale_while_revalidate: Duration,
+    max_bytes: u64,
+    counters: CacheCounters,
+}
+
+impl<K, V> std::fmt::Debug for SwrCache<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SwrCache")
+            .field("entries", &self.store.entry_count())
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> SwrCache<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Weighted,
+{
+    /// A cache holding at most `max_bytes` (by [`Weighted::weight`]).
+    #[must_use]
+    pub fn new(max_bytes: u64, stale_while_revalidate: Duration) -> Arc<Self> {
+        let store = moka::future::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|_key: &K, value: &Arc<Cached<V>>| value.value.weight())
+            .expire_after(ExpireAtStaleEnd)
+            .build();
+        Arc::new(Self {
+            store,
+            flights: Mutex::new(HashMap::new()),
+            stale_while_revalidate,
+            max_bytes,
+            counters: CacheCounters::default(),
+        })
+    }
+
+    /// Counters and size.
+    pub fn stats(&self) -> CacheStats {
+        let c = &self.counters;
+        CacheStats {
+            hits: c.hits.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            stale: c.stale.load(Ordering::Relaxed),
+            collapsed: c.collapsed.load(Ordering::Relaxed),
+            fetches: c.fetches.load(Ordering::Relaxed),
+            fetch_errors: c.fetch_errors.load(Ordering::Relaxed),
+            entries: self.store.entry_count(),
+            bytes: self.store.weighted_size(),
+            max_bytes: self.max_bytes,
+        }
+    }
+
+    /// Applies moka's pending evictions (so `stats` is exact; tests and `/admin`).
+    pub async fn settle(&self) {
+        self.store.run_pending_tasks().await;
+    }
+
+    /// Drops every entry.
+    pub async fn purge(&self) {
+        self.store.invalidate_all();
+        self.store.run_pending_tasks().await;
+    }
+
+    /// Drops one entry.
+    pub async fn remove(&self, key: &K) {
+        self.store.invalidate(key).await;
+    }
+
+    fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<K, watch::Receiver<FlightResult<V>>>> {
+        self.flights.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Joins the fetch in flight for `key`, or starts one; returns its result channel and
+    /// whether this call started it.
+    fn join_or_start<F, Fut>(self: &Arc<Self>, key: &K, fetch: F) -> (watch::Receiver<FlightResult<V>>, bool)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(V, Freshness), UpstreamError>> + Send + 'static,
+    {
+        let mut flights = self.flights();
+        if let Some(receiver) = flights.get(key) {
+            return (receiver.clone(), false);
+        }
+        let (sender, receiver) = watch::channel(None);
+        flights.insert(key.clone(), receiver.clone());
+        drop(flights);
+        self.counters.fetches.fetch_add(1, Ordering::Relaxed);
+        let cache = Arc::clone(self);
+        let key = key.clone();
+        tokio::spawn(async move {
+            let result = match fetch().await {
+                Ok((value, freshness)) => {
+                    let now = Instant::now();
+                    let fresh_until = now + freshness.fresh_for;
+                    let entry = Arc::new(Cached {
+                        value,
+                        fetched_at: now,
+                        fresh_until,
+                        stale_until: fresh_until + freshness.stale_if_error.max(cache.stale_while_revalidate),
+                    });
+                    cache.store.insert(key.clone(), entry.clone()).await;
+                    Ok(entry)
+                }
+                Err(error) => {
+                    cache.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
+                    Err(error)
+                }
+            };
+            cache.flights().remove(&key);
+            let _ = sender.send(Some(result));
+        });
+        (receiver, true)
+    }
+
+    /// The value for `key`: from the cache when fresh (or stale within bounds), else from
+    /// `fetch`, waiting at most until `deadline`.
+    ///
+    /// # Errors
+    /// The fetch's error when nothing stale may be served, or `Overloaded` when the
+    /// deadline passes first.
+    pub async fn get<F, Fut>(self: &Arc<Self>, key: K, deadline: Instant, fetch: F) -> Result<Served<V>, UpstreamError>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(V, Freshness), UpstreamError>> + Send + 'static,
+    {
+        let now = Instant::now();
+        let mut stale = None;
+        if let Some(entry) = self.store.get(&key).await {
+            if now < entry.fresh_until {
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(Served { entry, status: CacheStatus::Hit });
+            }
+            if now < entry.fresh_until + self.stale_while_revalidate {
+                self.counters.stale.fetch_add(1, Ordering::Relaxed);
+                let _ = self.join_or_start(&key, fetch);
+                return Ok(Served {
+                    entry,
+                    status: CacheStatus::StaleWhileRevalidate,
+                });
+            }
+            if now < entry.stale_until {
+                stale = Some(entry);
+            }
+        }
+        let (mut receiver, leader) = self.join_or_start(&key, fetch);
+        let outcome = tokio::time::timeout_at(deadline, receiver.wait_for(Option::is_some)).await;
+        let result = match outcome {
+            Ok(Ok(value)) => value.clone().unwrap_or(Err(UpstreamError::Unavailable {
+                detail: "the fetch ended without a result".into(),
+            })),
+            Ok(Err(_closed)) => Err(UpstreamError::Unavailable {
+                detail: "the fetch task stopped".into(),
+            }),
+            Err(_elapsed) => Err(UpstreamError::Overloaded {
+                retry_after: Duration::from_secs(1),
+            }),
+        };
+        match result {
+            Ok(entry) => {
+                let status = match (leader, stale.is_some()) {
+                    (false, _) => {
+                        self.counters.collapsed.fetch_add(1, Ordering::Relaxed);
+                        CacheStatus::Collapsed
+                    }
+                    (true, true) => CacheStatus::Refreshed,
+                    (true, false) => CacheStatus::Miss,
+                };
+                if leader {
+                    self.counters.misses.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Served { entry, status })
+            }
+            Err(error) => match stale {
+                Some(entry) if error.is_transient() => {
+                    self.counters.stale.fetch_add(1, Ordering::Relaxed);
+                    Ok(Served {
+                        entry,
+                        status: CacheStatus::StaleIfError,
+                    })
+                }
+                _ => Err(error),
+            },
+        }
+    }
+}

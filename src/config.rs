@@ -1,0 +1,254 @@
+//! Typed settings: defaults < optional TOML file (`--config`) < environment.
+//!
+//! Every setting of the file can also come from a `GENESYS_PROXY_`-prefixed variable, with
+//! `__` between section and key (`GENESYS_PROXY_BUDGET__RATE=600`). The Genesys
+//! connection also reads the operator names `GENESYS_CLIENT_ID`, `GENESYS_CLIENT_SECRET`,
+//! `GENESYS_REGION`, `GENESYS_API_URL` and `GENESYS_LOGIN_URL`. The client secret is read
+//! from the environment only, never from the file. Invalid settings stop the start with
+//! a message naming them. `config.example.toml` documents every setting.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::auth::ClientSettings;
+use crate::cache::CacheSettings;
+use crate::reports::ReportSettings;
+use crate::telemetry::TelemetrySettings;
+use crate::upstream::budget::BudgetSettings;
+use crate::upstream::{ClientCredentials, Endpoints, UpstreamSettings};
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_request_timeout_ms() -> u64 {
+    10_000
+}
+fn default_body_limit_bytes() -> usize {
+    64 * 1024
+}
+fn default_shutdown_grace_secs() -> u64 {
+    20
+}
+
+/// The inbound HTTP server (`[server]`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on (`--listen` overrides it).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Longest time a request may take, in milliseconds; past it the client gets 504.
+    /// Upstream waits are bounded by it (a little less, to leave time to answer).
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Largest request body, in bytes (413 above it).
+    #[serde(default = "default_body_limit_bytes")]
+    pub body_limit_bytes: usize,
+    /// Origins allowed to call from browsers (CORS); empty: no CORS headers.
+    #[serde(default)]
+    pub cors_allowed_origins: Vec<String>,
+    /// On SIGTERM / Ctrl-C, how long in-flight requests may take to finish.
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            request_timeout_ms: default_request_timeout_ms(),
+            body_limit_bytes: default_body_limit_bytes(),
+            cors_allowed_origins: Vec::new(),
+            shutdown_grace_secs: default_shutdown_grace_secs(),
+        }
+    }
+}
+
+impl ServerSettings {
+    #[must_use]
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// Where the Genesys org is (`[genesys]`; the operator variables override it).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GenesysSettings {
+    /// Region domain (`mypurecloud.ie`), API host or AWS name (`eu_west_1`).
+    pub region: Option<String>,
+    /// Explicit API base URL (with `login_url`, instead of `region`).
+    pub api_url: Option<String>,
+    /// Explicit login base URL.
+    pub login_url: Option<String>,
+    /// OAuth client id (client-credentials grant).
+    pub client_id: Option<String>,
+}
+
+/// Every setting.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub server: ServerSettings,
+    #[serde(default)]
+    pub genesys: GenesysSettings,
+    #[serde(default)]
+    pub upstream: UpstreamSettings,
+    #[serde(default)]
+    pub budget: BudgetSettings,
+    #[serde(default)]
+    pub cache: CacheSettings,
+    #[serde(default)]
+    pub reports: ReportSettings,
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
+    /// Internal clients and their API keys (`[[clients]]`).
+    #[serde(default)]
+    pub clients: Vec<ClientSettings>,
+}
+
+/// A Genesys connection ready to use.
+#[derive(Debug, Clone)]
+pub struct GenesysConnection {
+    pub endpoints: Endpoints,
+    pub credentials: ClientCredentials,
+}
+
+/// Reads one environment variable, treating empty as absent.
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Settings {
+    /// Defaults, then `file` if given, then `GENESYS_PROXY_*` variables, then the
+    /// operator's `GENESYS_*` variables; validated.
+    ///
+    /// # Errors
+    /// A message naming the unreadable file or the invalid setting.
+    pub fn load(file: Option<&Path>) -> Result<Self, String> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(format!("config file {} does not exist", path.display()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed("GENESYS_PROXY_").split("__"));
+        let mut settings = Self::from_figment(&figment)?;
+        for (name, slot) in [
+            ("GENESYS_REGION", &mut settings.genesys.region),
+            ("GENESYS_API_URL", &mut settings.genesys.api_url),
+            ("GENESYS_LOGIN_URL", &mut settings.genesys.login_url),
+            ("GENESYS_CLIENT_ID", &mut settings.genesys.client_id),
+        ] {
+            if let Some(value) = var(name) {
+                *slot = Some(value);
+            }
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Settings from a figment (tests build one from TOML strings).
+    ///
+    /// # Errors
+    /// A message naming the invalid setting.
+    pub fn from_figment(figment: &Figment) -> Result<Self, String> {
+        figment.extract().map_err(|error| {
+            let messages: Vec<String> = error.into_iter().map(|e| e.to_string()).collect();
+            format!("invalid settings: {}", messages.join("; "))
+        })
+    }
+
+    /// Checks every section; the message names the bad setting.
+    ///
+    /// # Errors
+    /// The first invalid setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.server.request_timeout_ms < 100 {
+            return Err("server.request_timeout_ms must be at least 100".into());
+        }
+        if self.server.body_limit_bytes < 1024 {
+            return Err("server.body_limit_bytes must be at least 1024".into());
+        }
+        self.upstream.validate()?;
+        self.budget.validate()?;
+        self.cache.validate()?;
+        self.reports.validate()?;
+        self.telemetry.validate()?;
+        crate::auth::ApiKeys::new(&self.clients)?;
+        Ok(())
+    }
+
+    /// The Genesys connection from the settings and `GENESYS_CLIENT_SECRET`.
+    ///
+    /// # Errors
+    /// A message naming what is missing or wrong.
+    pub fn genesys_connection(&self) -> Result<GenesysConnection, String> {
+        let g = &self.genesys;
+        let endpoints = match (&g.region, &g.api_url, &g.login_url) {
+            (_, Some(api), Some(login)) => Endpoints::explicit(api, login)?,
+            (Some(region), None, None) => Endpoints::from_region(region)?,
+            (_, Some(_), None) | (_, None, Some(_)) => {
+                return Err("set both GENESYS_API_URL and GENESYS_LOGIN_URL, or GENESYS_REGION alone".into());
+            }
+            (None, None, None) => {
+                return Err("no Genesys org configured: set GENESYS_REGION (e.g. mypurecloud.ie), or GENESYS_API_URL and GENESYS_LOGIN_URL; or run with --demo to use the built-in simulator".into());
+            }
+        };
+        let client_id = g
+            .client_id
+            .clone()
+            .ok_or("GENESYS_CLIENT_ID is not set (the OAuth client-credentials client of the proxy)")?;
+        let secret = var("GENESYS_CLIENT_SECRET").ok_or("GENESYS_CLIENT_SECRET is not set")?;
+        Ok(GenesysConnection {
+            endpoints,
+            credentials: ClientCredentials {
+                client_id,
+                client_secret: SecretString::from(secret),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_toml(text: &str) -> Result<Settings, String> {
+        let settings = Settings::from_figment(&Figment::new().merge(Toml::string(text)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    const CLIENT: &str = r#"
+        [[clients]]
+        name = "dashboards"
+        key_sha256 = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
+        scopes = ["conversations:read"]
+    "#;
+
+    #[test]
+    fn a_file_overrides_defaults() {
+        let settings = from_toml(&format!("[budget]\nrate = 600\n{CLIENT}")).expect("valid");
+        assert_eq!(settings.budget.rate, 600);
+        assert_eq!(settings.cache, CacheSettings::default());
+    }
+
+    #[test]
+    fn unknown_and_invalid_settings_are_named() {
+        let error = from_toml(&format!("[budget]\nrat = 600\n{CLIENT}")).expect_err("unknown key");
+        assert!(error.contains("rat"), "{error}");
+        let error = from_toml(&format!("[budget]\nrate = 0\n{CLIENT}")).expect_err("zero rate");
+        assert!(error.contains("budget.rate"), "{error}");
+        let error = from_toml("").expect_err("no clients");
+        assert!(error.contains("[[clients]]"), "{error}");
+    }
+}

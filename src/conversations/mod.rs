@@ -1,0 +1,153 @@
+//! Real-time conversation lookups: the cached, coalesced, stale-tolerant path behind
+//! `GET /conversations/{id}`. A fetch turns Genesys' document into a cache entry holding
+//! both representations pre-serialised (the simplified view and the full document) with
+//! their ETags, so a hit costs a lookup and a clone, no JSON work.
+
+pub mod view;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::cache::{CacheSettings, CacheStats, Freshness, Served, SwrCache, Weighted};
+use crate::upstream::models::Conversation;
+use crate::upstream::{CallContext, Class, GenesysClient, UpstreamError};
+pub use view::{ConversationState, ConversationView};
+
+/// Fixed per-entry overhead counted against the byte budget (key, timestamps, `Arc`s,
+/// moka's bookkeeping), in bytes.
+const ENTRY_OVERHEAD: u32 = 256;
+
+/// Both representations of a found conversation.
+#[derive(Debug, Clone)]
+pub struct Representations {
+    /// The simplified [`ConversationView`], serialised.
+    pub view: Bytes,
+    pub view_etag: String,
+    /// Genesys' document, byte for byte.
+    pub full: Bytes,
+    pub full_etag: String,
+    pub state: ConversationState,
+}
+
+/// A cached lookup result: found, or known not to exist.
+#[derive(Debug, Clone)]
+pub enum ConversationEntry {
+    Found(Representations),
+    NotFound,
+}
+
+impl Weighted for ConversationEntry {
+    fn weight(&self) -> u32 {
+        let bodies = match self {
+            Self::Found(r) => r.view.len() + r.full.len() + r.view_etag.len() + r.full_etag.len(),
+            Self::NotFound => 0,
+        };
+        u32::try_from(bodies).unwrap_or(u32::MAX).saturating_add(ENTRY_OVERHEAD)
+    }
+}
+
+fn etag(prefix: &str, body: &[u8]) -> String {
+    let digest = Sha256::digest(body);
+    format!("\"{prefix}-{}\"", hex::encode(&digest[..12]))
+}
+
+/// Builds the cache entry from Genesys' document.
+///
+/// # Errors
+/// `Decode` when the document is not a conversation.
+pub fn entry_from_document(full: Bytes, settings: &CacheSettings) -> Result<(ConversationEntry, Freshness), UpstreamError> {
+    let conversation: Conversation = serde_json::from_slice(&full).map_err(|e| UpstreamError::Decode {
+        detail: format!("conversation document: {e}"),
+    })?;
+    let view = ConversationView::from_conversation(&conversation);
+    let freshness = settings.conversation(view.end, ConversationView::wrapped_up(&conversation), chrono::Utc::now());
+    let view_bytes = Bytes::from(serde_json::to_vec(&view).map_err(|e| UpstreamError::Decode { detail: e.to_string() })?);
+    Ok((
+        ConversationEntry::Found(Representations {
+            view_etag: etag("v", &view_bytes),
+            view: view_bytes,
+            full_etag: etag("f", &full),
+            full,
+            state: view.state,
+        }),
+        freshness,
+    ))
+}
+
+/// The conversation lookup service.
+#[derive(Debug)]
+pub struct ConversationService {
+    cache: Arc<SwrCache<Uuid, ConversationEntry>>,
+    client: Arc<GenesysClient>,
+    settings: Arc<CacheSettings>,
+    /// How long one upstream fetch may take (it outlives the request that started it).
+    fetch_timeout: Duration,
+}
+
+impl ConversationService {
+    #[must_use]
+    pub fn new(client: Arc<GenesysClient>, settings: CacheSettings, fetch_timeout: Duration) -> Self {
+        Self {
+            cache: SwrCache::new(settings.max_bytes, settings.stale_while_revalidate()),
+            client,
+            settings: Arc::new(settings),
+            fetch_timeout,
+        }
+    }
+
+    /// The conversation `id`, from the cache or Genesys, waiting at most until `deadline`.
+    ///
+    /// # Errors
+    /// The classified upstream failure when nothing cached may be served.
+    pub async fn get(
+        &self,
+        id: Uuid,
+        class: Class,
+        client_name: Arc<str>,
+        weight: u32,
+        deadline: Instant,
+    ) -> Result<Served<ConversationEntry>, UpstreamError> {
+        let client = self.client.clone();
+        let settings = self.settings.clone();
+        let fetch_timeout = self.fetch_timeout;
+        self.cache
+            .get(id, deadline, move || async move {
+                let ctx = CallContext::new(class, client_name, weight, fetch_timeout);
+                match client.get_conversation(id, &ctx).await {
+                    Ok(fetched) => entry_from_document(fetched.body, &settings),
+                    Err(UpstreamError::NotFound) => Ok((ConversationEntry::NotFound, settings.not_found())),
+                    Err(error) => {
+                        tracing::warn!(conversation_id = %id, error = %error, kind = error.kind(), "conversation fetch failed");
+                        Err(error)
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Cache figures.
+    #[must_use]
+    pub fn stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Applies pending evictions (exact figures).
+    pub async fn settle(&self) {
+        self.cache.settle().await;
+    }
+
+    /// Drops every cached conversation.
+    pub async fn purge(&self) {
+        self.cache.purge().await;
+    }
+
+    /// Drops one cached conversation.
+    pub async fn forget(&self, id: Uuid) {
+        self.cache.remove(&id).await;
+    }
+}

@@ -1,0 +1,192 @@
+//! [`ConversationView`]: the simplified, documented shape of a conversation that
+//! `GET /conversations/{id}` returns by default (`?view=full` returns Genesys' own
+//! document byte for byte).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::upstream::models::{Communication, Conversation, Participant};
+
+/// Whether a conversation is still going on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConversationState {
+    /// At least one participant has not ended.
+    Active,
+    /// Every participant has ended.
+    Ended,
+}
+
+/// A queue the conversation passed through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct QueueRef {
+    #[schema(example = "8f2a4c6e-1b3d-4f5a-9c7e-0d2b4f6a8c1e")]
+    pub id: String,
+    #[schema(example = "Support")]
+    pub name: Option<String>,
+}
+
+/// An agent who took part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AgentRef {
+    /// The agent's Genesys user id.
+    #[schema(example = "6b7c8d9e-0f1a-4b2c-9d3e-4f5a6b7c8d9e")]
+    pub user_id: String,
+    #[schema(example = "Jane Agent")]
+    pub name: Option<String>,
+    /// The wrap-up code the agent chose, once chosen.
+    pub wrapup: Option<WrapupRef>,
+}
+
+/// A wrap-up code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct WrapupRef {
+    #[schema(example = "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a5b")]
+    pub code: String,
+    #[schema(example = "Resolved")]
+    pub name: Option<String>,
+}
+
+/// One participant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ParticipantView {
+    pub id: Option<String>,
+    /// `customer`, `ivr`, `acd`, `agent`, ...
+    #[schema(example = "agent")]
+    pub purpose: Option<String>,
+    pub name: Option<String>,
+    pub user_id: Option<String>,
+    pub queue_id: Option<String>,
+    pub start: Option<DateTime<Utc>>,
+    pub connected: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+}
+
+/// A conversation, simplified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ConversationView {
+    #[schema(example = "5f1c2b7e-8a4d-4c31-9e0f-2d6b7a9c1e44")]
+    pub id: String,
+    pub state: ConversationState,
+    pub start: DateTime<Utc>,
+    /// When the conversation ended (absent while active).
+    pub end: Option<DateTime<Utc>>,
+    /// Seconds from start to end (absent while active).
+    pub duration_seconds: Option<i64>,
+    /// `voice`, `chat`, `email`, `message`, `callback`.
+    #[schema(example = json!(["voice"]))]
+    pub media_types: Vec<String>,
+    /// `inbound` or `outbound`, as the customer's side saw it.
+    #[schema(example = "inbound")]
+    pub direction: Option<String>,
+    pub queues: Vec<QueueRef>,
+    pub agents: Vec<AgentRef>,
+    pub external_tag: Option<String>,
+    pub participants: Vec<ParticipantView>,
+}
+
+fn media(participant: &Participant) -> impl Iterator<Item = (&'static str, &Communication)> {
+    participant
+        .calls
+        .iter()
+        .map(|c| ("voice", c))
+        .chain(participant.chats.iter().map(|c| ("chat", c)))
+        .chain(participant.emails.iter().map(|c| ("email", c)))
+        .chain(participant.messages.iter().map(|c| ("message", c)))
+        .chain(participant.callbacks.iter().map(|c| ("callback", c)))
+}
+
+impl ConversationView {
+    /// The view of a Genesys conversation document.
+    #[must_use]
+    pub fn from_conversation(conversation: &Conversation) -> Self {
+        let participants = &conversation.participants;
+        let active = participants.iter().any(|p| p.end_time.is_none()) || participants.is_empty() && conversation.end_time.is_none();
+        let end = if active {
+            None
+        } else {
+            participants
+                .iter()
+                .filter_map(|p| p.end_time)
+                .max()
+                .or(conversation.end_time)
+        };
+        let mut media_types: Vec<String> = Vec::new();
+        for participant in participants {
+            for (name, _) in media(participant) {
+                if !media_types.iter().any(|m| m == name) {
+                    media_types.push(name.to_owned());
+                }
+            }
+        }
+        let direction = participants
+            .iter()
+            .find(|p| p.purpose.as_deref() == Some("customer"))
+            .into_iter()
+            .chain(participants.iter())
+            .find_map(|p| media(p).find_map(|(_, c)| c.direction.clone()));
+        let mut queues: Vec<QueueRef> = Vec::new();
+        for participant in participants {
+            if let Some(id) = &participant.queue_id {
+                if !queues.iter().any(|q| &q.id == id) {
+                    queues.push(QueueRef {
+                        id: id.clone(),
+                        name: participant.queue_name.clone(),
+                    });
+                }
+            }
+        }
+        let agents = participants
+            .iter()
+            .filter(|p| p.purpose.as_deref() == Some("agent"))
+            .filter_map(|p| {
+                Some(AgentRef {
+                    user_id: p.user_id.clone()?,
+                    name: p.name.clone(),
+                    wrapup: p.wrapup.as_ref().and_then(|w| {
+                        Some(WrapupRef {
+                            code: w.code.clone()?,
+                            name: w.name.clone(),
+                        })
+                    }),
+                })
+            })
+            .collect();
+        Self {
+            id: conversation.id.clone(),
+            state: if active { ConversationState::Active } else { ConversationState::Ended },
+            start: conversation.start_time,
+            end,
+            duration_seconds: end.map(|e| (e - conversation.start_time).num_seconds()),
+            media_types,
+            direction,
+            queues,
+            agents,
+            external_tag: conversation.external_tag.clone(),
+            participants: participants
+                .iter()
+                .map(|p| ParticipantView {
+                    id: p.id.clone(),
+                    purpose: p.purpose.clone(),
+                    name: p.name.clone(),
+                    user_id: p.user_id.clone(),
+                    queue_id: p.queue_id.clone(),
+                    start: p.start_time,
+                    connected: p.connected_time,
+                    end: p.end_time,
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether every agent that must wrap up has done so.
+    #[must_use]
+    pub fn wrapped_up(conversation: &Conversation) -> bool {
+        conversation
+            .participants
+            .iter()
+            .filter(|p| p.purpose.as_deref() == Some("agent") && p.wrapup_required.unwrap_or(false))
+            .all(|p| p.wrapup.as_ref().is_some_and(|w| w.code.is_some()))
+    }
+}

@@ -1,0 +1,184 @@
+//! `GET /conversations/{id}`: a conversation's live state, from the cache or Genesys.
+//!
+//! The id must be a UUID (else 400 and nothing goes upstream). The default body is the
+//! simplified [`ConversationView`](crate::conversations::ConversationView); `?view=full`
+//! returns Genesys' document byte for byte. Responses carry `ETag`, `Cache-Control`,
+//! `Age` and `Cache-Status`; `If-None-Match` gives 304.
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::AppState;
+use crate::auth::Caller;
+use crate::cache::Served;
+use crate::conversations::ConversationEntry;
+use crate::error::{ApiError, Problem};
+use crate::upstream::Class;
+
+/// Which representation to return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    Summary,
+    Full,
+}
+
+fn parse_view(query: Option<&str>) -> Result<View, ApiError> {
+    let mut view = View::Summary;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match (key, value) {
+            ("view", "full") => view = View::Full,
+            ("view", "summary" | "") => view = View::Summary,
+            ("view", other) => {
+                return Err(ApiError::invalid_field("view", format!("must be `summary` or `full`, not {other:?}")));
+            }
+            (other, _) => {
+                return Err(ApiError::invalid_field(other, "unknown query parameter (this endpoint takes only `view`)"));
+            }
+        }
+    }
+    Ok(view)
+}
+
+/// Parses a conversation id: a UUID in its hyphenated form.
+fn parse_id(text: &str) -> Result<Uuid, ApiError> {
+    let shown: String = text.chars().take(64).collect();
+    if text.len() != 36 {
+        return Err(ApiError::invalid_field("id", format!("must be a conversation UUID such as 5f1c2b7e-8a4d-4c31-9e0f-2d6b7a9c1e44, not {shown:?}")));
+    }
+    Uuid::try_parse(text).map_err(|_| ApiError::invalid_field("id", format!("must be a conversation UUID, not {shown:?}")))
+}
+
+fn cache_headers<V>(served: &Served<V>, response: &mut Response) {
+    let now = Instant::now();
+    let entry = &served.entry;
+    let fresh = entry.fresh_secs(now);
+    let ttl = i64::try_from(fresh).unwrap_or(i64::MAX);
+    let ttl = if fresh == 0 {
+        -i64::try_from(now.saturating_duration_since(entry.fresh_until).as_secs()).unwrap_or(0)
+    } else {
+        ttl
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&format!("private, max-age={fresh}")) {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+    headers.insert(header::AGE, HeaderValue::from(entry.age_secs(now)));
+    if let Ok(value) = HeaderValue::from_str(&served.status.header(ttl)) {
+        headers.insert("cache-status", value);
+    }
+}
+
+fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate == etag || candidate.strip_prefix("W/") == Some(etag))
+}
+
+/// Get a conversation's live state.
+///
+/// Served from the proxy's cache while fresh (seconds for an active conversation, longer
+/// once it has ended); concurrent requests for the same id share one Genesys call; when
+/// Genesys is slow or down, a cached copy is served within bounds (`Cache-Status` says so).
+#[utoipa::path(
+    get,
+    path = "/conversations/{id}",
+    tag = "conversations",
+    params(
+        ("id" = String, Path, description = "The conversation id (a UUID)", example = "5f1c2b7e-8a4d-4c31-9e0f-2d6b7a9c1e44"),
+        ("view" = Option<String>, Query, description = "`summary` (default): the simplified ConversationView; `full`: Genesys' Conversation document byte for byte"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier response: 304 when unchanged"),
+    ),
+    responses(
+        (status = 200, description = "The conversation (summary view; with `view=full`, Genesys' `Conversation` document)", body = crate::conversations::ConversationView,
+            headers(
+                ("ETag" = String, description = "Identifies this representation"),
+                ("Cache-Control" = String, description = "`private, max-age=<seconds of freshness left>`"),
+                ("Age" = u64, description = "Seconds since the proxy fetched it from Genesys"),
+                ("Cache-Status" = String, description = "RFC 9211: `hit`, `fwd=miss`, `fwd=stale`, `collapsed`, `detail=stale-if-error`"),
+            )),
+        (status = 304, description = "Unchanged since the ETag in If-None-Match"),
+        (status = 400, description = "The id is not a UUID, or a query parameter is wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or unknown API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the conversations:read scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Genesys has no such conversation", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Genesys refused the proxy (missing permission, rejected credentials) or sent an unusable answer", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Genesys cannot answer in time and nothing cached may be served; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "The request took longer than the proxy's inbound timeout", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []), ("bearer" = []))
+)]
+pub async fn get_conversation(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let view = parse_view(query.as_deref())?;
+    let deadline = Instant::now() + state.upstream_wait();
+    let served = state
+        .conversations
+        .get(id, Class::Realtime, caller.name.clone(), caller.weight, deadline)
+        .await
+        .map_err(ApiError::from)?;
+    let representations = match &served.entry.value {
+        ConversationEntry::NotFound => {
+            let mut response = ApiError::not_found(format!("Genesys Cloud has no conversation {id}")).into_response();
+            cache_headers(&served, &mut response);
+            return Ok(response);
+        }
+        ConversationEntry::Found(representations) => representations,
+    };
+    let (body, etag) = match view {
+        View::Summary => (&representations.view, &representations.view_etag),
+        View::Full => (&representations.full, &representations.full_etag),
+    };
+    let mut response = if matches_etag(&headers, etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut response = Response::new(Body::from(body.clone()));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    };
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    cache_headers(&served, &mut response);
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_must_be_hyphenated_uuids() {
+        assert!(parse_id("5f1c2b7e-8a4d-4c31-9e0f-2d6b7a9c1e44").is_ok());
+        for bad in ["abc", "5f1c2b7e8a4d4c319e0f2d6b7a9c1e44", "{5f1c2b7e-8a4d-4c31-9e0f-2d6b7a9c1e4}", &"x".repeat(10_000)] {
+            let error = parse_id(bad).expect_err("invalid");
+            assert_eq!(error.errors[0].name, "id");
+            assert!(error.detail.len() < 300, "the echo is bounded");
+        }
+    }
+
+    #[test]
+    fn only_the_view_parameter_is_accepted() {
+        assert_eq!(parse_view(None).expect("none"), View::Summary);
+        assert_eq!(parse_view(Some("view=full")).expect("full"), View::Full);
+        assert_eq!(parse_view(Some("view=bogus")).expect_err("bad").errors[0].name, "view");
+        assert_eq!(parse_view(Some("expand=participants")).expect_err("unknown").errors[0].name, "expand");
+    }
+}

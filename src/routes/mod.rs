@@ -1,0 +1,121 @@
+//! Inbound HTTP only: the router, its shared state and the middleware stack. Handlers
+//! call services (conversations, reports); they never call reqwest or know Genesys URLs.
+
+pub mod conversations;
+pub mod docs;
+pub mod ops;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware;
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{self, ApiKeys, Guard, Scope};
+use crate::config::Settings;
+use crate::conversations::ConversationService;
+use crate::upstream::GenesysClient;
+
+/// Everything handlers share. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub conversations: Arc<ConversationService>,
+    pub client: Arc<GenesysClient>,
+    pub keys: Arc<ApiKeys>,
+}
+
+impl AppState {
+    /// How long a request may wait on Genesys: the inbound timeout less a margin to answer
+    /// (with a stale copy or a 503) before the inbound timeout fires.
+    #[must_use]
+    pub fn upstream_wait(&self) -> Duration {
+        self.settings.server.request_timeout().mul_f64(0.9)
+    }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The complete router with its middleware.
+pub fn router(state: AppState) -> Router {
+    let guard = |scope| Guard {
+        keys: state.keys.clone(),
+        scope,
+    };
+    let conversations = Router::new()
+        // A wildcard, so that an id with `/` in it (`..%2F..%2Fusers`) is a 400, not a 404.
+        .route("/conversations/{*id}", get(conversations::get_conversation))
+        .route_layer(middleware::from_fn_with_state(guard(Scope::ConversationsRead), auth::require));
+    let admin = Router::new()
+        .route("/admin/cache", get(ops::cache_stats).delete(ops::purge_cache))
+        .route_layer(middleware::from_fn_with_state(guard(Scope::Admin), auth::require));
+    let open = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .merge(docs::routes());
+    let settings = state.settings.server.clone();
+    let cors = cors(&settings.cors_allowed_origins);
+    Router::new()
+        .merge(conversations)
+        .merge(admin)
+        .merge(open)
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, settings.request_timeout()))
+        .layer(middleware::from_fn(crate::error::problem_layer))
+        .layer(CatchPanicLayer::new())
+        .layer(cors)
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<axum::body::Body>| {
+                let id = request
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            axum::http::header::AUTHORIZATION,
+            HeaderName::from_static("x-api-key"),
+        ]))
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let list: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(list)
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+            axum::http::header::IF_NONE_MATCH,
+            HeaderName::from_static("x-api-key"),
+        ])
+        .expose_headers([
+            axum::http::header::ETAG,
+            axum::http::header::AGE,
+            axum::http::header::RETRY_AFTER,
+            HeaderName::from_static("cache-status"),
+            REQUEST_ID,
+        ])
+}
