@@ -38,8 +38,15 @@ impl App {
             settings.upstream.clone(),
             budget,
         )?);
-        let fetch_timeout = settings.server.request_timeout().max(Duration::from_secs(1));
-        let conversations = Arc::new(ConversationService::new(client.clone(), settings.cache.clone(), fetch_timeout));
+        let fetch_timeout = settings
+            .server
+            .request_timeout()
+            .max(Duration::from_secs(1));
+        let conversations = Arc::new(ConversationService::new(
+            client.clone(),
+            settings.cache.clone(),
+            fetch_timeout,
+        ));
         let listen = settings.server.listen;
         let listener = TcpListener::bind(listen)
             .await
@@ -63,7 +70,9 @@ impl App {
     /// If the socket has no local address (it always has once bound).
     #[must_use]
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// The shared state (tests and the demo read the cache and budget through it).
@@ -77,7 +86,10 @@ impl App {
     ///
     /// # Errors
     /// When the server fails.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_secs);
         let router = self.router;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

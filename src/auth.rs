@@ -106,7 +106,10 @@ pub fn hash_key(key: &str) -> String {
 pub fn generate_key() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the OS random source works");
-    format!("gp_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    format!(
+        "gp_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }
 
 impl ApiKeys {
@@ -130,9 +133,13 @@ impl ApiKeys {
             let bytes = hex::decode(client.key_sha256.trim())
                 .ok()
                 .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| format!("{at}.key_sha256 must be 64 hex characters (the SHA-256 of the key)"))?;
+                .ok_or_else(|| {
+                    format!("{at}.key_sha256 must be 64 hex characters (the SHA-256 of the key)")
+                })?;
             if client.scopes.is_empty() {
-                return Err(format!("{at}.scopes must name at least one of conversations:read, reports:read, admin"));
+                return Err(format!(
+                    "{at}.scopes must name at least one of conversations:read, reports:read, admin"
+                ));
             }
             if client.weight == 0 {
                 return Err(format!("{at}.weight must be at least 1"));
@@ -184,7 +191,11 @@ pub struct Guard {
 /// [`Caller`] into the request's extensions.
 pub async fn require(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
     let caller = match presented_key(&request) {
-        None => return unauthorized("send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`"),
+        None => {
+            return unauthorized(
+                "send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+            );
+        }
         Some(key) => match guard.keys.authenticate(key) {
             None => return unauthorized("the API key is not known"),
             Some(caller) => caller,
@@ -195,7 +206,11 @@ pub async fn require(State(guard): State<Guard>, mut request: Request, next: Nex
             StatusCode::FORBIDDEN,
             "forbidden",
             "The API key lacks a scope",
-            format!("the key of client {:?} lacks the scope {}", caller.name, guard.scope.as_str()),
+            format!(
+                "the key of client {:?} lacks the scope {}",
+                caller.name,
+                guard.scope.as_str()
+            ),
         )
         .into_response();
     }
@@ -204,7 +219,13 @@ pub async fn require(State(guard): State<Guard>, mut request: Request, next: Nex
 }
 
 fn unauthorized(detail: &str) -> Response {
-    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "An API key is required", detail).into_response();
+    let mut response = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "An API key is required",
+        detail,
+    )
+    .into_response();
     response
         .headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -247,13 +268,21 @@ mod tests {
 
     #[test]
     fn bad_client_settings_are_refused_with_their_place() {
-        assert!(ApiKeys::new(&[]).expect_err("empty").contains("[[clients]]"));
+        assert!(
+            ApiKeys::new(&[])
+                .expect_err("empty")
+                .contains("[[clients]]")
+        );
         let bad = ClientSettings {
             name: "x".into(),
             key_sha256: "abc".into(),
             scopes: vec![Scope::Admin],
             weight: 1,
         };
-        assert!(ApiKeys::new(&[bad]).expect_err("short hash").contains("clients[0]"));
+        assert!(
+            ApiKeys::new(&[bad])
+                .expect_err("short hash")
+                .contains("clients[0]")
+        );
     }
 }

@@ -197,16 +197,18 @@ impl Settings {
             (_, Some(api), Some(login)) => Endpoints::explicit(api, login)?,
             (Some(region), None, None) => Endpoints::from_region(region)?,
             (_, Some(_), None) | (_, None, Some(_)) => {
-                return Err("set both GENESYS_API_URL and GENESYS_LOGIN_URL, or GENESYS_REGION alone".into());
+                return Err(
+                    "set both GENESYS_API_URL and GENESYS_LOGIN_URL, or GENESYS_REGION alone"
+                        .into(),
+                );
             }
             (None, None, None) => {
                 return Err("no Genesys org configured: set GENESYS_REGION (e.g. mypurecloud.ie), or GENESYS_API_URL and GENESYS_LOGIN_URL; or run with --demo to use the built-in simulator".into());
             }
         };
-        let client_id = g
-            .client_id
-            .clone()
-            .ok_or("GENESYS_CLIENT_ID is not set (the OAuth client-credentials client of the proxy)")?;
+        let client_id = g.client_id.clone().ok_or(
+            "GENESYS_CLIENT_ID is not set (the OAuth client-credentials client of the proxy)",
+        )?;
         let secret = var("GENESYS_CLIENT_SECRET").ok_or("GENESYS_CLIENT_SECRET is not set")?;
         Ok(GenesysConnection {
             endpoints,

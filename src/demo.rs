@@ -69,7 +69,11 @@ impl Demo {
             .collect();
         let key = &self.api_key;
         let mut out = String::new();
-        let _ = writeln!(out, "genesys-proxy demo: proxy on {base}, simulated Genesys org on {}", self.simulator.base_url());
+        let _ = writeln!(
+            out,
+            "genesys-proxy demo: proxy on {base}, simulated Genesys org on {}",
+            self.simulator.base_url()
+        );
         let _ = writeln!(out, "  demo API key (all scopes): {key}");
         let _ = writeln!(out, "  live conversations:  {}", live.join(" "));
         let _ = writeln!(out, "  ended conversations: {}", ended.join(" "));
@@ -77,9 +81,18 @@ impl Demo {
         let _ = writeln!(out);
         let _ = writeln!(out, "Try:");
         if let Some(id) = live.first().or(ended.first()) {
-            let _ = writeln!(out, "  curl -s -H 'Authorization: Bearer {key}' {base}/conversations/{id}");
-            let _ = writeln!(out, "  curl -s -H 'X-API-Key: {key}' '{base}/conversations/{id}?view=full'");
-            let _ = writeln!(out, "  curl -si -H 'X-API-Key: {key}' {base}/conversations/{id} | grep -i -E '^(cache-status|etag|age)'");
+            let _ = writeln!(
+                out,
+                "  curl -s -H 'Authorization: Bearer {key}' {base}/conversations/{id}"
+            );
+            let _ = writeln!(
+                out,
+                "  curl -s -H 'X-API-Key: {key}' '{base}/conversations/{id}?view=full'"
+            );
+            let _ = writeln!(
+                out,
+                "  curl -si -H 'X-API-Key: {key}' {base}/conversations/{id} | grep -i -E '^(cache-status|etag|age)'"
+            );
         }
         let _ = writeln!(out, "  curl -s {base}/readyz");
         let _ = writeln!(out, "  curl -s -H 'X-API-Key: {key}' {base}/admin/cache");

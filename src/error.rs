@@ -74,7 +74,12 @@ pub struct ApiError {
 impl ApiError {
     /// An error with no field list.
     #[must_use]
-    pub fn new(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             slug,
@@ -95,7 +100,12 @@ impl ApiError {
             .join("; ");
         Self {
             errors,
-            ..Self::new(StatusCode::BAD_REQUEST, "invalid-request", "The request is invalid", detail)
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-request",
+                "The request is invalid",
+                detail,
+            )
         }
     }
 
@@ -160,23 +170,30 @@ impl From<UpstreamError> for ApiError {
                 "The proxy's Genesys OAuth client lacks a permission",
                 "Genesys Cloud refused the proxy's OAuth client: grant it the permission conversation:communication:view (and analytics:conversationDetail:view / analytics:conversationAggregate:view for reports)",
             ),
-            UpstreamError::Unauthorized | UpstreamError::Token(crate::upstream::token::TokenError::BadCredentials { .. }) => Self {
-                retry_after: Some(retry),
-                ..Self::new(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream-credentials-rejected",
-                    "Genesys Cloud rejected the proxy's credentials",
-                    "Genesys Cloud rejected the proxy's OAuth client credentials; the operator must fix GENESYS_CLIENT_ID / GENESYS_CLIENT_SECRET",
-                )
-            },
-            UpstreamError::Token(crate::upstream::token::TokenError::LoginUnavailable { .. }) => {
-                Self::unavailable("the Genesys Cloud login service is unavailable", retry)
+            UpstreamError::Unauthorized
+            | UpstreamError::Token(crate::upstream::token::TokenError::BadCredentials { .. }) => {
+                Self {
+                    retry_after: Some(retry),
+                    ..Self::new(
+                        StatusCode::BAD_GATEWAY,
+                        "upstream-credentials-rejected",
+                        "Genesys Cloud rejected the proxy's credentials",
+                        "Genesys Cloud rejected the proxy's OAuth client credentials; the operator must fix GENESYS_CLIENT_ID / GENESYS_CLIENT_SECRET",
+                    )
+                }
             }
-            UpstreamError::Overloaded { .. } | UpstreamError::RateLimited { .. } => Self::unavailable(
-                "the Genesys Cloud rate budget cannot serve this request in time; retry later",
-                retry,
-            ),
-            UpstreamError::Unavailable { .. } => Self::unavailable("Genesys Cloud is unavailable", retry),
+            UpstreamError::Token(crate::upstream::token::TokenError::LoginUnavailable {
+                ..
+            }) => Self::unavailable("the Genesys Cloud login service is unavailable", retry),
+            UpstreamError::Overloaded { .. } | UpstreamError::RateLimited { .. } => {
+                Self::unavailable(
+                    "the Genesys Cloud rate budget cannot serve this request in time; retry later",
+                    retry,
+                )
+            }
+            UpstreamError::Unavailable { .. } => {
+                Self::unavailable("Genesys Cloud is unavailable", retry)
+            }
             UpstreamError::BadRequest { .. } => Self::new(
                 StatusCode::BAD_GATEWAY,
                 "upstream-rejected-query",
@@ -217,14 +234,54 @@ fn request_id(headers: &axum::http::HeaderMap) -> String {
 fn generic(status: StatusCode) -> ApiError {
     match status {
         StatusCode::NOT_FOUND => ApiError::not_found("no route matches this path; see /docs"),
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(status, "method-not-allowed", "Method not allowed", "this path does not accept this method; see /docs"),
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, "body-too-large", "Request body too large", "the request body exceeds the configured limit"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(status, "unsupported-media-type", "Unsupported media type", "send the body as application/json"),
-        StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => ApiError::new(status, "timeout", "The request timed out", "the request took longer than the configured inbound timeout"),
-        StatusCode::BAD_REQUEST => ApiError::new(status, "invalid-request", "The request is invalid", "the request could not be read"),
-        StatusCode::UNPROCESSABLE_ENTITY => ApiError::new(status, "invalid-request", "The request is invalid", "the request body could not be read"),
-        _ if status.is_server_error() => ApiError::new(status, "internal", "Internal error", "the proxy failed to handle this request; the cause is in its logs under this request id"),
-        _ => ApiError::new(status, "error", "Error", status.canonical_reason().unwrap_or("error")),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            "method-not-allowed",
+            "Method not allowed",
+            "this path does not accept this method; see /docs",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            status,
+            "body-too-large",
+            "Request body too large",
+            "the request body exceeds the configured limit",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+            status,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send the body as application/json",
+        ),
+        StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => ApiError::new(
+            status,
+            "timeout",
+            "The request timed out",
+            "the request took longer than the configured inbound timeout",
+        ),
+        StatusCode::BAD_REQUEST => ApiError::new(
+            status,
+            "invalid-request",
+            "The request is invalid",
+            "the request could not be read",
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY => ApiError::new(
+            status,
+            "invalid-request",
+            "The request is invalid",
+            "the request body could not be read",
+        ),
+        _ if status.is_server_error() => ApiError::new(
+            status,
+            "internal",
+            "Internal error",
+            "the proxy failed to handle this request; the cause is in its logs under this request id",
+        ),
+        _ => ApiError::new(
+            status,
+            "error",
+            "Error",
+            status.canonical_reason().unwrap_or("error"),
+        ),
     }
 }
 
@@ -258,7 +315,10 @@ pub async fn problem_layer(request: Request, next: Next) -> Response {
     }
     // Keep the headers other layers set (request id, CORS, WWW-Authenticate).
     for (name, value) in response.headers() {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH && !rendered.headers().contains_key(name) {
+        if name != header::CONTENT_TYPE
+            && name != header::CONTENT_LENGTH
+            && !rendered.headers().contains_key(name)
+        {
             rendered.headers_mut().insert(name.clone(), value.clone());
         }
     }

@@ -47,7 +47,10 @@ async fn main() -> ExitCode {
         let key = auth::generate_key();
         println!("API key (give it to the client; it is not stored anywhere): {key}");
         println!();
-        println!("[[clients]]\nname = {name:?}\nkey_sha256 = \"{}\"\nscopes = [\"conversations:read\", \"reports:read\"]\nweight = 1", auth::hash_key(&key));
+        println!(
+            "[[clients]]\nname = {name:?}\nkey_sha256 = \"{}\"\nscopes = [\"conversations:read\", \"reports:read\"]\nweight = 1",
+            auth::hash_key(&key)
+        );
         return ExitCode::SUCCESS;
     }
 

@@ -37,6 +37,9 @@ pub struct Faults {
     pub storm: Option<Storm>,
     /// The next N successful API responses carry a truncated, unparseable JSON body.
     pub malformed_responses: u32,
+    /// Every authorised API call answers 403 `missing.permissions`, as when the OAuth
+    /// client's role lacks a permission.
+    pub forbidden: bool,
 }
 
 impl Faults {

@@ -250,6 +250,18 @@ async fn latency_delays_every_call() {
 }
 
 #[tokio::test]
+async fn a_missing_permission_answers_403_with_its_code() {
+    let h = Harness::default_org().await;
+    h.sim.set_faults(Faults {
+        forbidden: true,
+        ..Faults::default()
+    });
+    let reply = h.get(&conversation_path(&h)).await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(reply.json()["code"], "missing.permissions");
+}
+
+#[tokio::test]
 async fn malformed_bodies_cannot_be_parsed() {
     let h = Harness::default_org().await;
     let path = conversation_path(&h);

@@ -109,7 +109,12 @@ impl CacheSettings {
     /// Freshness of a conversation: `ended` is `None` while it is active; `settled` is
     /// false while an agent still owes a wrap-up.
     #[must_use]
-    pub fn conversation(&self, ended: Option<DateTime<Utc>>, wrapped_up: bool, now: DateTime<Utc>) -> Freshness {
+    pub fn conversation(
+        &self,
+        ended: Option<DateTime<Utc>>,
+        wrapped_up: bool,
+        now: DateTime<Utc>,
+    ) -> Freshness {
         match ended {
             None => self.with_fresh(self.active_fresh_secs),
             Some(end) => {
@@ -166,20 +171,47 @@ mod tests {
     fn freshness_follows_the_conversation_state() {
         let settings = CacheSettings::default();
         let now = Utc::now();
-        assert_eq!(settings.conversation(None, false, now).fresh_for, Duration::from_secs(5));
+        assert_eq!(
+            settings.conversation(None, false, now).fresh_for,
+            Duration::from_secs(5)
+        );
         let just_ended = now - chrono::Duration::seconds(30);
-        assert_eq!(settings.conversation(Some(just_ended), true, now).fresh_for, Duration::from_secs(60));
+        assert_eq!(
+            settings.conversation(Some(just_ended), true, now).fresh_for,
+            Duration::from_secs(60)
+        );
         let long_ago = now - chrono::Duration::hours(2);
-        assert_eq!(settings.conversation(Some(long_ago), true, now).fresh_for, Duration::from_secs(6 * 3600));
-        assert_eq!(settings.conversation(Some(long_ago), false, now).fresh_for, Duration::from_secs(60));
+        assert_eq!(
+            settings.conversation(Some(long_ago), true, now).fresh_for,
+            Duration::from_secs(6 * 3600)
+        );
+        assert_eq!(
+            settings.conversation(Some(long_ago), false, now).fresh_for,
+            Duration::from_secs(60)
+        );
     }
 
     #[test]
     fn old_report_intervals_stay_fresh_longer() {
         let settings = CacheSettings::default();
         let now = Utc::now();
-        assert_eq!(settings.report(now - chrono::Duration::days(3), now).fresh_for, Duration::from_secs(3600));
-        assert_eq!(settings.report(now - chrono::Duration::minutes(5), now).fresh_for, Duration::from_secs(30));
-        assert_eq!(settings.report(now + chrono::Duration::minutes(5), now).fresh_for, Duration::from_secs(30));
+        assert_eq!(
+            settings
+                .report(now - chrono::Duration::days(3), now)
+                .fresh_for,
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            settings
+                .report(now - chrono::Duration::minutes(5), now)
+                .fresh_for,
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            settings
+                .report(now + chrono::Duration::minutes(5), now)
+                .fresh_for,
+            Duration::from_secs(30)
+        );
     }
 }

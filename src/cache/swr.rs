@@ -85,7 +85,9 @@ impl CacheStatus {
         let name = "genesys-proxy";
         match self {
             Self::Hit => format!("{name}; hit; ttl={ttl}"),
-            Self::StaleWhileRevalidate => format!("{name}; hit; ttl={ttl}; detail=stale-while-revalidate"),
+            Self::StaleWhileRevalidate => {
+                format!("{name}; hit; ttl={ttl}; detail=stale-while-revalidate")
+            }
             Self::StaleIfError => format!("{name}; hit; ttl={ttl}; detail=stale-if-error"),
             Self::Miss => format!("{name}; fwd=miss; stored; ttl={ttl}"),
             Self::Refreshed => format!("{name}; fwd=stale; stored; ttl={ttl}"),
@@ -144,7 +146,12 @@ type FlightResult<V> = Option<Result<Arc<Cached<V>>, UpstreamError>>;
 struct ExpireAtStaleEnd;
 
 impl<K, V> moka::Expiry<K, Arc<Cached<V>>> for ExpireAtStaleEnd {
-    fn expire_after_create(&self, _key: &K, value: &Arc<Cached<V>>, _at: std::time::Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _key: &K,
+        value: &Arc<Cached<V>>,
+        _at: std::time::Instant,
+    ) -> Option<Duration> {
         Some(value.stale_until.saturating_duration_since(Instant::now()))
     }
 
@@ -237,7 +244,11 @@ where
 
     /// Joins the fetch in flight for `key`, or starts one; returns its result channel and
     /// whether this call started it.
-    fn join_or_start<F, Fut>(self: &Arc<Self>, key: &K, fetch: F) -> (watch::Receiver<FlightResult<V>>, bool)
+    fn join_or_start<F, Fut>(
+        self: &Arc<Self>,
+        key: &K,
+        fetch: F,
+    ) -> (watch::Receiver<FlightResult<V>>, bool)
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<(V, Freshness), UpstreamError>> + Send + 'static,
@@ -261,7 +272,8 @@ where
                         value,
                         fetched_at: now,
                         fresh_until,
-                        stale_until: fresh_until + freshness.stale_if_error.max(cache.stale_while_revalidate),
+                        stale_until: fresh_until
+                            + freshness.stale_if_error.max(cache.stale_while_revalidate),
                     });
                     cache.store.insert(key.clone(), entry.clone()).await;
                     Ok(entry)
@@ -283,7 +295,12 @@ where
     /// # Errors
     /// The fetch's error when nothing stale may be served, or `Overloaded` when the
     /// deadline passes first.
-    pub async fn get<F, Fut>(self: &Arc<Self>, key: K, deadline: Instant, fetch: F) -> Result<Served<V>, UpstreamError>
+    pub async fn get<F, Fut>(
+        self: &Arc<Self>,
+        key: K,
+        deadline: Instant,
+        fetch: F,
+    ) -> Result<Served<V>, UpstreamError>
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<(V, Freshness), UpstreamError>> + Send + 'static,
@@ -293,7 +310,10 @@ where
         if let Some(entry) = self.store.get(&key).await {
             if now < entry.fresh_until {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(Served { entry, status: CacheStatus::Hit });
+                return Ok(Served {
+                    entry,
+                    status: CacheStatus::Hit,
+                });
             }
             if now < entry.fresh_until + self.stale_while_revalidate {
                 self.counters.stale.fetch_add(1, Ordering::Relaxed);

@@ -47,7 +47,9 @@ impl Weighted for ConversationEntry {
             Self::Found(r) => r.view.len() + r.full.len() + r.view_etag.len() + r.full_etag.len(),
             Self::NotFound => 0,
         };
-        u32::try_from(bodies).unwrap_or(u32::MAX).saturating_add(ENTRY_OVERHEAD)
+        u32::try_from(bodies)
+            .unwrap_or(u32::MAX)
+            .saturating_add(ENTRY_OVERHEAD)
     }
 }
 
@@ -60,13 +62,25 @@ fn etag(prefix: &str, body: &[u8]) -> String {
 ///
 /// # Errors
 /// `Decode` when the document is not a conversation.
-pub fn entry_from_document(full: Bytes, settings: &CacheSettings) -> Result<(ConversationEntry, Freshness), UpstreamError> {
-    let conversation: Conversation = serde_json::from_slice(&full).map_err(|e| UpstreamError::Decode {
-        detail: format!("conversation document: {e}"),
-    })?;
+pub fn entry_from_document(
+    full: Bytes,
+    settings: &CacheSettings,
+) -> Result<(ConversationEntry, Freshness), UpstreamError> {
+    let conversation: Conversation =
+        serde_json::from_slice(&full).map_err(|e| UpstreamError::Decode {
+            detail: format!("conversation document: {e}"),
+        })?;
     let view = ConversationView::from_conversation(&conversation);
-    let freshness = settings.conversation(view.end, ConversationView::wrapped_up(&conversation), chrono::Utc::now());
-    let view_bytes = Bytes::from(serde_json::to_vec(&view).map_err(|e| UpstreamError::Decode { detail: e.to_string() })?);
+    let freshness = settings.conversation(
+        view.end,
+        ConversationView::wrapped_up(&conversation),
+        chrono::Utc::now(),
+    );
+    let view_bytes = Bytes::from(
+        serde_json::to_vec(&view).map_err(|e| UpstreamError::Decode {
+            detail: e.to_string(),
+        })?,
+    );
     Ok((
         ConversationEntry::Found(Representations {
             view_etag: etag("v", &view_bytes),
@@ -91,7 +105,11 @@ pub struct ConversationService {
 
 impl ConversationService {
     #[must_use]
-    pub fn new(client: Arc<GenesysClient>, settings: CacheSettings, fetch_timeout: Duration) -> Self {
+    pub fn new(
+        client: Arc<GenesysClient>,
+        settings: CacheSettings,
+        fetch_timeout: Duration,
+    ) -> Self {
         Self {
             cache: SwrCache::new(settings.max_bytes, settings.stale_while_revalidate()),
             client,

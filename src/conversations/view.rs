@@ -102,7 +102,8 @@ impl ConversationView {
     #[must_use]
     pub fn from_conversation(conversation: &Conversation) -> Self {
         let participants = &conversation.participants;
-        let active = participants.iter().any(|p| p.end_time.is_none()) || participants.is_empty() && conversation.end_time.is_none();
+        let active = participants.iter().any(|p| p.end_time.is_none())
+            || participants.is_empty() && conversation.end_time.is_none();
         let end = if active {
             None
         } else {
@@ -155,7 +156,11 @@ impl ConversationView {
             .collect();
         Self {
             id: conversation.id.clone(),
-            state: if active { ConversationState::Active } else { ConversationState::Ended },
+            state: if active {
+                ConversationState::Active
+            } else {
+                ConversationState::Ended
+            },
             start: conversation.start_time,
             end,
             duration_seconds: end.map(|e| (e - conversation.start_time).num_seconds()),

@@ -83,7 +83,9 @@ impl ReportSettings {
             return Err("reports.max_interval_days must be at least 1".into());
         }
         if self.default_page_size == 0 || self.default_page_size > self.max_page_size {
-            return Err("reports.default_page_size must be between 1 and reports.max_page_size".into());
+            return Err(
+                "reports.default_page_size must be between 1 and reports.max_page_size".into(),
+            );
         }
         if self.relative_bucket_secs == 0 {
             return Err("reports.relative_bucket_secs must be at least 1".into());

@@ -35,10 +35,16 @@ fn parse_view(query: Option<&str>) -> Result<View, ApiError> {
             ("view", "full") => view = View::Full,
             ("view", "summary" | "") => view = View::Summary,
             ("view", other) => {
-                return Err(ApiError::invalid_field("view", format!("must be `summary` or `full`, not {other:?}")));
+                return Err(ApiError::invalid_field(
+                    "view",
+                    format!("must be `summary` or `full`, not {other:?}"),
+                ));
             }
             (other, _) => {
-                return Err(ApiError::invalid_field(other, "unknown query parameter (this endpoint takes only `view`)"));
+                return Err(ApiError::invalid_field(
+                    other,
+                    "unknown query parameter (this endpoint takes only `view`)",
+                ));
             }
         }
     }
@@ -49,9 +55,16 @@ fn parse_view(query: Option<&str>) -> Result<View, ApiError> {
 fn parse_id(text: &str) -> Result<Uuid, ApiError> {
     let shown: String = text.chars().take(64).collect();
     if text.len() != 36 {
-        return Err(ApiError::invalid_field("id", format!("must be a conversation UUID such as 5f1c2b7e-8a4d-4c31-9e0f-2d6b7a9c1e44, not {shown:?}")));
+        return Err(ApiError::invalid_field(
+            "id",
+            format!(
+                "must be a conversation UUID such as 5f1c2b7e-8a4d-4c31-9e0f-2d6b7a9c1e44, not {shown:?}"
+            ),
+        ));
     }
-    Uuid::try_parse(text).map_err(|_| ApiError::invalid_field("id", format!("must be a conversation UUID, not {shown:?}")))
+    Uuid::try_parse(text).map_err(|_| {
+        ApiError::invalid_field("id", format!("must be a conversation UUID, not {shown:?}"))
+    })
 }
 
 fn cache_headers<V>(served: &Served<V>, response: &mut Response) {
@@ -81,7 +94,9 @@ fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .any(|candidate| candidate == "*" || candidate == etag || candidate.strip_prefix("W/") == Some(etag))
+        .any(|candidate| {
+            candidate == "*" || candidate == etag || candidate.strip_prefix("W/") == Some(etag)
+        })
 }
 
 /// Get a conversation's live state.
@@ -129,12 +144,20 @@ pub async fn get_conversation(
     let deadline = Instant::now() + state.upstream_wait();
     let served = state
         .conversations
-        .get(id, Class::Realtime, caller.name.clone(), caller.weight, deadline)
+        .get(
+            id,
+            Class::Realtime,
+            caller.name.clone(),
+            caller.weight,
+            deadline,
+        )
         .await
         .map_err(ApiError::from)?;
     let representations = match &served.entry.value {
         ConversationEntry::NotFound => {
-            let mut response = ApiError::not_found(format!("Genesys Cloud has no conversation {id}")).into_response();
+            let mut response =
+                ApiError::not_found(format!("Genesys Cloud has no conversation {id}"))
+                    .into_response();
             cache_headers(&served, &mut response);
             return Ok(response);
         }
@@ -148,9 +171,10 @@ pub async fn get_conversation(
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let mut response = Response::new(Body::from(body.clone()));
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         response
     };
     if let Ok(value) = HeaderValue::from_str(etag) {
@@ -167,7 +191,12 @@ mod tests {
     #[test]
     fn ids_must_be_hyphenated_uuids() {
         assert!(parse_id("5f1c2b7e-8a4d-4c31-9e0f-2d6b7a9c1e44").is_ok());
-        for bad in ["abc", "5f1c2b7e8a4d4c319e0f2d6b7a9c1e44", "{5f1c2b7e-8a4d-4c31-9e0f-2d6b7a9c1e4}", &"x".repeat(10_000)] {
+        for bad in [
+            "abc",
+            "5f1c2b7e8a4d4c319e0f2d6b7a9c1e44",
+            "{5f1c2b7e-8a4d-4c31-9e0f-2d6b7a9c1e4}",
+            &"x".repeat(10_000),
+        ] {
             let error = parse_id(bad).expect_err("invalid");
             assert_eq!(error.errors[0].name, "id");
             assert!(error.detail.len() < 300, "the echo is bounded");
@@ -178,7 +207,16 @@ mod tests {
     fn only_the_view_parameter_is_accepted() {
         assert_eq!(parse_view(None).expect("none"), View::Summary);
         assert_eq!(parse_view(Some("view=full")).expect("full"), View::Full);
-        assert_eq!(parse_view(Some("view=bogus")).expect_err("bad").errors[0].name, "view");
-        assert_eq!(parse_view(Some("expand=participants")).expect_err("unknown").errors[0].name, "expand");
+        assert_eq!(
+            parse_view(Some("view=bogus")).expect_err("bad").errors[0].name,
+            "view"
+        );
+        assert_eq!(
+            parse_view(Some("expand=participants"))
+                .expect_err("unknown")
+                .errors[0]
+                .name,
+            "expand"
+        );
     }
 }

@@ -54,10 +54,19 @@ pub fn router(state: AppState) -> Router {
     let conversations = Router::new()
         // A wildcard, so that an id with `/` in it (`..%2F..%2Fusers`) is a 400, not a 404.
         .route("/conversations/{*id}", get(conversations::get_conversation))
-        .route_layer(middleware::from_fn_with_state(guard(Scope::ConversationsRead), auth::require));
+        .route_layer(middleware::from_fn_with_state(
+            guard(Scope::ConversationsRead),
+            auth::require,
+        ));
     let admin = Router::new()
-        .route("/admin/cache", get(ops::cache_stats).delete(ops::purge_cache))
-        .route_layer(middleware::from_fn_with_state(guard(Scope::Admin), auth::require));
+        .route(
+            "/admin/cache",
+            get(ops::cache_stats).delete(ops::purge_cache),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            guard(Scope::Admin),
+            auth::require,
+        ));
     let open = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -96,7 +105,10 @@ fn cors(origins: &[String]) -> CorsLayer {
     if origins.is_empty() {
         return CorsLayer::new();
     }
-    let list: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
     let allow = if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {

@@ -12,6 +12,7 @@ use genesys_proxy::upstream::{
 };
 use genesys_sim::{IntervalMatching, SimConfig, Simulator};
 use secrecy::SecretString;
+use uuid::Uuid;
 
 /// The instant test orgs are generated around.
 pub fn anchor() -> DateTime<Utc> {
@@ -84,4 +85,205 @@ pub fn client(
 /// A call context of `class` for `client` with `timeout`.
 pub fn ctx(class: Class, client: &str, timeout: Duration) -> CallContext {
     CallContext::new(class, client.to_owned(), 1, timeout)
+}
+
+/// The key of the test client with every scope.
+pub const ADMIN_KEY: &str = "gp_test_admin_key_0123456789abcdefghijklmnopqrstuvw";
+/// The key of a test client with only `reports:read`.
+pub const REPORTS_KEY: &str = "gp_test_reports_key_0123456789abcdefghijklmnopqrstu";
+
+/// Settings for a test proxy: port 0, two clients, fast retries, a generous budget.
+pub fn proxy_settings() -> genesys_proxy::Settings {
+    use genesys_proxy::auth::{ClientSettings, Scope, hash_key};
+    let mut settings = genesys_proxy::Settings::default();
+    settings.server.listen = "127.0.0.1:0".parse().expect("addr");
+    settings.server.request_timeout_ms = 3_000;
+    settings.upstream = upstream_settings();
+    settings.budget = generous_budget();
+    settings.clients = vec![
+        ClientSettings {
+            name: "tester".into(),
+            key_sha256: hash_key(ADMIN_KEY),
+            scopes: vec![Scope::Admin],
+            weight: 1,
+        },
+        ClientSettings {
+            name: "reporter".into(),
+            key_sha256: hash_key(REPORTS_KEY),
+            scopes: vec![Scope::ReportsRead],
+            weight: 1,
+        },
+    ];
+    settings
+}
+
+/// A simulator and a proxy in front of it, both on port 0.
+pub struct TestApp {
+    pub sim: Simulator,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub state: genesys_proxy::routes::AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A response read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("ascii").to_owned())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl TestApp {
+    /// Starts a simulator with `sim` and a proxy with `settings` in front of it.
+    pub async fn start(sim: SimConfig, settings: genesys_proxy::Settings) -> Self {
+        let sim = Simulator::start(sim).await.expect("sim starts");
+        let connection = genesys_proxy::config::GenesysConnection {
+            endpoints: Endpoints::explicit(&sim.base_url(), &sim.base_url()).expect("urls"),
+            credentials: credentials(genesys_sim::config::DEFAULT_CLIENT_SECRET),
+        };
+        let app = genesys_proxy::App::build(settings, connection)
+            .await
+            .expect("proxy builds");
+        let base = format!("http://{}", app.local_addr());
+        let state = app.state().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.serve(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            sim,
+            base,
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(256)
+                .build()
+                .expect("client"),
+            state,
+            stop: Some(stop),
+        }
+    }
+
+    /// The default org and settings.
+    pub async fn default_app() -> Self {
+        Self::start(sim_config(), proxy_settings()).await
+    }
+
+    /// GET `path` with `key` (none when empty) and extra headers.
+    pub async fn get_with(&self, path: &str, key: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if !key.is_empty() {
+            request = request.bearer_auth(key);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("request sent");
+        Reply {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.bytes().await.expect("body"),
+        }
+    }
+
+    /// GET `path` as the admin test client.
+    pub async fn get(&self, path: &str) -> Reply {
+        self.get_with(path, ADMIN_KEY, &[]).await
+    }
+
+    /// POST a JSON body to `path` as the admin test client.
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> Reply {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_KEY)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent");
+        Reply {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.bytes().await.expect("body"),
+        }
+    }
+
+    /// Upstream conversation calls the simulator has answered.
+    pub fn upstream_conversation_calls(&self) -> u64 {
+        self.sim
+            .counters()
+            .calls_to(genesys_sim::endpoint::GET_CONVERSATION)
+    }
+
+    /// An ended and a live conversation id of the simulated org.
+    pub fn ended_id(&self) -> Uuid {
+        let now = self.sim.state().now();
+        self.sim
+            .data()
+            .conversations
+            .iter()
+            .find(|c| c.is_over_at(now))
+            .expect("ended")
+            .id
+    }
+
+    pub fn live_id(&self) -> Uuid {
+        let now = self.sim.state().now();
+        self.sim
+            .data()
+            .conversations
+            .iter()
+            .find(|c| c.start <= now && !c.is_over_at(now))
+            .expect("live")
+            .id
+    }
+}
+
+/// Asserts a problem+json body with `status`, returning it.
+pub fn assert_problem(reply: &Reply, status: u16) -> serde_json::Value {
+    assert_eq!(reply.status, status, "{}", reply.text());
+    assert_eq!(
+        reply.header("content-type").as_deref(),
+        Some("application/problem+json"),
+        "{}",
+        reply.text()
+    );
+    let problem = reply.json();
+    assert_eq!(problem["status"], status);
+    assert!(
+        problem["type"]
+            .as_str()
+            .expect("type")
+            .starts_with("urn:genesys-proxy:problem:")
+    );
+    assert!(problem["title"].is_string() && problem["detail"].is_string());
+    assert_eq!(
+        problem["instance"].as_str(),
+        reply.header("x-request-id").as_deref()
+    );
+    problem
 }

@@ -127,6 +127,12 @@ async fn admitted(sim: &SimState, token: &str, request: Request, next: Next) -> 
     }
     let mut response = match failure {
         Some(status) => injected(status).into_response(),
+        None if faults.forbidden => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "missing.permissions",
+            "Unable to perform the requested action. You are missing the following permission(s): [conversation:communication:view]",
+        )
+        .into_response(),
         None => next.run(request).await,
     };
     if response.status() == StatusCode::OK && faults.malformed_responses > 0 {

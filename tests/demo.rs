@@ -1,0 +1,68 @@
+//! The demo, as a new user runs it: the simulator in-process, the proxy in front of it,
+//! and every curl command of the start-up banner working as printed.
+
+use std::process::Command;
+
+use genesys_proxy::demo::Demo;
+use genesys_proxy::{App, Settings};
+
+#[tokio::test]
+async fn the_demo_banner_curl_commands_work_as_printed() {
+    let mut settings = Settings::default();
+    settings.server.listen = "127.0.0.1:0".parse().expect("addr");
+    let (demo, connection) = Demo::start(&mut settings).await.expect("demo starts");
+    let app = App::build(settings, connection)
+        .await
+        .expect("proxy builds");
+    let banner = demo.banner(app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.serve(async {
+        let _ = stopped.await;
+    }));
+
+    assert!(
+        banner.contains(&demo.api_key),
+        "the banner prints the demo key"
+    );
+    let commands: Vec<&str> = banner
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("curl "))
+        .collect();
+    assert!(commands.len() >= 4, "{banner}");
+    assert!(
+        Command::new("curl")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "curl is needed to run the banner's commands (.ci/run installs it)"
+    );
+    for command in commands {
+        let line = command.to_owned();
+        let output =
+            tokio::task::spawn_blocking(move || Command::new("sh").arg("-c").arg(&line).output())
+                .await
+                .expect("join")
+                .expect("sh runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{command} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!stdout.trim().is_empty(), "{command} printed nothing");
+        assert!(
+            !stdout.contains("urn:genesys-proxy:problem"),
+            "{command} got a problem: {stdout}"
+        );
+        if command.contains("/conversations/") && !command.contains("grep") {
+            let body: serde_json::Value =
+                serde_json::from_str(&stdout).expect("a JSON conversation");
+            assert!(body["id"].is_string(), "{stdout}");
+        }
+        if command.contains("grep") {
+            assert!(stdout.to_lowercase().contains("cache-status"), "{stdout}");
+        }
+    }
+    let _ = stop.send(());
+}
