@@ -33,6 +33,31 @@ enum Command {
         #[arg(long, default_value = "my-client")]
         name: String,
     },
+    /// Exit 0 when the proxy at URL answers its liveness probe (for container HEALTHCHECKs
+    /// that have no curl).
+    Healthcheck {
+        /// The liveness URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+    },
+}
+
+async fn healthcheck(url: &str) -> ExitCode {
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => return fail(&format!("healthcheck: {error}")),
+    };
+    match client.get(url).send().await {
+        Ok(response) if response.status().is_success() => ExitCode::SUCCESS,
+        Ok(response) => fail(&format!(
+            "healthcheck: {url} answered {}",
+            response.status()
+        )),
+        Err(error) => fail(&format!("healthcheck: {url} did not answer: {error}")),
+    }
 }
 
 fn fail(message: &str) -> ExitCode {
@@ -43,6 +68,9 @@ fn fail(message: &str) -> ExitCode {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Healthcheck { url }) = &cli.command {
+        return healthcheck(url).await;
+    }
     if let Some(Command::Keygen { name }) = &cli.command {
         let key = auth::generate_key();
         println!("API key (give it to the client; it is not stored anywhere): {key}");
