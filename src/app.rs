@@ -12,8 +12,10 @@ use tokio::net::TcpListener;
 use crate::auth::ApiKeys;
 use crate::config::{GenesysConnection, Settings};
 use crate::conversations::ConversationService;
+use crate::reports::ReportService;
 use crate::routes::{self, AppState};
 use crate::upstream::{GenesysClient, LocalBudget};
+use secrecy::ExposeSecret;
 
 /// A built, bound, not yet serving proxy.
 #[derive(Debug)]
@@ -31,6 +33,9 @@ impl App {
     pub async fn build(settings: Settings, connection: GenesysConnection) -> Result<Self, String> {
         settings.validate()?;
         let keys = Arc::new(ApiKeys::new(&settings.clients)?);
+        // Report cursors are signed with a key derived from the Genesys secret: stable
+        // across restarts, never shown.
+        let cursor_secret = connection.credentials.client_secret.clone();
         let budget = Arc::new(LocalBudget::new(settings.budget.clone()));
         let client = Arc::new(GenesysClient::new(
             &connection.endpoints,
@@ -47,6 +52,14 @@ impl App {
             settings.cache.clone(),
             fetch_timeout,
         ));
+        let reports = Arc::new(ReportService::new(
+            client.clone(),
+            conversations.clone(),
+            settings.reports.clone(),
+            settings.cache.clone(),
+            cursor_secret.expose_secret().as_bytes(),
+            fetch_timeout,
+        ));
         let listen = settings.server.listen;
         let listener = TcpListener::bind(listen)
             .await
@@ -54,6 +67,7 @@ impl App {
         let state = AppState {
             settings: Arc::new(settings),
             conversations,
+            reports,
             client,
             keys,
         };

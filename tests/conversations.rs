@@ -41,7 +41,7 @@ async fn a_thousand_concurrent_requests_for_one_cold_id_make_one_upstream_call()
     let id = app.ended_id();
     let path = format!("/conversations/{id}");
     let requests = (0..1000).map(|_| app.get(&path));
-    let replies = futures::future::join_all(requests).await;
+    let replies = futures_util::future::join_all(requests).await;
     assert!(
         replies.iter().all(|r| r.status == 200),
         "every request answered 200"
@@ -68,7 +68,7 @@ async fn a_client_that_disconnects_early_does_not_cause_a_second_upstream_call()
     let path = format!("/conversations/{id}");
     let first = tokio::time::timeout(Duration::from_millis(100), app.get(&path)).await;
     assert!(first.is_err(), "the first client gave up before the answer");
-    let replies = futures::future::join_all((0..50).map(|_| app.get(&path))).await;
+    let replies = futures_util::future::join_all((0..50).map(|_| app.get(&path))).await;
     assert!(replies.iter().all(|r| r.status == 200));
     assert_eq!(
         app.upstream_conversation_calls(),

@@ -1,6 +1,405 @@
-//! Reports over the Genesys analytics API: the translation of report requests into
-//! Genesys queries, interval chunks, cursors and aggregation.
+//! Reports over the Genesys analytics API: `/reports/search` (which conversations) and
+//! `/reports/aggregates` (how many, how long). Requests are validated ([`request`]),
+//! translated into Genesys queries ([`translate`]) over interval chunks no longer than
+//! Genesys allows ([`interval`]), answered from a cache of upstream pages keyed by the
+//! query's canonical JSON (single flight per query, as for conversations), and paged with
+//! signed cursors ([`cursor`]).
 
+pub mod aggregates;
+pub mod cursor;
+pub mod interval;
+pub mod request;
+pub mod search;
 mod settings;
+pub mod summary;
+pub mod translate;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::Serialize;
+use tokio::time::Instant;
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::cache::{CacheSettings, CacheStats, Cached, Freshness, SwrCache, Weighted};
+use crate::conversations::{ConversationEntry, ConversationService};
+use crate::error::ApiError;
+use crate::upstream::models::{AggregatesResponse, DetailsResponse};
+use crate::upstream::{CallContext, Class, GenesysClient, UpstreamError};
+use aggregates::{SeriesPoint, TimeRange};
+use cursor::{CursorSigner, Position};
+use interval::Interval;
+use request::{AggregatesQuery, Order, SearchQuery};
 pub use settings::ReportSettings;
+use summary::ConversationSummary;
+
+/// A cached upstream response and its size.
+#[derive(Debug)]
+pub struct CachedResponse<T> {
+    pub body: T,
+    pub size: usize,
+}
+
+impl<T: Send + Sync + 'static> Weighted for CachedResponse<T> {
+    fn weight(&self) -> u32 {
+        u32::try_from(self.size)
+            .unwrap_or(u32::MAX)
+            .saturating_add(512)
+    }
+}
+
+/// A page of search results.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SearchResponse {
+    /// The interval searched (a relative `last` resolved, and pinned for later pages).
+    pub interval: TimeRange,
+    /// Approximately how many conversations match (Genesys' estimate; it shifts while
+    /// the interval still receives data).
+    pub total_hits: u64,
+    pub results: Vec<ConversationSummary>,
+    /// Pass it as `cursor`, with the same query, for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Aggregated metrics.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AggregatesResponseBody {
+    pub interval: TimeRange,
+    /// The bucket length, when one was asked for.
+    pub granularity: Option<String>,
+    /// One point per group and bucket that has data.
+    pub series: Vec<SeriesPoint>,
+}
+
+/// Report figures (metrics).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ReportStats {
+    pub pages: CacheStats,
+    pub aggregates: CacheStats,
+}
+
+/// The report service.
+#[derive(Debug)]
+pub struct ReportService {
+    client: Arc<GenesysClient>,
+    conversations: Arc<ConversationService>,
+    pages: Arc<SwrCache<String, CachedResponse<DetailsResponse>>>,
+    aggregates: Arc<SwrCache<String, CachedResponse<AggregatesResponse>>>,
+    settings: ReportSettings,
+    cache: Arc<CacheSettings>,
+    signer: CursorSigner,
+    fetch_timeout: Duration,
+}
+
+impl ReportService {
+    /// A service whose cursors are signed with a key derived from `cursor_secret`.
+    #[must_use]
+    pub fn new(
+        client: Arc<GenesysClient>,
+        conversations: Arc<ConversationService>,
+        settings: ReportSettings,
+        cache: CacheSettings,
+        cursor_secret: &[u8],
+        fetch_timeout: Duration,
+    ) -> Self {
+        // Report pages share the conversation cache's byte budget size as their own bound.
+        let bytes = cache.max_bytes / 2;
+        Self {
+            pages: SwrCache::new(bytes, cache.stale_while_revalidate()),
+            aggregates: SwrCache::new(bytes / 4, cache.stale_while_revalidate()),
+            client,
+            conversations,
+            settings,
+            cache: Arc::new(cache),
+            signer: CursorSigner::new(cursor_secret),
+            fetch_timeout,
+        }
+    }
+
+    /// Cache figures.
+    #[must_use]
+    pub fn stats(&self) -> ReportStats {
+        ReportStats {
+            pages: self.pages.stats(),
+            aggregates: self.aggregates.stats(),
+        }
+    }
+
+    /// Drops every cached page.
+    pub async fn purge(&self) {
+        self.pages.purge().await;
+        self.aggregates.purge().await;
+    }
+
+    fn bucket(&self) -> chrono::Duration {
+        chrono::Duration::seconds(i64::try_from(self.settings.relative_bucket_secs).unwrap_or(60))
+    }
+
+    fn max_chunk(&self) -> chrono::Duration {
+        chrono::Duration::days(i64::from(self.settings.max_interval_days))
+    }
+
+    fn freshness(&self, chunk: &Interval, relative: bool) -> Freshness {
+        if relative {
+            Freshness {
+                fresh_for: Duration::from_secs(self.settings.relative_bucket_secs),
+                stale_if_error: Duration::from_secs(self.cache.stale_if_error_secs),
+            }
+        } else {
+            self.cache.report(chunk.to, Utc::now())
+        }
+    }
+
+    async fn page(
+        &self,
+        query: &SearchQuery,
+        chunk: &Interval,
+        number: u32,
+        caller: &Caller,
+        deadline: Instant,
+    ) -> Result<Arc<Cached<CachedResponse<DetailsResponse>>>, ApiError> {
+        let upstream =
+            translate::details_query(query, chunk, number, self.settings.upstream_page_size);
+        let key = serde_json::to_string(&upstream).unwrap_or_default();
+        let freshness = self.freshness(chunk, query.interval.is_relative());
+        let client = self.client.clone();
+        let ctx = CallContext::new(
+            Class::Report,
+            caller.name.clone(),
+            caller.weight,
+            self.fetch_timeout,
+        );
+        let served = self
+            .pages
+            .get(key, deadline, move || async move {
+                let fetched = client
+                    .details_query(&upstream, &ctx)
+                    .await
+                    .inspect_err(log_failure)?;
+                Ok((
+                    CachedResponse {
+                        body: fetched.body,
+                        size: fetched.size,
+                    },
+                    freshness,
+                ))
+            })
+            .await
+            .map_err(ApiError::from)?;
+        Ok(served.entry)
+    }
+
+    /// One page of a search.
+    ///
+    /// # Errors
+    /// A 400 for a bad cursor; the classified upstream failure otherwise.
+    pub async fn search(
+        &self,
+        query: &SearchQuery,
+        caller: &Caller,
+        deadline: Instant,
+    ) -> Result<SearchResponse, ApiError> {
+        let fingerprint = query.fingerprint();
+        let (interval, mut position, known_total) = match &query.cursor {
+            Some(text) => {
+                let position = self
+                    .signer
+                    .decode(text)
+                    .map_err(|reason| ApiError::invalid_field("cursor", reason))?;
+                if position.q != fingerprint {
+                    return Err(ApiError::invalid_field(
+                        "cursor",
+                        "belongs to a different query: send the same query fields with the cursor",
+                    ));
+                }
+                let interval = Interval {
+                    from: position.from,
+                    to: position.to,
+                };
+                let total = position.total;
+                (interval, position, Some(total))
+            }
+            None => {
+                let interval = query.interval.resolve(Utc::now(), self.bucket());
+                let position = Position {
+                    v: 1,
+                    q: fingerprint,
+                    from: interval.from,
+                    to: interval.to,
+                    chunk: 0,
+                    page: 1,
+                    last_start: None,
+                    last_ids: Vec::new(),
+                    total: 0,
+                };
+                (interval, position, None)
+            }
+        };
+        let mut chunks = interval.chunks(self.max_chunk());
+        if query.order == Order::Desc {
+            chunks.reverse();
+        }
+        if position.chunk > chunks.len() || position.page == 0 {
+            return Err(ApiError::invalid_field("cursor", "does not fit this query"));
+        }
+        let total = match known_total {
+            Some(total) => total,
+            None => {
+                let firsts = futures_util::future::join_all(
+                    chunks
+                        .iter()
+                        .map(|c| self.page(query, c, 1, caller, deadline)),
+                )
+                .await;
+                let mut total = 0;
+                for first in firsts {
+                    total += first?.value.body.total_hits;
+                }
+                total
+            }
+        };
+        position.total = total;
+
+        let mut collector = search::Collector::new(query.page_size as usize);
+        let mut fetched = 0;
+        let mut finished = false;
+        loop {
+            let Some(chunk) = chunks.get(position.chunk) else {
+                finished = true;
+                break;
+            };
+            if fetched >= search::MAX_UPSTREAM_PAGES {
+                break;
+            }
+            let page = self
+                .page(query, chunk, position.page, caller, deadline)
+                .await?;
+            fetched += 1;
+            let hits = &page.value.body.conversations;
+            let short = hits.len() < self.settings.upstream_page_size as usize;
+            let last_chunk = position.chunk + 1 == chunks.len();
+            if let Some(more_here) = collector.take(hits, chunk, &mut position, query.order) {
+                finished = !more_here && short && last_chunk;
+                break;
+            }
+            if short {
+                position.chunk += 1;
+                position.page = 1;
+            } else {
+                position.page += 1;
+            }
+        }
+        let mut results = collector.results;
+        if query.hydrate {
+            self.hydrate(&mut results, caller, deadline).await;
+        }
+        Ok(SearchResponse {
+            interval: TimeRange::of(&interval),
+            total_hits: total,
+            results,
+            next_cursor: (!finished).then(|| self.signer.encode(&position)),
+        })
+    }
+
+    /// Attaches each hit's conversation view (up to the configured bound), through the
+    /// conversation cache at hydration class. A hit that cannot be fetched in time is left
+    /// without one.
+    async fn hydrate(
+        &self,
+        results: &mut [ConversationSummary],
+        caller: &Caller,
+        deadline: Instant,
+    ) {
+        let bound = (self.settings.hydrate_max as usize).min(results.len());
+        let lookups = results[..bound].iter().map(|summary| {
+            let id = uuid::Uuid::try_parse(&summary.id).ok();
+            async move {
+                let id = id?;
+                let served = self
+                    .conversations
+                    .get(
+                        id,
+                        Class::Hydrate,
+                        caller.name.clone(),
+                        caller.weight,
+                        deadline,
+                    )
+                    .await
+                    .ok()?;
+                match &served.entry.value {
+                    ConversationEntry::Found(r) => serde_json::from_slice(&r.view).ok(),
+                    ConversationEntry::NotFound => None,
+                }
+            }
+        });
+        let views = futures_util::future::join_all(lookups).await;
+        for (summary, view) in results.iter_mut().zip(views) {
+            summary.conversation = view;
+        }
+    }
+
+    /// Aggregated metrics.
+    ///
+    /// # Errors
+    /// The classified upstream failure.
+    pub async fn aggregate(
+        &self,
+        query: &AggregatesQuery,
+        caller: &Caller,
+        deadline: Instant,
+    ) -> Result<AggregatesResponseBody, ApiError> {
+        let interval = query.interval.resolve(Utc::now(), self.bucket());
+        // Chunks are whole multiples of the granularity, so buckets line up across them.
+        let max = self.max_chunk();
+        let chunk_len = match query.granularity {
+            Some(g) => {
+                g * i32::try_from(max.num_seconds() / g.num_seconds().max(1))
+                    .unwrap_or(1)
+                    .max(1)
+            }
+            None => max,
+        };
+        let chunks = interval.chunks(chunk_len);
+        let relative = query.interval.is_relative();
+        let fetches = chunks.iter().map(|chunk| {
+            let upstream = translate::aggregation_query(query, chunk);
+            let key = serde_json::to_string(&upstream).unwrap_or_default();
+            let freshness = self.freshness(chunk, relative);
+            let client = self.client.clone();
+            let ctx = CallContext::new(
+                Class::Report,
+                caller.name.clone(),
+                caller.weight,
+                self.fetch_timeout,
+            );
+            self.aggregates.get(key, deadline, move || async move {
+                let fetched = client
+                    .aggregates_query(&upstream, &ctx)
+                    .await
+                    .inspect_err(log_failure)?;
+                Ok((
+                    CachedResponse {
+                        body: fetched.body,
+                        size: fetched.size,
+                    },
+                    freshness,
+                ))
+            })
+        });
+        let mut responses = Vec::new();
+        for served in futures_util::future::join_all(fetches).await {
+            responses.push(served.map_err(ApiError::from)?.entry.value.body.clone());
+        }
+        Ok(AggregatesResponseBody {
+            interval: TimeRange::of(&interval),
+            granularity: query.granularity_text.clone(),
+            series: aggregates::series(query, &interval, &responses),
+        })
+    }
+}
+
+fn log_failure(error: &UpstreamError) {
+    tracing::warn!(%error, kind = error.kind(), "report query failed upstream");
+}

@@ -41,6 +41,10 @@ impl Modify for Security {
     ),
     paths(
         super::conversations::get_conversation,
+        super::reports::search_post,
+        super::reports::search_get,
+        super::reports::aggregates_post,
+        super::reports::aggregates_get,
         super::ops::healthz,
         super::ops::readyz,
         super::ops::cache_stats,
@@ -50,6 +54,7 @@ impl Modify for Security {
     modifiers(&Security),
     tags(
         (name = "conversations", description = "Real-time: the live state of one conversation, by id"),
+        (name = "reports", description = "Historical: find conversations by interval and filters, and aggregate metrics"),
         (name = "operations", description = "Health, readiness and administration"),
     )
 )]

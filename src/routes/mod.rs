@@ -4,6 +4,7 @@
 pub mod conversations;
 pub mod docs;
 pub mod ops;
+pub mod reports;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::{self, ApiKeys, Guard, Scope};
 use crate::config::Settings;
 use crate::conversations::ConversationService;
+use crate::reports::ReportService;
 use crate::upstream::GenesysClient;
 
 /// Everything handlers share. Cheap to clone.
@@ -30,6 +32,7 @@ use crate::upstream::GenesysClient;
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub conversations: Arc<ConversationService>,
+    pub reports: Arc<ReportService>,
     pub client: Arc<GenesysClient>,
     pub keys: Arc<ApiKeys>,
 }
@@ -58,6 +61,19 @@ pub fn router(state: AppState) -> Router {
             guard(Scope::ConversationsRead),
             auth::require,
         ));
+    let reports = Router::new()
+        .route(
+            "/reports/search",
+            get(reports::search_get).post(reports::search_post),
+        )
+        .route(
+            "/reports/aggregates",
+            get(reports::aggregates_get).post(reports::aggregates_post),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            guard(Scope::ReportsRead),
+            auth::require,
+        ));
     let admin = Router::new()
         .route(
             "/admin/cache",
@@ -75,6 +91,7 @@ pub fn router(state: AppState) -> Router {
     let cors = cors(&settings.cors_allowed_origins);
     Router::new()
         .merge(conversations)
+        .merge(reports)
         .merge(admin)
         .merge(open)
         .with_state(state)

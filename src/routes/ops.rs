@@ -46,6 +46,7 @@ pub async fn cache_stats(State(state): State<AppState>) -> Json<serde_json::Valu
     state.conversations.settle().await;
     Json(json!({
         "conversations": state.conversations.stats(),
+        "reports": state.reports.stats(),
         "budget": state.client.budget().stats(),
         "token": state.client.tokens().stats(),
     }))
@@ -55,5 +56,6 @@ pub async fn cache_stats(State(state): State<AppState>) -> Json<serde_json::Valu
 #[utoipa::path(delete, path = "/admin/cache", tag = "operations", responses((status = 204, description = "Purged")), security(("api_key" = []), ("bearer" = [])))]
 pub async fn purge_cache(State(state): State<AppState>) -> StatusCode {
     state.conversations.purge().await;
+    state.reports.purge().await;
     StatusCode::NO_CONTENT
 }

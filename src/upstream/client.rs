@@ -63,6 +63,8 @@ pub struct Fetched<T> {
     pub queue_wait: Duration,
     /// HTTP attempts made (1 when nothing was retried).
     pub attempts: u32,
+    /// Size of the response body in bytes (as received).
+    pub size: usize,
 }
 
 /// The Genesys client.
@@ -373,6 +375,7 @@ impl GenesysClient {
         let error_body = || serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_default();
         match status.as_u16() {
             200..=299 => Step::Done(Fetched {
+                size: bytes.len(),
                 body: bytes,
                 correlation_id,
                 queue_wait: Duration::ZERO,
@@ -422,5 +425,6 @@ fn decode<T: DeserializeOwned>(fetched: Fetched<Bytes>) -> Result<Fetched<T>, Up
         correlation_id: fetched.correlation_id,
         queue_wait: fetched.queue_wait,
         attempts: fetched.attempts,
+        size: fetched.size,
     })
 }

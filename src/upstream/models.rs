@@ -183,3 +183,86 @@ pub struct Wrapup {
     pub code: Option<String>,
     pub name: Option<String>,
 }
+
+/// `ConversationQuery` (details query body), as the proxy builds it. Field order is fixed
+/// and empty lists are left out, so its JSON is a canonical cache key.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationQuery {
+    /// `start/end`, ISO-8601.
+    pub interval: String,
+    /// `asc` or `desc`.
+    pub order: &'static str,
+    pub order_by: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conversation_filters: Vec<QueryFilter>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub segment_filters: Vec<QueryFilter>,
+    pub paging: PagingSpec,
+}
+
+/// `PagingSpec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PagingSpec {
+    pub page_size: u32,
+    pub page_number: u32,
+}
+
+/// A filter of any analytics query (`{type, predicates}`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct QueryFilter {
+    /// `and` or `or`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub predicates: Vec<QueryPredicate>,
+}
+
+/// A predicate of an analytics filter.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct QueryPredicate {
+    /// `dimension` or `metric`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dimension: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<&'static str>,
+    pub operator: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range: Option<NumericRange>,
+}
+
+/// `NumericRange`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct NumericRange {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gte: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lte: Option<i64>,
+}
+
+/// `ConversationAggregationQuery`, as the proxy builds it (canonical like
+/// [`ConversationQuery`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AggregationQuery {
+    pub interval: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub granularity: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub group_by: Vec<&'static str>,
+    pub metrics: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<AggregationFilter>,
+}
+
+/// `ConversationAggregateQueryFilter`: clauses of or-ed predicates, and-ed together.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AggregationFilter {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub clauses: Vec<QueryFilter>,
+}

@@ -1,0 +1,200 @@
+//! Report intervals: absolute (`from`/`to`, RFC 3339) or relative (`last`, an ISO-8601
+//! duration such as `PT15M`). A relative interval ends at "now" floored to the configured
+//! bucket, so every dashboard polling the same report asks the same question and shares one
+//! cache entry. Long intervals are split into chunks no longer than Genesys' per-query
+//! limit.
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+
+/// A half-open interval `[from, to)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl Interval {
+    /// Genesys' wire form: `start/end` in RFC 3339 with milliseconds.
+    #[must_use]
+    pub fn wire(&self) -> String {
+        format!("{}/{}", timestamp(self.from), timestamp(self.to))
+    }
+
+    /// Whether `at` lies inside.
+    #[must_use]
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        self.from <= at && at < self.to
+    }
+
+    /// Consecutive chunks of at most `max` covering the interval, earliest first.
+    #[must_use]
+    pub fn chunks(&self, max: Duration) -> Vec<Self> {
+        let mut out = Vec::new();
+        let mut from = self.from;
+        while from < self.to {
+            let to = (from + max).min(self.to);
+            out.push(Self { from, to });
+            from = to;
+        }
+        out
+    }
+}
+
+/// RFC 3339 with milliseconds and `Z`.
+#[must_use]
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Parses an RFC 3339 instant.
+///
+/// # Errors
+/// A reason naming the expected form.
+pub fn instant(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|_| {
+            format!(
+                "must be an RFC 3339 time such as 2025-03-11T00:00:00Z, not {:?}",
+                clip(text)
+            )
+        })
+}
+
+/// A client-supplied text shortened for an error message.
+#[must_use]
+pub fn clip(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
+/// Parses an ISO-8601 duration of fixed length: `PnW`, `PnD`, `PTnH`, `PTnM`, `PTnS` and
+/// combinations (`P1DT12H`). Months and years have no fixed length and are refused.
+///
+/// # Errors
+/// A reason naming the expected form.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    let invalid = || {
+        format!(
+            "must be an ISO-8601 duration such as PT15M, PT1H or P7D (months and years are not fixed lengths), not {:?}",
+            clip(text)
+        )
+    };
+    let rest = text.trim().strip_prefix('P').ok_or_else(invalid)?;
+    let (date, time) = match rest.split_once('T') {
+        Some((_, "")) => return Err(invalid()),
+        Some((date, time)) => (date, time),
+        None => (rest, ""),
+    };
+    if date.is_empty() && time.is_empty() {
+        return Err(invalid());
+    }
+    let mut total = Duration::zero();
+    for (part, units) in [(date, "WD"), (time, "HMS")] {
+        let mut number = String::new();
+        for ch in part.chars() {
+            if ch.is_ascii_digit() {
+                number.push(ch);
+                continue;
+            }
+            if !units.contains(ch) || number.is_empty() || number.len() > 6 {
+                return Err(invalid());
+            }
+            let value: i64 = number.parse().map_err(|_| invalid())?;
+            number.clear();
+            total += match ch {
+                'W' => Duration::weeks(value),
+                'D' => Duration::days(value),
+                'H' => Duration::hours(value),
+                'M' => Duration::minutes(value),
+                _ => Duration::seconds(value),
+            };
+        }
+        if !number.is_empty() {
+            return Err(invalid());
+        }
+    }
+    if total <= Duration::zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(total)
+}
+
+/// The ISO-8601 text of a duration in whole seconds (for Genesys' `granularity`).
+#[must_use]
+pub fn iso_duration(d: Duration) -> String {
+    let secs = d.num_seconds();
+    if secs % 86_400 == 0 {
+        format!("P{}D", secs / 86_400)
+    } else if secs % 3_600 == 0 {
+        format!("PT{}H", secs / 3_600)
+    } else if secs % 60 == 0 {
+        format!("PT{}M", secs / 60)
+    } else {
+        format!("PT{secs}S")
+    }
+}
+
+/// The interval `last` before `now` floored to `bucket`.
+#[must_use]
+pub fn relative(last: Duration, now: DateTime<Utc>, bucket: Duration) -> Interval {
+    let to = now.duration_trunc(bucket).unwrap_or(now);
+    Interval {
+        from: to - last,
+        to,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_fixed_lengths() {
+        assert_eq!(duration("PT15M").expect("ok"), Duration::minutes(15));
+        assert_eq!(duration("P1DT12H").expect("ok"), Duration::hours(36));
+        assert_eq!(duration("P2W").expect("ok"), Duration::days(14));
+        for bad in [
+            "15m",
+            "P1M",
+            "P1Y",
+            "PT",
+            "P",
+            "PT0M",
+            "PTM",
+            "P1DT",
+            "P9999999D",
+        ] {
+            assert!(duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn relative_intervals_end_on_a_bucket_boundary() {
+        let now = instant("2025-03-11T10:07:42Z").expect("time");
+        let interval = relative(Duration::minutes(15), now, Duration::minutes(1));
+        assert_eq!(
+            interval.wire(),
+            "2025-03-11T09:52:00.000Z/2025-03-11T10:07:00.000Z"
+        );
+    }
+
+    #[test]
+    fn long_intervals_split_into_bounded_chunks() {
+        let interval = Interval {
+            from: instant("2025-01-01T00:00:00Z").expect("time"),
+            to: instant("2025-04-01T00:00:00Z").expect("time"),
+        };
+        let chunks = interval.chunks(Duration::days(31));
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks[0].from, interval.from);
+        assert_eq!(chunks[2].to, interval.to);
+        assert!(chunks.windows(2).all(|w| w[0].to == w[1].from));
+    }
+
+    #[test]
+    fn iso_durations_round_trip() {
+        for text in ["PT30M", "PT1H", "P1D", "PT45S"] {
+            assert_eq!(iso_duration(duration(text).expect("ok")), text);
+        }
+    }
+}
