@@ -70,6 +70,7 @@ impl App {
             reports,
             client,
             keys,
+            http_metrics: Arc::default(),
         };
         Ok(Self {
             listener,

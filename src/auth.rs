@@ -51,7 +51,7 @@ fn default_weight() -> u32 {
 }
 
 /// One configured internal client (`[[clients]]`).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSettings {
     /// The client's name: shown in logs and metrics, and its fair-share identity.
@@ -214,6 +214,7 @@ pub async fn require(State(guard): State<Guard>, mut request: Request, next: Nex
         )
         .into_response();
     }
+    tracing::Span::current().record("client", &*caller.name);
     request.extensions_mut().insert(caller);
     next.run(request).await
 }

@@ -37,7 +37,7 @@ fn default_shutdown_grace_secs() -> u64 {
 }
 
 /// The inbound HTTP server (`[server]`).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     /// Address to listen on (`--listen` overrides it).
@@ -78,7 +78,7 @@ impl ServerSettings {
 }
 
 /// Where the Genesys org is (`[genesys]`; the operator variables override it).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct GenesysSettings {
     /// Region domain (`mypurecloud.ie`), API host or AWS name (`eu_west_1`).
@@ -92,7 +92,7 @@ pub struct GenesysSettings {
 }
 
 /// Every setting.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     #[serde(default)]

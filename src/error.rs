@@ -293,11 +293,14 @@ pub async fn problem_layer(request: Request, next: Next) -> Response {
         Some(error) => error,
         None => {
             let status = response.status();
-            let is_problem = response
+            // A JSON error body written on purpose (the problem itself, or /readyz's
+            // per-component report) stays; empty and plain-text ones become problems.
+            let is_json = response
                 .headers()
                 .get(header::CONTENT_TYPE)
-                .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-            if !(status.is_client_error() || status.is_server_error()) || is_problem {
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with(PROBLEM_JSON) || v.starts_with("application/json"));
+            if !(status.is_client_error() || status.is_server_error()) || is_json {
                 return response;
             }
             generic(status)

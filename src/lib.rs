@@ -12,7 +12,7 @@
 //! - [`cache`]: byte-bounded store, single-flight fetches, stale serving, freshness rules.
 //! - [`reports`]: historical reports over the analytics API.
 //! - [`upstream`]: the only code that speaks to Genesys (token, budget, client).
-//! - [`telemetry`]: logs and traces.
+//! - [`telemetry`]: logs and traces; [`metrics`]: the Prometheus exposition.
 //! - [`demo`]: `--demo`, the simulator in-process.
 
 pub mod app;
@@ -22,6 +22,7 @@ pub mod config;
 pub mod conversations;
 pub mod demo;
 pub mod error;
+pub mod metrics;
 pub mod reports;
 pub mod routes;
 pub mod telemetry;

@@ -98,7 +98,7 @@ async fn main() -> ExitCode {
     if let Some(listen) = cli.listen {
         settings.server.listen = listen;
     }
-    telemetry::init(&settings.telemetry);
+    let _telemetry = telemetry::init(&settings.telemetry);
 
     let (demo, connection) = if cli.demo {
         match Demo::start(&mut settings).await {

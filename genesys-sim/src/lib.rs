@@ -34,7 +34,7 @@ use std::sync::Arc;
 pub use config::{AnalyticsLimits, ExpiredTokenCode, IntervalMatching, SimConfig};
 pub use counters::{CountersSnapshot, endpoint};
 pub use faults::{Faults, Storm};
-pub use state::SimState;
+pub use state::{SeenRequest, SimState};
 
 /// The router of a simulated org, for embedding in another server.
 pub fn router(state: Arc<SimState>) -> axum::Router {

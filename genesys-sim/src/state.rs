@@ -1,7 +1,10 @@
 //! The simulator's shared state: configuration, generated data, issued tokens, counters,
 //! active faults and the simulated clock. One `Arc<SimState>` serves every request.
 
+use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use serde::Serialize;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
@@ -11,6 +14,18 @@ use crate::data::Dataset;
 use crate::faults::Faults;
 use crate::rng::SimRng;
 use crate::tokens::TokenStore;
+
+/// How many recent API requests [`SimState::recent_requests`] keeps.
+const RECENT_REQUESTS: usize = 256;
+
+/// What the simulator noted of one API request (for tests of what the proxy sends).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeenRequest {
+    /// The counter label of the endpoint.
+    pub endpoint: String,
+    /// The W3C `traceparent` header, when sent.
+    pub traceparent: Option<String>,
+}
 
 /// Everything a request handler may read or change.
 #[derive(Debug)]
@@ -23,6 +38,7 @@ pub struct SimState {
     fault_rng: Mutex<SimRng>,
     correlation_rng: Mutex<SimRng>,
     clock_offset: Mutex<Duration>,
+    recent: Mutex<VecDeque<SeenRequest>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -57,6 +73,7 @@ impl SimState {
             fault_rng: Mutex::new(SimRng::new(config.seed ^ 0x6661_756c_7473)),
             correlation_rng: Mutex::new(SimRng::new(config.seed ^ 0x636f_7272)),
             clock_offset: Mutex::new(offset),
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_REQUESTS)),
             data,
             config,
         }
@@ -92,6 +109,21 @@ impl SimState {
     /// A draw in `[0, 1)` for fault injection.
     pub fn fault_draw(&self) -> f64 {
         lock(&self.fault_rng).unit()
+    }
+
+    /// Notes an API request (the most recent ones are kept).
+    pub fn note_request(&self, seen: SeenRequest) {
+        let mut recent = lock(&self.recent);
+        if recent.len() == RECENT_REQUESTS {
+            recent.pop_front();
+        }
+        recent.push_back(seen);
+    }
+
+    /// The most recent API requests, oldest first.
+    #[must_use]
+    pub fn recent_requests(&self) -> Vec<SeenRequest> {
+        lock(&self.recent).iter().cloned().collect()
     }
 
     /// A fresh `inin-correlation-id`.

@@ -107,6 +107,13 @@ impl TokenStore {
         }
     }
 
+    /// Every token still stored (valid or expired; revoked ones are gone). For tests that
+    /// check a token never leaks.
+    #[must_use]
+    pub fn issued(&self) -> Vec<String> {
+        self.tokens().keys().cloned().collect()
+    }
+
     /// Revokes every issued token.
     pub fn revoke_all(&self) {
         self.tokens().clear();

@@ -33,7 +33,7 @@ default_fn!(default_report_old_fresh_secs, u64, 3_600);
 default_fn!(default_report_old_after_secs, u64, 86_400);
 
 /// Cache settings (`[cache]` in the config file). Every duration is in seconds.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CacheSettings {
     /// Memory the conversation cache may hold, in bytes (bodies as stored).

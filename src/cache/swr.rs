@@ -263,7 +263,9 @@ where
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
         let cache = Arc::clone(self);
         let key = key.clone();
-        tokio::spawn(async move {
+        // The fetch keeps the span of the request that started it (its trace goes on to
+        // Genesys), but not the request itself: it outlives a client that goes away.
+        tokio::spawn(tracing::Instrument::in_current_span(async move {
             let result = match fetch().await {
                 Ok((value, freshness)) => {
                     let now = Instant::now();
@@ -285,7 +287,7 @@ where
             };
             cache.flights().remove(&key);
             let _ = sender.send(Some(result));
-        });
+        }));
         (receiver, true)
     }
 

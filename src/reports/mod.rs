@@ -127,6 +127,12 @@ impl ReportService {
         }
     }
 
+    /// Applies pending evictions (exact figures).
+    pub async fn settle(&self) {
+        self.pages.settle().await;
+        self.aggregates.settle().await;
+    }
+
     /// Drops every cached page.
     pub async fn purge(&self) {
         self.pages.purge().await;

@@ -26,7 +26,7 @@ fn default_hydrate_max() -> u32 {
 }
 
 /// Report settings.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ReportSettings {
     /// Page size of upstream details queries: Genesys' maximum (not published; 100 is

@@ -153,6 +153,7 @@ pub async fn get_conversation(
         )
         .await
         .map_err(ApiError::from)?;
+    tracing::Span::current().record("cache.status", served.status.label());
     let representations = match &served.entry.value {
         ConversationEntry::NotFound => {
             let mut response =

@@ -47,6 +47,7 @@ impl Modify for Security {
         super::reports::aggregates_get,
         super::ops::healthz,
         super::ops::readyz,
+        super::ops::metrics,
         super::ops::cache_stats,
         super::ops::purge_cache,
     ),

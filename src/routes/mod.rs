@@ -35,6 +35,7 @@ pub struct AppState {
     pub reports: Arc<ReportService>,
     pub client: Arc<GenesysClient>,
     pub keys: Arc<ApiKeys>,
+    pub http_metrics: Arc<crate::metrics::HttpMetrics>,
 }
 
 impl AppState {
@@ -86,8 +87,10 @@ pub fn router(state: AppState) -> Router {
     let open = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         .merge(docs::routes());
     let settings = state.settings.server.clone();
+    let http_metrics = state.http_metrics.clone();
     let cors = cors(&settings.cors_allowed_origins);
     Router::new()
         .merge(conversations)
@@ -96,20 +99,37 @@ pub fn router(state: AppState) -> Router {
         .merge(open)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, settings.request_timeout()))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            settings.request_timeout(),
+        ))
+        .layer(middleware::from_fn_with_state(
+            http_metrics,
+            crate::metrics::track,
+        ))
         .layer(middleware::from_fn(crate::error::problem_layer))
         .layer(CatchPanicLayer::new())
         .layer(cors)
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<axum::body::Body>| {
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |request: &axum::http::Request<axum::body::Body>| {
+                use tracing_opentelemetry::OpenTelemetrySpanExt as _;
                 let id = request
                     .headers()
                     .get(&REQUEST_ID)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
-            }),
-        )
+                let span = tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id = %id,
+                    cache.status = tracing::field::Empty,
+                    client = tracing::field::Empty,
+                );
+                let _ = span.set_parent(crate::telemetry::extract_context(request.headers()));
+                span
+            },
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(SetSensitiveRequestHeadersLayer::new([

@@ -25,6 +25,7 @@ use super::budget::{Budget, Class, Demand, Outcome, RateHeaders};
 use super::error::UpstreamError;
 use super::models::{AggregatesResponse, DetailsResponse, ErrorBody, MultiGetResponse};
 use super::settings::{ClientCredentials, Endpoints, UpstreamSettings};
+use super::stats::UpstreamStats;
 use super::token::{TokenManager, describe_transport_error_mw};
 use super::trace::TraceUpstream;
 
@@ -75,6 +76,7 @@ pub struct GenesysClient {
     tokens: TokenManager,
     budget: Arc<dyn Budget>,
     settings: UpstreamSettings,
+    stats: UpstreamStats,
 }
 
 fn rate_headers(headers: &reqwest::header::HeaderMap) -> Option<RateHeaders> {
@@ -128,7 +130,14 @@ impl GenesysClient {
             tokens,
             budget,
             settings,
+            stats: UpstreamStats::default(),
         })
+    }
+
+    /// Upstream figures (metrics).
+    #[must_use]
+    pub fn stats(&self) -> &UpstreamStats {
+        &self.stats
     }
 
     /// The token manager (readiness, metrics).
@@ -153,6 +162,7 @@ impl GenesysClient {
         ctx: &CallContext,
     ) -> Result<Fetched<Bytes>, UpstreamError> {
         self.call(
+            0,
             Method::GET,
             &format!("api/v2/conversations/{id}"),
             None,
@@ -173,6 +183,7 @@ impl GenesysClient {
         let body = json_body(query)?;
         let fetched = self
             .call(
+                1,
                 Method::POST,
                 "api/v2/analytics/conversations/details/query",
                 Some(body),
@@ -196,7 +207,7 @@ impl GenesysClient {
             "api/v2/analytics/conversations/details?id={}",
             joined.join(",")
         );
-        decode(self.call(Method::GET, &path, None, ctx).await?)
+        decode(self.call(2, Method::GET, &path, None, ctx).await?)
     }
 
     /// `POST /api/v2/analytics/conversations/aggregates/query`.
@@ -211,6 +222,7 @@ impl GenesysClient {
         let body = json_body(query)?;
         decode(
             self.call(
+                3,
                 Method::POST,
                 "api/v2/analytics/conversations/aggregates/query",
                 Some(body),
@@ -230,6 +242,7 @@ impl GenesysClient {
     /// One logical call: budget, token, HTTP, classification, retries.
     async fn call(
         &self,
+        endpoint: usize,
         method: Method,
         path: &str,
         body: Option<Bytes>,
@@ -253,6 +266,7 @@ impl GenesysClient {
                 })
                 .await?;
             queue_wait += permit.waited;
+            self.stats.waited(ctx.class, permit.waited);
             let bearer = match self.tokens.bearer().await {
                 Ok(bearer) => bearer,
                 Err(error) => {
@@ -279,7 +293,22 @@ impl GenesysClient {
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(body.clone());
             }
-            let step = match request.send().await {
+            let sent = Instant::now();
+            let span = tracing::info_span!(
+                "genesys.call",
+                endpoint = super::stats::ENDPOINTS[endpoint],
+                class = ctx.class.as_str(),
+                client = %ctx.client,
+                attempt = attempts,
+                queue_wait_ms = u64::try_from(permit.waited.as_millis()).unwrap_or(u64::MAX),
+            );
+            let sent_result = tracing::Instrument::instrument(request.send(), span).await;
+            self.stats.exchange(
+                endpoint,
+                sent_result.as_ref().ok().map(|r| r.status().as_u16()),
+                sent.elapsed(),
+            );
+            let step = match sent_result {
                 Err(error) => {
                     permit.finish(Outcome::NoResponse);
                     let detail = describe_transport_error_mw(&error);
@@ -342,6 +371,9 @@ impl GenesysClient {
                 }
                 Step::Fail(error) => return Err(error),
                 Step::Reauthenticate(generation) => {
+                    self.stats
+                        .retries
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     self.tokens.invalidate(generation);
                     reauthenticated = true;
                 }
@@ -357,6 +389,9 @@ impl GenesysClient {
                         return Err(error);
                     }
                     tracing::debug!(%error, pause_ms = pause.as_millis(), "retrying upstream call");
+                    self.stats
+                        .retries
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tokio::time::sleep(pause).await;
                 }
             }

@@ -7,6 +7,7 @@ pub mod client;
 pub mod error;
 pub mod models;
 pub mod settings;
+pub mod stats;
 pub mod token;
 mod trace;
 

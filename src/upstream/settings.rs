@@ -125,7 +125,7 @@ fn default_token_backoff_max_secs() -> u64 {
 }
 
 /// Timeouts and retry bounds of upstream calls (`[upstream]` in the config file).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSettings {
     /// Longest single upstream HTTP exchange, in milliseconds.

@@ -1,7 +1,7 @@
 //! A `reqwest-middleware` layer that wraps every HTTP exchange with Genesys in a tracing
 //! span carrying the method, the path (never the query or headers), the status and
 //! Genesys' `inin-correlation-id`, so one upstream call can be found in Genesys support
-//! tickets from the proxy's logs and traces.
+//! tickets from the proxy's logs and traces. It also sends the span's W3C `traceparent`.
 
 use http::Extensions;
 use reqwest::{Request, Response};
@@ -16,7 +16,7 @@ pub struct TraceUpstream;
 impl Middleware for TraceUpstream {
     async fn handle(
         &self,
-        request: Request,
+        mut request: Request,
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> Result<Response> {
@@ -27,6 +27,7 @@ impl Middleware for TraceUpstream {
             http.status = tracing::field::Empty,
             inin.correlation_id = tracing::field::Empty,
         );
+        span.in_scope(|| crate::telemetry::inject_current(request.headers_mut()));
         let result = next.run(request, extensions).instrument(span.clone()).await;
         match &result {
             Ok(response) => {

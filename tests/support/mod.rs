@@ -162,10 +162,19 @@ impl Reply {
 impl TestApp {
     /// Starts a simulator with `sim` and a proxy with `settings` in front of it.
     pub async fn start(sim: SimConfig, settings: genesys_proxy::Settings) -> Self {
+        Self::start_with_secret(sim, settings, genesys_sim::config::DEFAULT_CLIENT_SECRET).await
+    }
+
+    /// As [`start`](Self::start), with the proxy using `secret` as its client secret.
+    pub async fn start_with_secret(
+        sim: SimConfig,
+        settings: genesys_proxy::Settings,
+        secret: &str,
+    ) -> Self {
         let sim = Simulator::start(sim).await.expect("sim starts");
         let connection = genesys_proxy::config::GenesysConnection {
             endpoints: Endpoints::explicit(&sim.base_url(), &sim.base_url()).expect("urls"),
-            credentials: credentials(genesys_sim::config::DEFAULT_CLIENT_SECRET),
+            credentials: credentials(secret),
         };
         let app = genesys_proxy::App::build(settings, connection)
             .await

@@ -28,6 +28,7 @@ pub fn routes() -> Router<Arc<SimState>> {
         .route("/sim/clock", get(get_clock))
         .route("/sim/clock/advance", post(advance_clock))
         .route("/sim/org", get(org))
+        .route("/sim/requests", get(requests))
 }
 
 async fn get_faults(State(sim): State<Arc<SimState>>) -> Json<Faults> {
@@ -102,6 +103,10 @@ async fn advance_clock(State(sim): State<Arc<SimState>>, body: axum::body::Bytes
         )
             .into_response(),
     }
+}
+
+async fn requests(State(sim): State<Arc<SimState>>) -> Json<Value> {
+    Json(json!({ "requests": sim.recent_requests() }))
 }
 
 /// Number of sample ids of each kind `/sim/org` lists.

@@ -162,6 +162,14 @@ async fn malformed(response: Response) -> Response {
 /// The middleware.
 pub async fn guard(State(sim): State<Arc<SimState>>, request: Request, next: Next) -> Response {
     let label = label(request.method(), request.uri().path());
+    sim.note_request(crate::state::SeenRequest {
+        endpoint: label.to_owned(),
+        traceparent: request
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    });
     let correlation = sim.correlation_id();
     let faults = sim.faults();
     if faults.latency_ms > 0 {

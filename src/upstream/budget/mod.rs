@@ -211,7 +211,7 @@ fn default_reset_guard_ms() -> u64 {
 }
 
 /// Budget settings (`[budget]` in the config file).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetSettings {
     /// Requests allowed per period: Genesys' per-token limit (300 per minute by default;
