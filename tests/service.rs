@@ -216,3 +216,48 @@ async fn admin_can_see_and_purge_the_cache() {
             .contains("fwd=miss")
     );
 }
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let sim = genesys_sim::Simulator::start(sim_config())
+        .await
+        .expect("sim");
+    sim.set_faults(Faults {
+        latency_ms: 400,
+        ..Faults::default()
+    });
+    let connection = genesys_proxy::config::GenesysConnection {
+        endpoints: genesys_proxy::upstream::Endpoints::explicit(&sim.base_url(), &sim.base_url())
+            .expect("urls"),
+        credentials: support::credentials("sim-secret"),
+    };
+    let app = genesys_proxy::App::build(proxy_settings(), connection)
+        .await
+        .expect("builds");
+    let base = format!("http://{}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(async {
+        let _ = stopped.await;
+    }));
+    let id = sim.data().conversations[0].id;
+    let in_flight = tokio::spawn(async move {
+        reqwest::Client::new()
+            .get(format!("{base}/conversations/{id}"))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let _ = stop.send(());
+    assert_eq!(
+        in_flight.await.expect("task").expect("answered"),
+        200,
+        "the request in flight completed"
+    );
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server stopped after draining")
+        .expect("task")
+        .expect("clean stop");
+}
