@@ -23,34 +23,48 @@ pub use histogram::Histogram;
 /// One series of inbound requests.
 #[derive(Debug, Default)]
 struct RequestSeries {
+    key: RequestKey,
     count: AtomicU64,
     latency: Histogram,
 }
 
 type RequestKey = (String, String, u16);
 
-/// The inbound request metrics.
+/// The inbound request metrics. Series are found by a hash of their labels, so recording
+/// a request allocates nothing once its series exists.
 #[derive(Debug, Default)]
 pub struct HttpMetrics {
-    series: RwLock<HashMap<RequestKey, Arc<RequestSeries>>>,
+    series: RwLock<HashMap<u64, Arc<RequestSeries>>>,
+}
+
+fn series_hash(route: &str, method: &str, status: u16) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (route, method, status).hash(&mut hasher);
+    hasher.finish()
 }
 
 impl HttpMetrics {
     /// Records one answered request.
     pub fn record(&self, route: &str, method: &str, status: u16, latency: Duration) {
-        let key = (route.to_owned(), method.to_owned(), status);
+        let hash = series_hash(route, method, status);
         let existing = self
             .series
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
+            .get(&hash)
             .cloned();
         let series = existing.unwrap_or_else(|| {
             self.series
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
-                .entry(key)
-                .or_default()
+                .entry(hash)
+                .or_insert_with(|| {
+                    Arc::new(RequestSeries {
+                        key: (route.to_owned(), method.to_owned(), status),
+                        ..RequestSeries::default()
+                    })
+                })
                 .clone()
         });
         series.count.fetch_add(1, Ordering::Relaxed);
@@ -60,17 +74,17 @@ impl HttpMetrics {
     /// Appends the request series.
     pub fn render(&self, out: &mut String) {
         let series = self.series.read().unwrap_or_else(PoisonError::into_inner);
-        let mut keys: Vec<&RequestKey> = series.keys().collect();
-        keys.sort();
+        let mut all: Vec<&Arc<RequestSeries>> = series.values().collect();
+        all.sort_by(|a, b| a.key.cmp(&b.key));
         header(
             out,
             "genesys_proxy_http_requests_total",
             "counter",
             "Inbound requests answered, by route, method and status.",
         );
-        for key in &keys {
-            let (route, method, status) = key;
-            let count = series[*key].count.load(Ordering::Relaxed);
+        for one in &all {
+            let (route, method, status) = &one.key;
+            let count = one.count.load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
                 "genesys_proxy_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {count}"
@@ -82,9 +96,9 @@ impl HttpMetrics {
             "histogram",
             "Inbound request latency, by route, method and status.",
         );
-        for key in &keys {
-            let (route, method, status) = key;
-            series[*key].latency.render(
+        for one in &all {
+            let (route, method, status) = &one.key;
+            one.latency.render(
                 out,
                 "genesys_proxy_http_request_duration_seconds",
                 &format!("route=\"{route}\",method=\"{method}\",status=\"{status}\""),

@@ -111,14 +111,17 @@ mod tests {
     use super::*;
 
     fn position() -> Position {
+        let at = DateTime::parse_from_rfc3339("2025-03-11T10:00:00.123Z")
+            .expect("time")
+            .with_timezone(&Utc);
         Position {
             v: 1,
             q: "abc".into(),
-            from: Utc::now(),
-            to: Utc::now(),
+            from: at,
+            to: at + chrono::Duration::days(3),
             chunk: 1,
             page: 3,
-            last_start: Some(Utc::now()),
+            last_start: Some(at + chrono::Duration::hours(1)),
             last_ids: vec!["x".into()],
             total: 42,
         }

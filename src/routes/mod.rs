@@ -5,6 +5,7 @@ pub mod conversations;
 pub mod docs;
 pub mod ops;
 pub mod reports;
+pub mod request_id;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -131,7 +132,10 @@ pub fn router(state: AppState) -> Router {
             },
         ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(
+            REQUEST_ID,
+            request_id::FastRequestId::default(),
+        ))
         .layer(SetSensitiveRequestHeadersLayer::new([
             axum::http::header::AUTHORIZATION,
             HeaderName::from_static("x-api-key"),
