@@ -58,6 +58,7 @@ pub struct ClientSettings {
     pub name: String,
     /// Hex SHA-256 of the client's key (`genesys-proxy keygen` prints one).
     pub key_sha256: String,
+    /// What the key may do: `conversations:read`, `reports:read`, `admin` (all).
     pub scopes: Vec<Scope>,
     /// Fair-share weight in the upstream budget (default 1).
     #[serde(default = "default_weight")]

@@ -34,6 +34,8 @@ fn default_log_filter() -> String {
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetrySettings {
+    /// `pretty` (human-readable lines) or `json` (one object per line, with the request's
+    /// span fields such as `request_id`).
     #[serde(default)]
     pub log_format: LogFormat,
     /// `RUST_LOG`-style filter (`RUST_LOG` overrides it).

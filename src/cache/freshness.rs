@@ -28,6 +28,8 @@ default_fn!(default_settled_fresh_secs, u64, 6 * 3_600);
 default_fn!(default_not_found_fresh_secs, u64, 30);
 default_fn!(default_stale_while_revalidate_secs, u64, 10);
 default_fn!(default_stale_if_error_secs, u64, 600);
+default_fn!(default_stale_wait_ms, u64, 1_500);
+default_fn!(default_report_max_bytes, u64, 64 * 1024 * 1024);
 default_fn!(default_report_recent_fresh_secs, u64, 30);
 default_fn!(default_report_old_fresh_secs, u64, 3_600);
 default_fn!(default_report_old_after_secs, u64, 86_400);
@@ -62,6 +64,13 @@ pub struct CacheSettings {
     /// After freshness ends, serve the stale entry when Genesys fails, for this long.
     #[serde(default = "default_stale_if_error_secs")]
     pub stale_if_error_secs: u64,
+    /// When a stale entry could be served, wait at most this long (milliseconds) for
+    /// Genesys before serving it; the fetch goes on in the background.
+    #[serde(default = "default_stale_wait_ms")]
+    pub stale_wait_ms: u64,
+    /// Memory the report caches (upstream pages and aggregates) may hold, in bytes.
+    #[serde(default = "default_report_max_bytes")]
+    pub report_max_bytes: u64,
     /// Freshness of a report page whose interval ended less than `report_old_after_secs`
     /// ago (or is still running).
     #[serde(default = "default_report_recent_fresh_secs")]
@@ -85,6 +94,8 @@ impl Default for CacheSettings {
             not_found_fresh_secs: default_not_found_fresh_secs(),
             stale_while_revalidate_secs: default_stale_while_revalidate_secs(),
             stale_if_error_secs: default_stale_if_error_secs(),
+            stale_wait_ms: default_stale_wait_ms(),
+            report_max_bytes: default_report_max_bytes(),
             report_recent_fresh_secs: default_report_recent_fresh_secs(),
             report_old_fresh_secs: default_report_old_fresh_secs(),
             report_old_after_secs: default_report_old_after_secs(),
@@ -93,6 +104,12 @@ impl Default for CacheSettings {
 }
 
 impl CacheSettings {
+    /// How long a request waits for Genesys when it could be served stale instead.
+    #[must_use]
+    pub fn stale_wait(&self) -> Duration {
+        Duration::from_millis(self.stale_wait_ms)
+    }
+
     /// The stale-while-revalidate window.
     #[must_use]
     pub fn stale_while_revalidate(&self) -> Duration {
@@ -155,6 +172,9 @@ impl CacheSettings {
     pub fn validate(&self) -> Result<(), String> {
         if self.max_bytes < 64 * 1024 {
             return Err("cache.max_bytes must be at least 65536".into());
+        }
+        if self.report_max_bytes < 64 * 1024 {
+            return Err("cache.report_max_bytes must be at least 65536".into());
         }
         if self.active_fresh_secs == 0 {
             return Err("cache.active_fresh_secs must be at least 1".into());

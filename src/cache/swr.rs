@@ -8,8 +8,8 @@
 //!   fetch runs in a spawned task, so a caller that goes away cannot cancel it (moka's
 //!   own `get_with` re-runs the loader when its leading future is dropped, spending
 //!   upstream quota twice).
-//! - If the fetch fails (or outlasts the caller's deadline) and a stale entry still lies
-//!   within its stale-if-error bound, the stale entry is served.
+//! - If the fetch fails (or takes longer than the stale wait, or the caller's deadline) and
+//!   a stale entry still lies within its stale-if-error bound, the stale entry is served.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -171,6 +171,7 @@ pub struct SwrCache<K, V> {
     store: moka::future::Cache<K, Arc<Cached<V>>>,
     flights: Mutex<HashMap<K, watch::Receiver<FlightResult<V>>>>,
     stale_while_revalidate: Duration,
+    stale_wait: Duration,
     max_bytes: u64,
     counters: CacheCounters,
 }
@@ -189,9 +190,14 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Weighted,
 {
-    /// A cache holding at most `max_bytes` (by [`Weighted::weight`]).
+    /// A cache holding at most `max_bytes` (by [`Weighted::weight`]); a request that could
+    /// be served stale waits at most `stale_wait` for a fetch.
     #[must_use]
-    pub fn new(max_bytes: u64, stale_while_revalidate: Duration) -> Arc<Self> {
+    pub fn new(
+        max_bytes: u64,
+        stale_while_revalidate: Duration,
+        stale_wait: Duration,
+    ) -> Arc<Self> {
         let store = moka::future::Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|_key: &K, value: &Arc<Cached<V>>| value.value.weight())
@@ -201,6 +207,7 @@ where
             store,
             flights: Mutex::new(HashMap::new()),
             stale_while_revalidate,
+            stale_wait,
             max_bytes,
             counters: CacheCounters::default(),
         })
@@ -330,7 +337,13 @@ where
             }
         }
         let (mut receiver, leader) = self.join_or_start(&key, fetch);
-        let outcome = tokio::time::timeout_at(deadline, receiver.wait_for(Option::is_some)).await;
+        // With a stale copy to fall back on, do not keep the client waiting on a slow
+        // Genesys: the fetch goes on and refreshes the entry for the next request.
+        let wait_until = match &stale {
+            Some(_) => deadline.min(now + self.stale_wait),
+            None => deadline,
+        };
+        let outcome = tokio::time::timeout_at(wait_until, receiver.wait_for(Option::is_some)).await;
         let result = match outcome {
             Ok(Ok(value)) => value.clone().unwrap_or(Err(UpstreamError::Unavailable {
                 detail: "the fetch ended without a result".into(),

@@ -111,7 +111,11 @@ impl ConversationService {
         fetch_timeout: Duration,
     ) -> Self {
         Self {
-            cache: SwrCache::new(settings.max_bytes, settings.stale_while_revalidate()),
+            cache: SwrCache::new(
+                settings.max_bytes,
+                settings.stale_while_revalidate(),
+                settings.stale_wait(),
+            ),
             client,
             settings: Arc::new(settings),
             fetch_timeout,

@@ -104,11 +104,19 @@ impl ReportService {
         cursor_secret: &[u8],
         fetch_timeout: Duration,
     ) -> Self {
-        // Report pages share the conversation cache's byte budget size as their own bound.
-        let bytes = cache.max_bytes / 2;
+        // Upstream pages take most of the report budget; aggregates answers are small.
+        let bytes = cache.report_max_bytes;
         Self {
-            pages: SwrCache::new(bytes, cache.stale_while_revalidate()),
-            aggregates: SwrCache::new(bytes / 4, cache.stale_while_revalidate()),
+            pages: SwrCache::new(
+                bytes / 5 * 4,
+                cache.stale_while_revalidate(),
+                cache.stale_wait(),
+            ),
+            aggregates: SwrCache::new(
+                bytes / 5,
+                cache.stale_while_revalidate(),
+                cache.stale_wait(),
+            ),
             client,
             conversations,
             settings,

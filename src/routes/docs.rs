@@ -71,5 +71,12 @@ pub fn openapi_json() -> String {
 
 /// `/openapi.json` and `/docs`.
 pub fn routes() -> Router<AppState> {
-    Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+    // No online validator: Swagger UI would otherwise send the spec's (internal) URL to
+    // validator.swagger.io whenever the page is served under a host name.
+    let config = utoipa_swagger_ui::Config::default().validator_url("none");
+    Router::new().merge(
+        SwaggerUi::new("/docs")
+            .url("/openapi.json", ApiDoc::openapi())
+            .config(config),
+    )
 }

@@ -41,7 +41,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// Cache figures (admin scope).
-#[utoipa::path(get, path = "/admin/cache", tag = "operations", responses((status = 200, description = "Cache figures")), security(("api_key" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/admin/cache", tag = "operations", responses(
+    (status = 200, description = "Cache, budget and token figures (JSON)"),
+    (status = 401, description = "No or unknown API key", body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The key lacks the admin scope", body = crate::error::Problem, content_type = "application/problem+json"),
+), security(("api_key" = []), ("bearer" = [])))]
 pub async fn cache_stats(State(state): State<AppState>) -> Json<serde_json::Value> {
     state.conversations.settle().await;
     Json(json!({
@@ -53,7 +57,11 @@ pub async fn cache_stats(State(state): State<AppState>) -> Json<serde_json::Valu
 }
 
 /// Drops every cached entry (admin scope).
-#[utoipa::path(delete, path = "/admin/cache", tag = "operations", responses((status = 204, description = "Purged")), security(("api_key" = []), ("bearer" = [])))]
+#[utoipa::path(delete, path = "/admin/cache", tag = "operations", responses(
+    (status = 204, description = "Purged"),
+    (status = 401, description = "No or unknown API key", body = crate::error::Problem, content_type = "application/problem+json"),
+    (status = 403, description = "The key lacks the admin scope", body = crate::error::Problem, content_type = "application/problem+json"),
+), security(("api_key" = []), ("bearer" = [])))]
 pub async fn purge_cache(State(state): State<AppState>) -> StatusCode {
     state.conversations.purge().await;
     state.reports.purge().await;

@@ -90,6 +90,7 @@ async fn aggregates(
         (status = 400, description = "Invalid fields, each named in `errors`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or unknown API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the reports:read scope", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body exceeds the configured limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "Genesys refused or sent an unusable answer", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Genesys cannot answer in time; see Retry-After", body = Problem, content_type = "application/problem+json"),
@@ -134,6 +135,7 @@ pub async fn search_post(
         (status = 400, description = "Invalid fields, each named in `errors`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or unknown API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the reports:read scope", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Genesys refused or sent an unusable answer", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Genesys cannot answer in time; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []), ("bearer" = []))
@@ -159,7 +161,9 @@ pub async fn search_get(
         (status = 400, description = "Invalid fields, each named in `errors`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or unknown API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the reports:read scope", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body exceeds the configured limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Genesys refused or sent an unusable answer", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Genesys cannot answer in time; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []), ("bearer" = []))
@@ -198,6 +202,7 @@ pub async fn aggregates_post(
         (status = 400, description = "Invalid fields, each named in `errors`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or unknown API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks the reports:read scope", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Genesys refused or sent an unusable answer", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Genesys cannot answer in time; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []), ("bearer" = []))

@@ -106,7 +106,7 @@ impl fmt::Debug for ClientCredentials {
 }
 
 fn default_request_timeout_ms() -> u64 {
-    10_000
+    4_000
 }
 fn default_max_retries() -> u32 {
     3
@@ -128,7 +128,8 @@ fn default_token_backoff_max_secs() -> u64 {
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSettings {
-    /// Longest single upstream HTTP exchange, in milliseconds.
+    /// Longest single upstream HTTP exchange, in milliseconds. Keep it well under
+    /// `server.request_timeout_ms`, so a hung exchange leaves time for a retry.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
     /// Retries of connect errors, timeouts and 502/503/504 (each inside the deadline).

@@ -1,0 +1,232 @@
+//! The OpenAPI document: the committed `openapi/openapi.json` is exactly what the code
+//! generates (regenerate it with `UPDATE_OPENAPI=1 cargo test --test openapi`), the proxy
+//! serves that same document at `/openapi.json`, and the document is complete: OpenAPI 3.1,
+//! every route present, every API operation answering its errors as
+//! `application/problem+json`, every authenticated operation naming the `api_key` and
+//! `bearer` schemes, and every `$ref` resolving.
+
+mod support;
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use support::TestApp;
+
+/// The environment variable that makes the drift test rewrite the committed copy.
+const UPDATE: &str = "UPDATE_OPENAPI";
+
+/// The operations every client relies on: (method, path).
+const API_OPERATIONS: [(&str, &str); 5] = [
+    ("get", "/conversations/{id}"),
+    ("get", "/reports/search"),
+    ("post", "/reports/search"),
+    ("get", "/reports/aggregates"),
+    ("post", "/reports/aggregates"),
+];
+
+/// Operations that need an API key besides the API ones.
+const ADMIN_OPERATIONS: [(&str, &str); 2] = [("get", "/admin/cache"), ("delete", "/admin/cache")];
+
+/// Probes, open to anyone.
+const PROBES: [(&str, &str); 2] = [("get", "/healthz"), ("get", "/readyz")];
+
+const PROBLEM_JSON: &str = "application/problem+json";
+
+fn committed_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("openapi/openapi.json")
+}
+
+fn document() -> Value {
+    serde_json::from_str(&genesys_proxy::routes::docs::openapi_json())
+        .expect("the generated document is JSON")
+}
+
+fn operation<'a>(doc: &'a Value, method: &str, path: &str) -> &'a Value {
+    let operation = &doc["paths"][path][method];
+    assert!(
+        operation.is_object(),
+        "{} {path} is not in the document",
+        method.to_uppercase()
+    );
+    operation
+}
+
+#[test]
+fn the_committed_document_is_what_the_code_generates() {
+    let generated = genesys_proxy::routes::docs::openapi_json();
+    let path = committed_path();
+    let regenerate = format!(
+        "regenerate it with `{UPDATE}=1 cargo test --test openapi`, review the diff and commit openapi/openapi.json"
+    );
+    if std::env::var_os(UPDATE).is_some_and(|v| !v.is_empty() && v != "0") {
+        std::fs::create_dir_all(path.parent().expect("a parent directory"))
+            .expect("openapi/ can be created");
+        std::fs::write(&path, format!("{generated}\n")).expect("openapi/openapi.json is written");
+        println!("wrote {}", path.display());
+        return;
+    }
+    let committed = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{} cannot be read ({e}): {regenerate}", path.display()));
+    let committed = committed.replace("\r\n", "\n");
+    let committed = committed.strip_suffix('\n').unwrap_or(&committed);
+    if committed != generated {
+        let first = committed
+            .lines()
+            .zip(generated.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| committed.lines().count().min(generated.lines().count()));
+        panic!(
+            "openapi/openapi.json is out of date with the code (first difference at line {}: committed {:?}, generated {:?}): {regenerate}",
+            first + 1,
+            committed.lines().nth(first).unwrap_or("<end of file>"),
+            generated.lines().nth(first).unwrap_or("<end of file>"),
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_proxy_serves_the_generated_document() {
+    let app = TestApp::default_app().await;
+    let reply = app.get_with("/openapi.json", "", &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json(), document());
+}
+
+#[test]
+fn the_document_is_openapi_3_1_and_titled() {
+    let doc = document();
+    let version = doc["openapi"].as_str().expect("an openapi version");
+    assert!(version.starts_with("3.1."), "{version}");
+    assert_eq!(doc["info"]["title"], "genesys-proxy");
+    assert!(doc["info"]["description"].is_string());
+}
+
+#[test]
+fn every_route_is_in_the_document() {
+    let doc = document();
+    for (method, path) in API_OPERATIONS
+        .iter()
+        .chain(&ADMIN_OPERATIONS)
+        .chain(&PROBES)
+    {
+        let operation = operation(&doc, method, path);
+        assert!(
+            operation["summary"].as_str().is_some_and(|s| !s.is_empty()),
+            "{method} {path} has a summary"
+        );
+        assert!(
+            operation["responses"]
+                .as_object()
+                .is_some_and(|r| r.keys().any(|status| status.starts_with('2'))),
+            "{method} {path} documents its success"
+        );
+    }
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .flat_map(|item| item.as_object().expect("a path item").values())
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operation ids are unique");
+}
+
+#[test]
+fn every_api_operation_answers_its_errors_as_problem_json() {
+    let doc = document();
+    for (method, path) in API_OPERATIONS {
+        let responses = operation(&doc, method, path)["responses"]
+            .as_object()
+            .expect("responses");
+        for required in ["400", "401", "403"] {
+            assert!(
+                responses.contains_key(required),
+                "{method} {path} documents {required}"
+            );
+        }
+        for (status, response) in responses {
+            if !(status.starts_with('4') || status.starts_with('5')) {
+                continue;
+            }
+            let content = response["content"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{method} {path} {status} has no content"));
+            assert_eq!(
+                content.keys().collect::<Vec<_>>(),
+                vec![PROBLEM_JSON],
+                "{method} {path} {status} is problem+json"
+            );
+            assert_eq!(
+                content[PROBLEM_JSON]["schema"]["$ref"], "#/components/schemas/Problem",
+                "{method} {path} {status} is a Problem"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_authenticated_operation_accepts_an_api_key_or_a_bearer_token() {
+    let doc = document();
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["api_key"]["type"], "apiKey");
+    assert_eq!(schemes["api_key"]["in"], "header");
+    assert_eq!(schemes["api_key"]["name"], "X-API-Key");
+    assert_eq!(schemes["bearer"]["type"], "http");
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    for (method, path) in API_OPERATIONS.iter().chain(&ADMIN_OPERATIONS) {
+        let security = operation(&doc, method, path)["security"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{method} {path} declares its security"));
+        let names: Vec<&str> = security
+            .iter()
+            .flat_map(|requirement| requirement.as_object().expect("a requirement").keys())
+            .map(String::as_str)
+            .collect();
+        assert_eq!(names, ["api_key", "bearer"], "{method} {path}");
+    }
+    for (method, path) in PROBES {
+        assert!(
+            operation(&doc, method, path)["security"].is_null(),
+            "{method} {path} is open (probes carry no key)"
+        );
+    }
+}
+
+fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("$ref", Value::String(target)) => out.push(target),
+                    _ => refs(value, out),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                refs(item, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_schema_reference_resolves() {
+    let doc = document();
+    let mut targets = Vec::new();
+    refs(&doc, &mut targets);
+    assert!(!targets.is_empty());
+    for target in targets {
+        let name = target
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("{target} points into components/schemas"));
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{target} resolves"
+        );
+    }
+}
