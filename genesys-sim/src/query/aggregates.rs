@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value, json};
 
-use super::filter::{self, Filter, Subject, Vocabulary, bad, invalid_value, reject_unknown};
+use super::filter::{self, Filter, Subject, Vocabulary, bad, invalid_value};
 use super::time::{Interval, period};
 use super::vocabulary;
 use crate::config::AnalyticsLimits;
@@ -125,33 +125,14 @@ impl AggregatesQuery {
     /// # Errors
     /// A 400 ErrorBody naming the offending field.
     pub fn parse(body: &Value, limits: &AnalyticsLimits) -> Result<Self, ApiError> {
-        let object = body.as_object().ok_or_else(|| {
-            bad(
-                "body",
-                "The request body must be a ConversationAggregationQuery object".to_owned(),
-            )
-        })?;
-        if let Some(field) = UNSIMULATED_FIELDS.iter().find(|f| object.contains_key(**f)) {
-            return Err(bad(field, format!("{field} is not simulated")));
-        }
-        reject_unknown(object, "", &KNOWN_FIELDS)?;
-        let interval_text = object
-            .get("interval")
-            .ok_or_else(|| bad("interval", "interval is required".to_owned()))?
-            .as_str()
-            .ok_or_else(|| bad("interval", "interval must be a string".to_owned()))?;
-        let interval = Interval::parse("interval", interval_text)?;
-        let max = Duration::from_std(limits.max_interval).unwrap_or(chrono::TimeDelta::MAX);
-        if interval.span() > max {
-            return Err(bad(
-                "interval",
-                format!(
-                    "interval [{interval_text}] spans {} hours; the maximum interval for an aggregates query is {} hours",
-                    interval.span().num_hours(),
-                    max.num_hours()
-                ),
-            ));
-        }
+        let object = filter::query_object(
+            body,
+            "ConversationAggregationQuery",
+            &KNOWN_FIELDS,
+            &UNSIMULATED_FIELDS,
+        )?;
+        let interval =
+            filter::bounded_interval(object, limits.max_interval, "an aggregates query")?;
         match object.get("timeZone").map(|v| v.as_str().unwrap_or("?")) {
             None | Some("UTC" | "Etc/UTC") => {}
             Some(other) => {

@@ -91,36 +91,13 @@ impl DetailsQuery {
     /// # Errors
     /// A 400 ErrorBody naming the offending field.
     pub fn parse(body: &Value, limits: &AnalyticsLimits) -> Result<Self, ApiError> {
-        let object = body.as_object().ok_or_else(|| {
-            bad(
-                "body",
-                "The request body must be a ConversationQuery object".to_owned(),
-            )
-        })?;
-        if let Some(field) = UNSIMULATED_FIELDS.iter().find(|f| object.contains_key(**f)) {
-            return Err(bad(
-                field,
-                format!("{field} is not simulated: the simulated org has no such data"),
-            ));
-        }
-        reject_unknown(object, "", &KNOWN_FIELDS)?;
-        let interval_text = object
-            .get("interval")
-            .ok_or_else(|| bad("interval", "interval is required".to_owned()))?
-            .as_str()
-            .ok_or_else(|| bad("interval", "interval must be a string".to_owned()))?;
-        let interval = Interval::parse("interval", interval_text)?;
-        let max = chrono::Duration::from_std(limits.max_interval).unwrap_or(chrono::TimeDelta::MAX);
-        if interval.span() > max {
-            return Err(bad(
-                "interval",
-                format!(
-                    "interval [{interval_text}] spans {} hours; the maximum interval for a details query is {} hours",
-                    interval.span().num_hours(),
-                    max.num_hours()
-                ),
-            ));
-        }
+        let object = filter::query_object(
+            body,
+            "ConversationQuery",
+            &KNOWN_FIELDS,
+            &UNSIMULATED_FIELDS,
+        )?;
+        let interval = filter::bounded_interval(object, limits.max_interval, "a details query")?;
         let descending = match object.get("order").map(|v| v.as_str().unwrap_or("?")) {
             None | Some("asc" | "unordered") => false,
             Some("desc") => true,

@@ -403,3 +403,57 @@ pub fn parse_list(
             .collect(),
     }
 }
+
+/// The body of an analytics query as an object, after refusing the fields the simulator
+/// does not model (`unsimulated`) and any field the model does not have (`known`).
+///
+/// # Errors
+/// A 400 naming the body or the field.
+pub fn query_object<'a>(
+    body: &'a Value,
+    model: &str,
+    known: &[&str],
+    unsimulated: &[&str],
+) -> Result<&'a serde_json::Map<String, Value>, ApiError> {
+    let object = body
+        .as_object()
+        .ok_or_else(|| bad("body", format!("The request body must be a {model} object")))?;
+    if let Some(field) = unsimulated.iter().find(|f| object.contains_key(**f)) {
+        return Err(bad(
+            field,
+            format!("{field} is not simulated: the simulated org has no such data"),
+        ));
+    }
+    reject_unknown(object, "", known)?;
+    Ok(object)
+}
+
+/// The required `interval` of a query, no longer than `max` (`kind` names the query in
+/// the message).
+///
+/// # Errors
+/// A 400 naming `interval`.
+pub fn bounded_interval(
+    object: &serde_json::Map<String, Value>,
+    max: std::time::Duration,
+    kind: &str,
+) -> Result<super::time::Interval, ApiError> {
+    let text = object
+        .get("interval")
+        .ok_or_else(|| bad("interval", "interval is required".to_owned()))?
+        .as_str()
+        .ok_or_else(|| bad("interval", "interval must be a string".to_owned()))?;
+    let interval = super::time::Interval::parse("interval", text)?;
+    let max = chrono::Duration::from_std(max).unwrap_or(chrono::TimeDelta::MAX);
+    if interval.span() > max {
+        return Err(bad(
+            "interval",
+            format!(
+                "interval [{text}] spans {} hours; the maximum interval for {kind} is {} hours",
+                interval.span().num_hours(),
+                max.num_hours()
+            ),
+        ));
+    }
+    Ok(interval)
+}
