@@ -3,22 +3,12 @@
 
 use std::process::Command;
 
-use genesys_proxy::demo::Demo;
-use genesys_proxy::{App, Settings};
+mod support;
 
 #[tokio::test]
 async fn the_demo_banner_curl_commands_work_as_printed() {
-    let mut settings = Settings::default();
-    settings.server.listen = "127.0.0.1:0".parse().expect("addr");
-    let (demo, connection) = Demo::start(&mut settings).await.expect("demo starts");
-    let app = App::build(settings, connection)
-        .await
-        .expect("proxy builds");
-    let banner = demo.banner(app.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.serve(async {
-        let _ = stopped.await;
-    }));
+    let run = support::start_demo().await;
+    let (demo, banner) = (&run.demo, &run.banner);
 
     assert!(
         banner.contains(&demo.api_key),
@@ -64,5 +54,4 @@ async fn the_demo_banner_curl_commands_work_as_printed() {
             assert!(stdout.to_lowercase().contains("cache-status"), "{stdout}");
         }
     }
-    let _ = stop.send(());
 }

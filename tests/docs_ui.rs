@@ -7,12 +7,12 @@
 //! Needs Debian's `chromium` (`apt-get install -y chromium`). Without it the tests print
 //! "skipped: chromium not installed" and pass, except under CI (`CI` set), where they fail.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use genesys_proxy::demo::Demo;
-use genesys_proxy::{App, Settings};
 use serde_json::Value;
 
 /// Longest a Chromium run may take before it is killed.
@@ -120,44 +120,26 @@ async fn render(chromium: &Path, url: &str, resolver_rules: &str) -> String {
 
 /// The demo proxy on port 0, and the docs link its banner prints.
 struct DemoProxy {
-    _demo: Demo,
+    /// Keeps the demo running while the browser loads the page.
+    _run: support::DemoRun,
     docs_url: String,
     port: u16,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for DemoProxy {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
 }
 
 async fn demo_proxy() -> DemoProxy {
-    let mut settings = Settings::default();
-    settings.server.listen = "127.0.0.1:0".parse().expect("addr");
-    let (demo, connection) = Demo::start(&mut settings).await.expect("demo starts");
-    let app = App::build(settings, connection)
-        .await
-        .expect("proxy builds");
-    let address = app.local_addr();
-    let banner = demo.banner(address);
-    let docs_url = banner
+    let run = support::start_demo().await;
+    let docs_url = run
+        .banner
         .lines()
         .find_map(|line| line.trim().strip_prefix("API docs: "))
-        .unwrap_or_else(|| panic!("the banner links the docs: {banner}"))
+        .unwrap_or_else(|| panic!("the banner links the docs: {}", run.banner))
         .to_owned();
-    assert_eq!(docs_url, format!("http://{address}/docs"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.serve(async {
-        let _ = stopped.await;
-    }));
+    assert_eq!(docs_url, format!("http://{}/docs", run.address));
+    let port = run.address.port();
     DemoProxy {
-        _demo: demo,
+        _run: run,
         docs_url,
-        port: address.port(),
-        stop: Some(stop),
+        port,
     }
 }
 

@@ -42,6 +42,15 @@ pub struct CachedResponse<T> {
     pub size: usize,
 }
 
+impl<T> From<crate::upstream::Fetched<T>> for CachedResponse<T> {
+    fn from(fetched: crate::upstream::Fetched<T>) -> Self {
+        Self {
+            body: fetched.body,
+            size: fetched.size,
+        }
+    }
+}
+
 impl<T: Send + Sync + 'static> Weighted for CachedResponse<T> {
     fn weight(&self) -> u32 {
         u32::try_from(self.size)
@@ -192,13 +201,7 @@ impl ReportService {
                     .details_query(&upstream, &ctx)
                     .await
                     .inspect_err(log_failure)?;
-                Ok((
-                    CachedResponse {
-                        body: fetched.body,
-                        size: fetched.size,
-                    },
-                    freshness,
-                ))
+                Ok((fetched.into(), freshness))
             })
             .await
             .map_err(ApiError::from)?;
@@ -393,13 +396,7 @@ impl ReportService {
                     .aggregates_query(&upstream, &ctx)
                     .await
                     .inspect_err(log_failure)?;
-                Ok((
-                    CachedResponse {
-                        body: fetched.body,
-                        size: fetched.size,
-                    },
-                    freshness,
-                ))
+                Ok((fetched.into(), freshness))
             })
         });
         let mut responses = Vec::new();

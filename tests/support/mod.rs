@@ -296,3 +296,44 @@ pub fn assert_problem(reply: &Reply, status: u16) -> serde_json::Value {
     );
     problem
 }
+
+/// The demo as `--demo` runs it: the simulator in-process and the proxy on port 0.
+pub struct DemoRun {
+    pub demo: genesys_proxy::demo::Demo,
+    pub address: std::net::SocketAddr,
+    /// The start-up banner, as printed.
+    pub banner: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for DemoRun {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts the demo exactly as `genesys-proxy --demo` does, on port 0.
+pub async fn start_demo() -> DemoRun {
+    let mut settings = genesys_proxy::Settings::default();
+    settings.server.listen = "127.0.0.1:0".parse().expect("addr");
+    let (demo, connection) = genesys_proxy::demo::Demo::start(&mut settings)
+        .await
+        .expect("demo starts");
+    let app = genesys_proxy::App::build(settings, connection)
+        .await
+        .expect("proxy builds");
+    let address = app.local_addr();
+    let banner = demo.banner(address);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.serve(async {
+        let _ = stopped.await;
+    }));
+    DemoRun {
+        demo,
+        address,
+        banner,
+        stop: Some(stop),
+    }
+}
