@@ -94,6 +94,18 @@ impl Demo {
                 "  curl -si -H 'X-API-Key: {key}' {base}/conversations/{id} | grep -i -E '^(cache-status|etag|age)'"
             );
         }
+        let _ = writeln!(
+            out,
+            "  curl -s -H 'X-API-Key: {key}' '{base}/reports/search?last=PT1H&page_size=5'"
+        );
+        let _ = writeln!(
+            out,
+            "  curl -s -H 'X-API-Key: {key}' '{base}/reports/search?last=P7D&media_types=voice&min_handle_seconds=300&page_size=5'"
+        );
+        let _ = writeln!(
+            out,
+            "  curl -s -H 'X-API-Key: {key}' '{base}/reports/aggregates?last=P1D&granularity=PT6H&group_by=queue_id&metrics=offered,wait,handle'"
+        );
         let _ = writeln!(out, "  curl -s {base}/readyz");
         let _ = writeln!(out, "  curl -s -H 'X-API-Key: {key}' {base}/admin/cache");
         out

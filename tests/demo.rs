@@ -50,6 +50,15 @@ async fn the_demo_banner_curl_commands_work_as_printed() {
                 serde_json::from_str(&stdout).expect("a JSON conversation");
             assert!(body["id"].is_string(), "{stdout}");
         }
+        if command.contains("/reports/") {
+            let body: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON report");
+            assert!(body["interval"]["from"].is_string(), "{stdout}");
+            assert!(
+                body["results"].as_array().is_some_and(|r| !r.is_empty())
+                    || body["series"].as_array().is_some_and(|s| !s.is_empty()),
+                "the demo org has data for {command}: {stdout}"
+            );
+        }
         if command.contains("grep") {
             assert!(stdout.to_lowercase().contains("cache-status"), "{stdout}");
         }
