@@ -4,7 +4,8 @@
 //! `__` between section and key (`GENESYS_PROXY_BUDGET__RATE=600`). The Genesys
 //! connection also reads the operator names `GENESYS_CLIENT_ID`, `GENESYS_CLIENT_SECRET`,
 //! `GENESYS_REGION`, `GENESYS_API_URL` and `GENESYS_LOGIN_URL`. The client secret is read
-//! from the environment only, never from the file. Invalid settings stop the start with
+//! from the environment only (`GENESYS_CLIENT_SECRET`, or `GENESYS_CLIENT_SECRET_FILE` naming a
+//! file that holds it, for container secrets), never from the settings file. Invalid settings stop the start with
 //! a message naming them. `config.example.toml` documents every setting.
 
 use std::net::SocketAddr;
@@ -133,6 +134,16 @@ impl Settings {
     /// # Errors
     /// A message naming the unreadable file or the invalid setting.
     pub fn load(file: Option<&Path>) -> Result<Self, String> {
+        let settings = Self::gather(file)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// As [`load`](Self::load), without validating (demo mode adds its client first).
+    ///
+    /// # Errors
+    /// A message naming the unreadable file or the malformed setting.
+    pub fn gather(file: Option<&Path>) -> Result<Self, String> {
         let mut figment = Figment::new();
         if let Some(path) = file {
             if !path.is_file() {
@@ -152,7 +163,6 @@ impl Settings {
                 *slot = Some(value);
             }
         }
-        settings.validate()?;
         Ok(settings)
     }
 
@@ -209,7 +219,22 @@ impl Settings {
         let client_id = g.client_id.clone().ok_or(
             "GENESYS_CLIENT_ID is not set (the OAuth client-credentials client of the proxy)",
         )?;
-        let secret = var("GENESYS_CLIENT_SECRET").ok_or("GENESYS_CLIENT_SECRET is not set")?;
+        let secret = match (
+            var("GENESYS_CLIENT_SECRET"),
+            var("GENESYS_CLIENT_SECRET_FILE"),
+        ) {
+            (Some(secret), _) => secret,
+            (None, Some(path)) => std::fs::read_to_string(&path)
+                .map(|s| s.trim().to_owned())
+                .ok()
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| {
+                    format!("GENESYS_CLIENT_SECRET_FILE {path}: cannot read a secret from it")
+                })?,
+            (None, None) => {
+                return Err("GENESYS_CLIENT_SECRET (or GENESYS_CLIENT_SECRET_FILE, a file holding it) is not set".into());
+            }
+        };
         Ok(GenesysConnection {
             endpoints,
             credentials: ClientCredentials {

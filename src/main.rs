@@ -82,18 +82,16 @@ async fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
 
-    let mut settings = if cli.demo {
-        // Demo mode needs no file, but honours one (and the environment) if given.
-        match cli.config.as_deref().map(|path| Settings::load(Some(path))) {
-            Some(Err(message)) => return fail(&message),
-            Some(Ok(settings)) => settings,
-            None => Settings::default(),
-        }
+    // Demo mode needs no file and adds its own client, so it validates later (App::build),
+    // but it honours a file and the environment like real mode.
+    let gathered = if cli.demo {
+        Settings::gather(cli.config.as_deref())
     } else {
-        match Settings::load(cli.config.as_deref()) {
-            Ok(settings) => settings,
-            Err(message) => return fail(&message),
-        }
+        Settings::load(cli.config.as_deref())
+    };
+    let mut settings = match gathered {
+        Ok(settings) => settings,
+        Err(message) => return fail(&message),
     };
     if let Some(listen) = cli.listen {
         settings.server.listen = listen;

@@ -185,6 +185,23 @@ async fn main() -> std::process::ExitCode {
         sim.base_url(),
         sim.base_url()
     );
-    let _ = tokio::signal::ctrl_c().await;
+    stop_signal().await;
     std::process::ExitCode::SUCCESS
+}
+
+/// Ctrl-C or SIGTERM (a container's stop signal).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut terminate) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

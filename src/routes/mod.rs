@@ -111,26 +111,30 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(crate::error::problem_layer))
         .layer(CatchPanicLayer::new())
         .layer(cors)
-        .layer(TraceLayer::new_for_http().make_span_with(
-            |request: &axum::http::Request<axum::body::Body>| {
-                use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-                let id = request
-                    .headers()
-                    .get(&REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                let span = tracing::info_span!(
-                    "request",
-                    method = %request.method(),
-                    path = %request.uri().path(),
-                    request_id = %id,
-                    cache.status = tracing::field::Empty,
-                    client = tracing::field::Empty,
-                );
-                let _ = span.set_parent(crate::telemetry::extract_context(request.headers()));
-                span
-            },
-        ))
+        .layer(
+            TraceLayer::new_for_http()
+                // A 5xx is already a problem answer with its cause logged where it arose
+                // (and /readyz answers 503 by design while not ready): no ERROR per response.
+                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG))
+                .make_span_with(|request: &axum::http::Request<axum::body::Body>| {
+                    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+                    let id = request
+                        .headers()
+                        .get(&REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    let span = tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id = %id,
+                        cache.status = tracing::field::Empty,
+                        client = tracing::field::Empty,
+                    );
+                    let _ = span.set_parent(crate::telemetry::extract_context(request.headers()));
+                    span
+                }),
+        )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(
             REQUEST_ID,

@@ -1,0 +1,77 @@
+# syntax=docker/dockerfile:1
+#
+# genesys-proxy container image: both binaries (genesys-proxy and genesys-sim) on a small,
+# non-root runtime image. See docs/deployment.md.
+#
+#   docker build -t genesys-proxy:local .
+#   docker run --rm -p 8080:8080 genesys-proxy:local                 # demo mode (the default CMD)
+#   docker run --rm -p 8080:8080 --env-file .env \
+#     -v "$PWD/proxy.toml:/etc/genesys-proxy/proxy.toml:ro" \
+#     genesys-proxy:local --config /etc/genesys-proxy/proxy.toml     # real mode
+#
+# scripts/check-deploy lints this file and runs its builder stage's COPY and RUN steps
+# directly (no container engine on the project's machines), so keep the builder's RUN
+# steps relative to WORKDIR.
+
+############################ builder ############################
+FROM rust:1.95-bookworm AS builder
+
+# Keep debug line tables in the binaries (larger image, file:line in backtraces).
+ARG KEEP_DEBUGINFO=false
+
+WORKDIR /build
+ENV CARGO_TERM_COLOR=never \
+    CARGO_INCREMENTAL=0
+
+# 1. Dependencies only: the manifests and the lock file, with stub sources in place of the
+#    real ones. This layer is rebuilt only when a manifest or Cargo.lock changes.
+COPY Cargo.toml Cargo.lock ./
+COPY genesys-sim/Cargo.toml genesys-sim/Cargo.toml
+RUN mkdir -p src genesys-sim/src \
+    && echo 'fn main() {}' > src/main.rs \
+    && echo 'fn main() {}' > genesys-sim/src/main.rs \
+    && touch src/lib.rs genesys-sim/src/lib.rs \
+    && cargo build --release --locked --bins --workspace \
+    && cargo clean --release -p genesys-proxy -p genesys-sim \
+    && rm -r src genesys-sim/src
+
+# 2. The real sources: only the two workspace crates are compiled here.
+COPY genesys-sim/src genesys-sim/src
+COPY src src
+RUN cargo build --release --locked --bins --workspace \
+    && mkdir -p out \
+    && cp target/release/genesys-proxy target/release/genesys-sim out/ \
+    && if [ "$KEEP_DEBUGINFO" != "true" ]; then \
+         objcopy --strip-debug out/genesys-proxy && objcopy --strip-debug out/genesys-sim; \
+       fi \
+    && out/genesys-proxy --version \
+    && out/genesys-sim --version
+
+############################ runtime ############################
+# glibc + libgcc + CA certificates (the proxy's TLS, rustls with the platform verifier, reads
+# /etc/ssl/certs), no shell, no package manager; user 65532 "nonroot".
+FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+
+LABEL org.opencontainers.image.title="genesys-proxy" \
+      org.opencontainers.image.description="Caching, coalescing, rate-pacing proxy in front of the Genesys Cloud conversation APIs; includes the genesys-sim simulator" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
+COPY --from=builder /build/out/genesys-proxy /build/out/genesys-sim /usr/local/bin/
+
+# Every setting can come from GENESYS_PROXY_<SECTION>__<KEY> variables (and the Genesys
+# connection from GENESYS_*); a container must listen on all interfaces.
+ENV GENESYS_PROXY_SERVER__LISTEN=0.0.0.0:8080
+
+# Numeric, so Kubernetes' runAsNonRoot can verify it.
+USER 65532:65532
+EXPOSE 8080
+
+# Liveness only (no I/O); no curl in the image, the proxy checks itself.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["/usr/local/bin/genesys-proxy", "healthcheck", "--url", "http://127.0.0.1:8080/healthz"]
+
+ENTRYPOINT ["/usr/local/bin/genesys-proxy"]
+# Demo mode: the simulated org in-process, a demo API key printed to stdout.
+# Real mode: replace the arguments, e.g. `--config /etc/genesys-proxy/proxy.toml`.
+# The simulator alone: `--entrypoint /usr/local/bin/genesys-sim` with `--listen 0.0.0.0:9090`.
+CMD ["--demo", "--listen", "0.0.0.0:8080"]

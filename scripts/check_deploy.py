@@ -1,0 +1,780 @@
+#!/usr/bin/env python3
+"""Checks of the packaging files that need more than a schema; run by scripts/check-deploy.
+
+    check_deploy.py static        cross-file consistency (compose, collector, Prometheus,
+                                  Kubernetes manifests, Dockerfile, .env.example)
+    check_deploy.py build         runs the Dockerfile's builder stage directly: its COPY steps
+                                  from the build context (honouring .dockerignore) and its RUN
+                                  steps, in target/docker-build/ (no container engine here)
+    check_deploy.py smoke         starts the binaries that build produced the way the image,
+                                  docker-compose.yml and the Kubernetes Deployment start them,
+                                  on loopback ports, and runs their health checks and probes
+
+Only the standard library and PyYAML. Every server it starts listens on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "target" / "docker-build"
+BUILDER_FS = WORK / "builder-fs"
+RUNTIME_FS = WORK / "runtime-fs"
+LOGS = WORK / "logs"
+STAMP = WORK / "stamp"
+
+failures: list[str] = []
+warnings: list[str] = []
+
+
+def fail(message: str) -> None:
+    failures.append(message)
+    print(f"  FAIL {message}")
+
+
+def ok(message: str) -> None:
+    print(f"  ok   {message}")
+
+
+def warn(message: str) -> None:
+    warnings.append(message)
+    print(f"  WARN {message}")
+
+
+def check(condition: bool, message: str) -> bool:
+    (ok if condition else fail)(message)
+    return condition
+
+
+# --------------------------------------------------------------------------- Dockerfile
+
+
+class Dockerfile:
+    """The instructions of a Dockerfile, grouped by stage."""
+
+    def __init__(self, path: Path):
+        self.stages: list[dict] = []
+        buf = ""
+        for raw in path.read_text().splitlines():
+            line = raw.strip()
+            if not buf and (not line or line.startswith("#")):
+                continue
+            if buf and (not line or line.startswith("#")):
+                continue  # comments and blank lines inside a continuation are dropped
+            if line.endswith("\\"):
+                buf += line[:-1] + " "
+                continue
+            buf += line
+            keyword, _, rest = buf.partition(" ")
+            self._add(keyword.upper(), rest.strip())
+            buf = ""
+        if buf:
+            raise SystemExit("Dockerfile ends inside a continuation")
+
+    def _add(self, keyword: str, rest: str) -> None:
+        if keyword == "FROM":
+            words = rest.split()
+            name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
+            self.stages.append({"image": words[0], "name": name, "steps": []})
+        elif not self.stages:
+            if keyword != "ARG":
+                raise SystemExit(f"{keyword} before FROM")
+        else:
+            self.stages[-1]["steps"].append((keyword, rest))
+
+    def stage(self, name: str) -> dict:
+        for stage in self.stages:
+            if stage["name"] == name:
+                return stage
+        raise SystemExit(f"Dockerfile has no stage {name!r}")
+
+    def final(self) -> dict:
+        return self.stages[-1]
+
+    @staticmethod
+    def steps(stage: dict, keyword: str) -> list[str]:
+        return [rest for kw, rest in stage["steps"] if kw == keyword]
+
+    def image_config(self) -> dict:
+        """ENV, USER, EXPOSE, HEALTHCHECK, ENTRYPOINT and CMD of the final stage."""
+        stage = self.final()
+        env: dict[str, str] = {}
+        for rest in self.steps(stage, "ENV"):
+            for word in shlex.split(rest):
+                key, _, value = word.partition("=")
+                env[key] = value
+        config = {"env": env}
+        for keyword in ("USER", "EXPOSE"):
+            values = self.steps(stage, keyword)
+            config[keyword.lower()] = values[-1] if values else None
+        for keyword in ("ENTRYPOINT", "CMD"):
+            values = self.steps(stage, keyword)
+            config[keyword.lower()] = json.loads(values[-1]) if values else []
+        health = self.steps(stage, "HEALTHCHECK")
+        config["healthcheck"] = None
+        if health:
+            _, _, command = health[-1].partition("CMD ")
+            config["healthcheck"] = json.loads(command)
+        return config
+
+
+def parse_copy(rest: str) -> tuple[dict, list[str], str]:
+    words = shlex.split(rest)
+    flags = {}
+    while words and words[0].startswith("--"):
+        key, _, value = words.pop(0)[2:].partition("=")
+        flags[key] = value
+    if len(words) < 2:
+        raise SystemExit(f"COPY needs a source and a destination: {rest}")
+    return flags, words[:-1], words[-1]
+
+
+# ------------------------------------------------------------------------- .dockerignore
+
+
+def dockerignore_patterns() -> list[tuple[bool, list[str]]]:
+    path = ROOT / ".dockerignore"
+    patterns = []
+    if not path.exists():
+        return patterns
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        line = line.lstrip("!").strip().strip("/")
+        patterns.append((negate, [p for p in line.split("/") if p not in ("", ".")]))
+    return patterns
+
+
+def _match_segments(pattern: list[str], parts: list[str]) -> bool:
+    if not pattern:
+        return not parts
+    if pattern[0] == "**":
+        return any(_match_segments(pattern[1:], parts[i:]) for i in range(len(parts) + 1))
+    return bool(parts) and fnmatch.fnmatchcase(parts[0], pattern[0]) and _match_segments(
+        pattern[1:], parts[1:]
+    )
+
+
+def ignored(relpath: str, patterns) -> bool:
+    """Docker's rule: the last matching pattern wins; a pattern matching a directory
+    matches everything under it."""
+    parts = relpath.split("/")
+    result = False
+    for negate, pattern in patterns:
+        if any(_match_segments(pattern, parts[:i]) for i in range(1, len(parts) + 1)):
+            result = not negate
+    return result
+
+
+def context_files(source: str, patterns) -> list[tuple[Path, str]]:
+    """(file, path relative to the source) for a COPY source in the build context."""
+    src = (ROOT / source).resolve()
+    if ROOT.resolve() not in src.parents and src != ROOT.resolve():
+        raise SystemExit(f"COPY source {source} is outside the build context")
+    out = []
+    if src.is_file():
+        if not ignored(src.relative_to(ROOT).as_posix(), patterns):
+            out.append((src, src.name))
+    elif src.is_dir():
+        for path in sorted(src.rglob("*")):
+            if path.is_file() and not ignored(path.relative_to(ROOT).as_posix(), patterns):
+                out.append((path, path.relative_to(src).as_posix()))
+    return out
+
+
+# ------------------------------------------------------------------------------- build
+
+
+ABSOLUTE_PATH = re.compile(r"(^|[\s=:'\"<>|;&(])/(?!dev/null\b)")
+
+
+def build() -> None:
+    dockerfile = Dockerfile(ROOT / "Dockerfile")
+    patterns = dockerignore_patterns()
+    builder = dockerfile.stage("builder")
+    expected = "rust:1.95-bookworm"
+    check(builder["image"] == expected, f"builder image is {expected} (this machine's toolchain)")
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    check(rustc.startswith("rustc 1.95"), f"local toolchain matches the builder image: {rustc}")
+
+    # The stamp: every input of the builder stage.
+    digest = hashlib.sha256(rustc.encode())
+    for name in ("Dockerfile", ".dockerignore"):
+        digest.update((ROOT / name).read_bytes())
+    for rest in Dockerfile.steps(builder, "COPY"):
+        _, sources, _ = parse_copy(rest)
+        for source in sources:
+            for path, rel in context_files(source, patterns):
+                digest.update(f"{source}/{rel}".encode())
+                digest.update(path.read_bytes())
+    stamp = digest.hexdigest()
+    outputs_present = all(
+        (BUILDER_FS / src.lstrip("/")).is_file()
+        for rest in Dockerfile.steps(dockerfile.final(), "COPY")
+        for src in parse_copy(rest)[1]
+    )
+    if STAMP.exists() and STAMP.read_text() == stamp and outputs_present:
+        ok("builder stage unchanged since its last successful run: not run again")
+        install_runtime(dockerfile)
+        return
+
+    # A fresh builder filesystem, except the build's target/ (a stand-in for Docker's
+    # layer cache: the dependency layer's artifacts survive, as they would in Docker).
+    if BUILDER_FS.exists():
+        keep = {p for p in BUILDER_FS.glob("*/target")}
+        for top in BUILDER_FS.iterdir():
+            if top.is_dir():
+                for child in top.iterdir():
+                    if child not in keep:
+                        shutil.rmtree(child) if child.is_dir() else child.unlink()
+            else:
+                top.unlink()
+    BUILDER_FS.mkdir(parents=True, exist_ok=True)
+
+    # The host's environment less what would make cargo build differently from the image
+    # (a shared target dir, flags, wrappers, a toolchain override).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not (k.startswith("CARGO_") and k != "CARGO_HOME")
+        and k not in ("RUSTFLAGS", "RUSTDOCFLAGS", "RUSTC", "RUSTC_WRAPPER", "RUSTUP_TOOLCHAIN")
+    }
+    workdir = BUILDER_FS
+    for keyword, rest in builder["steps"]:
+        if keyword == "ARG":
+            name, _, default = rest.partition("=")
+            env[name] = default
+        elif keyword == "ENV":
+            for word in shlex.split(rest):
+                key, _, value = word.partition("=")
+                env[key] = value
+        elif keyword == "WORKDIR":
+            workdir = BUILDER_FS / rest.lstrip("/") if rest.startswith("/") else workdir / rest
+            workdir.mkdir(parents=True, exist_ok=True)
+        elif keyword == "COPY":
+            flags, sources, dest = parse_copy(rest)
+            if flags:
+                raise SystemExit(f"builder COPY flags are not emulated: {rest}")
+            target = BUILDER_FS / dest.lstrip("/") if dest.startswith("/") else workdir / dest
+            into_dir = dest.endswith("/") or len(sources) > 1
+            for source in sources:
+                files = context_files(source, patterns)
+                if not files:
+                    fail(f"COPY {source}: nothing in the build context (missing or in .dockerignore)")
+                    return
+                single_file = (ROOT / source).is_file()
+                for path, rel in files:
+                    if single_file:
+                        out = target / rel if into_dir else target
+                    else:
+                        out = target / rel
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(path, out)
+            ok(f"COPY {rest}")
+        elif keyword == "RUN":
+            if ABSOLUTE_PATH.search(rest):
+                fail(f"RUN uses an absolute path (not emulated here; keep it relative to WORKDIR): {rest}")
+                return
+            print(f"  ..   RUN {rest}", flush=True)
+            started = time.monotonic()
+            result = subprocess.run(["nice", "-n", "10", "sh", "-ec", rest], cwd=workdir, env=env)
+            if not check(result.returncode == 0, f"RUN succeeded in {time.monotonic() - started:.0f} s"):
+                return
+    if install_runtime(dockerfile):
+        STAMP.write_text(stamp)
+
+
+def install_runtime(dockerfile: Dockerfile) -> bool:
+    """The final stage's COPY --from=builder steps, into target/docker-build/runtime-fs."""
+    good = True
+    if RUNTIME_FS.exists():
+        shutil.rmtree(RUNTIME_FS)
+    for rest in Dockerfile.steps(dockerfile.final(), "COPY"):
+        flags, sources, dest = parse_copy(rest)
+        if flags.get("from") != "builder":
+            fail(f"runtime COPY not from the builder stage: {rest}")
+            good = False
+            continue
+        target = RUNTIME_FS / dest.lstrip("/")
+        for source in sources:
+            path = BUILDER_FS / source.lstrip("/")
+            if not path.is_file():
+                fail(f"COPY --from=builder {source}: the builder did not produce it")
+                good = False
+                continue
+            out = target / path.name if dest.endswith("/") else target
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, out)
+            ok(f"runtime image gets {dest.rstrip('/')}/{path.name} ({out.stat().st_size // 1_000_000} MB)")
+    return good
+
+
+# ------------------------------------------------------------------------------ compose
+
+
+INTERPOLATION = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def interpolate(value, env: dict[str, str], missing: set[str]):
+    if isinstance(value, dict):
+        return {k: interpolate(v, env, missing) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env, missing) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group(1) or match.group(3)
+        op, arg = match.group(2), match.group(4)
+        current = env.get(name)
+        unset = current is None or (op is not None and op.startswith(":") and current == "")
+        if op and op.endswith("-"):
+            return arg if unset else current
+        if unset:
+            missing.add(name)
+            return ""
+        return current
+
+    return INTERPOLATION.sub(replace, value)
+
+
+def compose_model() -> tuple[dict, dict[str, str]]:
+    raw = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    env = read_env_file(ROOT / ".env.example")
+    missing: set[str] = set()
+    model = interpolate(raw, env, missing)
+    for name in sorted(missing):
+        fail(f"docker-compose.yml needs ${{{name}}}, which .env.example does not set")
+    return model, env
+
+
+def env_list(environment) -> dict[str, str]:
+    if isinstance(environment, dict):
+        return {k: "" if v is None else str(v) for k, v in environment.items()}
+    return dict(item.partition("=")[::2] for item in environment or [])
+
+
+def host_port(url_or_addr: str) -> tuple[str, int]:
+    text = url_or_addr.split("://", 1)[-1].split("/", 1)[0]
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
+# ------------------------------------------------------------------------------- static
+
+
+def static() -> None:
+    dockerfile = Dockerfile(ROOT / "Dockerfile")
+    image = dockerfile.image_config()
+
+    print("Dockerfile")
+    check(len(dockerfile.stages) >= 2, "multi-stage")
+    builder_runs = " ".join(Dockerfile.steps(dockerfile.stage("builder"), "RUN"))
+    builds = re.findall(r"cargo build[^&;|]*", builder_runs)
+    check(
+        len(builds) == 2 and len({b.strip() for b in builds}) == 1,
+        f"the dependency layer and the final build run the same cargo command: {builds[0].strip() if builds else None}",
+    )
+    copies = Dockerfile.steps(dockerfile.stage("builder"), "COPY")
+    manifest_copies = [c for c in copies if "Cargo." in c]
+    first_source_copy = next((i for i, c in enumerate(copies) if "Cargo." not in c), len(copies))
+    check(
+        all(copies.index(c) < first_source_copy for c in manifest_copies),
+        "manifests and Cargo.lock are copied before any source (cached dependency layer)",
+    )
+    members = tomllib.loads((ROOT / "Cargo.toml").read_text()).get("workspace", {}).get("members", [])
+    for member in members:
+        check(any(f"{member}/Cargo.toml" in c for c in manifest_copies), f"dependency layer copies {member}/Cargo.toml")
+    user = (image["user"] or "").split(":")[0]
+    check(user.isdigit() and int(user) != 0, f"runtime USER is a numeric non-root uid ({image['user']})")
+    check(image["expose"] == "8080", "EXPOSE 8080")
+    check(image["env"].get("GENESYS_PROXY_SERVER__LISTEN") == "0.0.0.0:8080", "ENV listens on 0.0.0.0:8080")
+    check(bool(image["healthcheck"]) and image["healthcheck"][1] == "healthcheck", "HEALTHCHECK uses `genesys-proxy healthcheck` (exec form, no curl)")
+    runtime_bins = [s for c in Dockerfile.steps(dockerfile.final(), "COPY") for s in parse_copy(c)[1]]
+    for binary in ("genesys-proxy", "genesys-sim"):
+        check(any(s.endswith("/" + binary) for s in runtime_bins), f"runtime image gets {binary}")
+
+    print("docker-compose.yml")
+    compose, env_example = compose_model()
+    services = compose["services"]
+    for name, service in services.items():
+        for dep, spec in (service.get("depends_on") or {}).items():
+            check(dep in services, f"{name} depends on an existing service {dep}")
+            if spec.get("condition") == "service_healthy":
+                check("healthcheck" in services[dep], f"{name} waits for {dep} to be healthy, and {dep} has a healthcheck")
+        for volume in service.get("volumes") or []:
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                check((ROOT / source).exists(), f"{name} mounts {source}, which exists")
+        environment = env_list(service.get("environment"))
+        for key in environment:
+            if "SECRET" in key or "PASSWORD" in key:
+                literal = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][name]["environment"][key]
+                check(str(literal).startswith("${"), f"{name}.{key} comes from the environment, not the file")
+    proxy = services["proxy"]
+    proxy_env = env_list(proxy["environment"])
+    otlp_host, otlp_port = host_port(proxy_env["OTEL_EXPORTER_OTLP_ENDPOINT"])
+    check(otlp_host in services, f"the proxy's OTLP endpoint host {otlp_host} is a service")
+    collector = yaml.safe_load((ROOT / "deploy" / "otel-collector.yaml").read_text())
+    http_endpoint = collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+    check(host_port(http_endpoint)[1] == otlp_port, f"the collector receives OTLP/HTTP on {otlp_port}")
+    sim_host, _ = host_port(proxy_env["GENESYS_API_URL"])
+    check(sim_host in services, f"the proxy's GENESYS_API_URL host {sim_host} is a service")
+    check(read_env_file(ROOT / ".env.example").keys() >= {"GENESYS_CLIENT_ID", "GENESYS_CLIENT_SECRET"}, ".env.example sets the credentials")
+
+    print("deploy/otel-collector.yaml (structure; no collector binary installs from the registries)")
+    known = {
+        "receivers": {"otlp"},
+        "processors": {"batch", "memory_limiter"},
+        "exporters": {"otlp", "otlphttp", "debug"},
+        "extensions": {"health_check"},
+    }
+    for kind, types in known.items():
+        for component in collector.get(kind) or {}:
+            check(component.split("/")[0] in types, f"{kind[:-1]} {component} is a component of the contrib distribution")
+    service = collector["service"]
+    used = set()
+    for pipeline, spec in service["pipelines"].items():
+        for kind in ("receivers", "processors", "exporters"):
+            for component in spec.get(kind, []):
+                used.add((kind, component))
+                check(component in (collector.get(kind) or {}), f"pipeline {pipeline} uses a defined {kind[:-1]} {component}")
+        check(bool(spec.get("receivers")) and bool(spec.get("exporters")), f"pipeline {pipeline} has receivers and exporters")
+    for extension in service.get("extensions", []):
+        check(extension in (collector.get("extensions") or {}), f"extension {extension} is defined")
+    for kind in ("receivers", "processors", "exporters"):
+        for component in collector.get(kind) or {}:
+            check((kind, component) in used, f"{kind[:-1]} {component} is used by a pipeline")
+    for name, exporter in collector["exporters"].items():
+        if "endpoint" in exporter:
+            host, _ = host_port(exporter["endpoint"])
+            check(host in services, f"exporter {name} sends to compose service {host}")
+
+    print("deploy/prometheus.yml (promtool checks syntax; here: its targets)")
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    for job in prometheus["scrape_configs"]:
+        for group in job.get("static_configs", []):
+            for target in group["targets"]:
+                host, port = host_port(target)
+                if host not in ("127.0.0.1", "localhost"):
+                    check(host in services, f"job {job['job_name']} scrapes compose service {host}")
+                    if job["job_name"] == "genesys-proxy":
+                        check(port == 8080 and job.get("metrics_path", "/metrics") == "/metrics", f"{target}/metrics is the proxy's metrics endpoint")
+
+    print("deploy/compose/proxy.toml")
+    compose_toml = tomllib.loads((ROOT / "deploy" / "compose" / "proxy.toml").read_text())
+    demo_key = env_example.get("DEMO_API_KEY", "")
+    hashes = [c["key_sha256"] for c in compose_toml.get("clients", [])]
+    check(hashlib.sha256(demo_key.encode()).hexdigest() in hashes, ".env.example's DEMO_API_KEY is a configured client (by its SHA-256)")
+
+    print("deploy/kubernetes")
+    k8s_dir = ROOT / "deploy" / "kubernetes"
+    docs: list[dict] = []
+    for path in sorted(k8s_dir.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                doc["__file"] = path.name
+                docs.append(doc)
+    by_kind: dict[str, list[dict]] = {}
+    for doc in docs:
+        by_kind.setdefault(doc["kind"], []).append(doc)
+    kustomization = by_kind["Kustomization"][0]
+    for resource in kustomization["resources"]:
+        check((k8s_dir / resource).is_file(), f"kustomization resource {resource} exists")
+    listed = set(kustomization["resources"])
+    for path in sorted(k8s_dir.glob("*.yaml")):
+        if path.name not in listed and path.name != "kustomization.yaml":
+            check(path.name.endswith(".example.yaml"), f"{path.name} is either listed in kustomization.yaml or a template (*.example.yaml)")
+    deployment = by_kind["Deployment"][0]
+    pod = deployment["spec"]["template"]["spec"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    check(selector.items() <= labels.items(), "Deployment selector matches its pod labels")
+    for kind in ("Service", "PodDisruptionBudget"):
+        for doc in by_kind.get(kind, []):
+            sel = doc["spec"]["selector"]
+            sel = sel.get("matchLabels", sel)
+            check(sel.items() <= labels.items(), f"{kind} {doc['metadata']['name']} selects the pods")
+    hpa = by_kind["HorizontalPodAutoscaler"][0]
+    check(hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"], "HPA targets the Deployment")
+    check("replicas" not in deployment["spec"], "Deployment leaves replicas to the HPA")
+    check(hpa["spec"]["maxReplicas"] <= 4, f"HPA max replicas is small ({hpa['spec']['maxReplicas']}): each replica is another token and budget")
+    container = pod["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    check(ports.get("http") == int(image["expose"]), "containerPort http is the image's EXPOSE")
+    check(pod["securityContext"]["runAsUser"] == int(user), "runAsUser is the image's USER")
+    security = container["securityContext"]
+    check(security.get("readOnlyRootFilesystem") is True and security.get("allowPrivilegeEscalation") is False, "read-only root filesystem, no privilege escalation")
+    check(all(k in container["resources"].get("requests", {}) for k in ("cpu", "memory")), "resource requests set")
+    check(container["livenessProbe"]["httpGet"]["path"] == "/healthz", "liveness probe on /healthz")
+    check(container["readinessProbe"]["httpGet"]["path"] == "/readyz", "readiness probe on /readyz")
+    config_maps = {d["metadata"]["name"]: d for d in by_kind["ConfigMap"]}
+    secrets = {d["metadata"]["name"]: d for d in by_kind.get("Secret", [])}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            check(source["configMapRef"]["name"] in config_maps, f"envFrom ConfigMap {source['configMapRef']['name']} is defined")
+        if "secretRef" in source:
+            name = source["secretRef"]["name"]
+            check(name in secrets, f"envFrom Secret {name} has a template")
+            if name in secrets:
+                keys = set(secrets[name].get("stringData", {}))
+                check(keys == {"GENESYS_CLIENT_ID", "GENESYS_CLIENT_SECRET"}, "the Secret template holds the OAuth client id and secret")
+                check(all("REPLACE" in v for v in secrets[name]["stringData"].values()), "the Secret template holds placeholders only")
+    for volume in pod.get("volumes", []):
+        if "configMap" in volume:
+            check(volume["configMap"]["name"] in config_maps, f"volume {volume['name']} ConfigMap is defined")
+    args = container.get("args", [])
+    config_path = args[args.index("--config") + 1] if "--config" in args else None
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
+    config_key = Path(config_path).name if config_path else None
+    config_map = config_maps[next(v for v in pod["volumes"] if v["name"] == "config")["configMap"]["name"]]
+    check(config_path == f"{mount['mountPath']}/{config_key}" and config_key in config_map["data"], f"--config {config_path} is a key of the mounted ConfigMap")
+    toml_settings = tomllib.loads(config_map["data"][config_key])
+    grace = toml_settings.get("server", {}).get("shutdown_grace_secs", 20)
+    pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    check(pod["terminationGracePeriodSeconds"] > grace + pre_stop, f"terminationGracePeriodSeconds {pod['terminationGracePeriodSeconds']} > shutdown grace {grace} + preStop {pre_stop}")
+    cache = toml_settings.get("cache", {})
+    caches = cache.get("max_bytes", 256 * 2**20) + cache.get("report_max_bytes", 64 * 2**20)
+    limit = container["resources"]["limits"]["memory"]
+    limit_bytes = int(limit[:-2]) * {"Mi": 2**20, "Gi": 2**30}[limit[-2:]]
+    check(limit_bytes >= caches + 256 * 2**20, f"memory limit {limit} is 256 MiB or more above the caches' {caches / 2**20:.0f} MiB (cache.max_bytes + cache.report_max_bytes)")
+
+
+# -------------------------------------------------------------------------------- smoke
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def remap(value: str, table: dict[str, str]) -> str:
+    for old, new in table.items():
+        value = value.replace(old, new)
+    return value
+
+
+class Processes:
+    def __init__(self):
+        self.running: list[tuple[str, subprocess.Popen, signal.Signals]] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str], stop_signal: str = "SIGTERM") -> subprocess.Popen:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        out = open(LOGS / f"{name}.out", "w")
+        err = open(LOGS / f"{name}.err", "w")
+        base = {"PATH": f"{RUNTIME_FS / 'usr/local/bin'}:/usr/bin:/bin", "HOME": str(WORK)}
+        process = subprocess.Popen(argv, env={**base, **env}, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        self.running.append((name, process, signal.Signals[stop_signal]))
+        print(f"  ..   started {name}: {shlex.join(argv)}", flush=True)
+        return process
+
+    def stop_all(self) -> None:
+        for name, process, stop_signal in reversed(self.running):
+            if process.poll() is None:
+                process.send_signal(stop_signal)
+                try:
+                    code = process.wait(timeout=25)
+                    check(code == 0, f"{name} stopped cleanly on {stop_signal.name} (exit {code})")
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    fail(f"{name} did not stop within 25 s of SIGTERM")
+        self.running.clear()
+
+
+def wait_healthy(name: str, argv: list[str], process: subprocess.Popen, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            fail(f"{name} exited with {process.returncode} (log: {LOGS.relative_to(ROOT)}/{name}.err)")
+            print((LOGS / f"{name}.err").read_text()[-2000:])
+            return False
+        result = subprocess.run(argv, capture_output=True, text=True)
+        if result.returncode == 0:
+            ok(f"{name} healthy: {shlex.join(argv)}")
+            return True
+        time.sleep(0.5)
+    fail(f"{name} not healthy within {timeout:.0f} s: {shlex.join(argv)}")
+    return False
+
+
+def http_get(url: str, headers: dict | None = None):
+    """(status, headers (case-insensitive), body)."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def resolve(argv: list[str]) -> list[str]:
+    """An image path (/usr/local/bin/x) to the emulated runtime filesystem."""
+    return [str(RUNTIME_FS / a.lstrip("/")) if a.startswith("/usr/local/bin/") else a for a in argv]
+
+
+def smoke() -> None:
+    dockerfile = Dockerfile(ROOT / "Dockerfile")
+    image = dockerfile.image_config()
+    bin_dir = RUNTIME_FS / "usr" / "local" / "bin"
+    if not (bin_dir / "genesys-proxy").is_file():
+        fail("no runtime binaries: run `check_deploy.py build` first")
+        return
+    print("the image's binaries")
+    for name in ("genesys-proxy", "genesys-sim"):
+        version = subprocess.run([str(bin_dir / name), "--version"], capture_output=True, text=True).stdout.strip()
+        check(version.startswith(name + " "), f"/usr/local/bin/{name} is {name}: {version!r}")
+        sections = subprocess.run(["readelf", "-S", str(bin_dir / name)], capture_output=True, text=True).stdout
+        keep = "true" in [v for k, v in [s.split("=", 1) for s in Dockerfile.steps(dockerfile.stage("builder"), "ARG") if "=" in s] if k == "KEEP_DEBUGINFO"]
+        check((".debug_line" in sections) == keep, f"{name}: debug info {'kept' if keep else 'stripped'} (KEEP_DEBUGINFO)")
+    processes = Processes()
+    try:
+        print("the image's default command (demo mode) and its HEALTHCHECK")
+        port = free_port()
+        table = {"0.0.0.0:8080": f"127.0.0.1:{port}", "127.0.0.1:8080": f"127.0.0.1:{port}"}
+        argv = resolve([remap(a, table) for a in image["entrypoint"] + image["cmd"]])
+        env = {k: remap(v, table) for k, v in image["env"].items()}
+        demo = processes.start("image-default", argv, env)
+        if wait_healthy("image-default", resolve([remap(a, table) for a in image["healthcheck"]]), demo):
+            banner = (LOGS / "image-default.out").read_text()
+            check("demo API key" in banner, "demo mode prints its API key to stdout (docker logs)")
+        processes.stop_all()
+
+        print("docker-compose.yml: sim and proxy, as compose starts them")
+        compose, env_example = compose_model()
+        services = compose["services"]
+        sim_port, proxy_port, closed = free_port(), free_port(), free_port()
+        table = {
+            "0.0.0.0:9090": f"127.0.0.1:{sim_port}",
+            "127.0.0.1:9090": f"127.0.0.1:{sim_port}",
+            "sim:9090": f"127.0.0.1:{sim_port}",
+            "0.0.0.0:8080": f"127.0.0.1:{proxy_port}",
+            "127.0.0.1:8080": f"127.0.0.1:{proxy_port}",
+            "otel-collector:4318": f"127.0.0.1:{closed}",
+        }
+        sim = services["sim"]
+        sim_argv = resolve([remap(a, table) for a in sim["entrypoint"] + sim["command"]])
+        sim_process = processes.start("compose-sim", sim_argv, {}, sim.get("stop_signal", "SIGTERM"))
+        sim_health = resolve([remap(a, table) for a in sim["healthcheck"]["test"][1:]])
+        if wait_healthy("compose-sim", sim_health, sim_process):
+            proxy = services["proxy"]
+            mounts = {}
+            for volume in proxy.get("volumes", []):
+                source, target = volume.split(":")[:2]
+                mounts[target] = str((ROOT / source).resolve())
+            command = proxy["command"]
+            argv = resolve([remap(mounts.get(a, a), table) for a in image["entrypoint"] + command])
+            env = {k: remap(v, table) for k, v in {**image["env"], **env_list(proxy["environment"])}.items()}
+            proxy_process = processes.start("compose-proxy", argv, env)
+            health = resolve([remap(a, table) for a in proxy["healthcheck"]["test"][1:]])
+            if wait_healthy("compose-proxy", health, proxy_process):
+                key = env_example["DEMO_API_KEY"]
+                status, _, _ = http_get(f"http://127.0.0.1:{proxy_port}/admin/cache", {"Authorization": f"Bearer {key}"})
+                check(status == 200, f"the demo client's key from .env.example is accepted (/admin/cache: {status})")
+                status, headers, body = http_get(f"http://127.0.0.1:{proxy_port}/metrics")
+                check(status == 200 and headers.get("Content-Type", "").startswith("text/plain"), f"/metrics (Prometheus' scrape target) serves Prometheus text ({status}, {headers.get('Content-Type')})")
+        processes.stop_all()
+
+        print("deploy/kubernetes: the Deployment's container, with the ConfigMaps, against a simulator")
+        docs = []
+        for path in sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml")):
+            docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+        deployment = next(d for d in docs if d["kind"] == "Deployment")
+        config_maps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+        pod = deployment["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        sim_port, proxy_port = free_port(), free_port()
+        sim_process = processes.start("k8s-sim", [str(bin_dir / "genesys-sim"), "--listen", f"127.0.0.1:{sim_port}"], {}, "SIGINT")
+        if wait_healthy("k8s-sim", [str(bin_dir / "genesys-proxy"), "healthcheck", "--url", f"http://127.0.0.1:{sim_port}/sim/clock"], sim_process):
+            mount_dir = WORK / "k8s-mounts"
+            shutil.rmtree(mount_dir, ignore_errors=True)
+            mounts = {}
+            for volume_mount in container["volumeMounts"]:
+                volume = next(v for v in pod["volumes"] if v["name"] == volume_mount["name"])
+                local = mount_dir / volume_mount["name"]
+                local.mkdir(parents=True)
+                for key, text in config_maps[volume["configMap"]["name"]]["data"].items():
+                    (local / key).write_text(text)
+                mounts[volume_mount["mountPath"]] = str(local)
+            env = dict(image["env"])
+            for source in container.get("envFrom", []):
+                if "configMapRef" in source:
+                    env.update(config_maps[source["configMapRef"]["name"]]["data"])
+            # The Secret, with the simulator's credentials; explicit URLs win over the region.
+            env.update({
+                "GENESYS_CLIENT_ID": "sim-client",
+                "GENESYS_CLIENT_SECRET": "sim-secret",
+                "GENESYS_API_URL": f"http://127.0.0.1:{sim_port}",
+                "GENESYS_LOGIN_URL": f"http://127.0.0.1:{sim_port}",
+                "GENESYS_PROXY_SERVER__LISTEN": f"127.0.0.1:{proxy_port}",
+            })
+            env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+            argv = list(image["entrypoint"]) + [
+                remap(a, mounts) if a.startswith("/etc/") else a for a in container.get("args", image["cmd"])
+            ]
+            proxy_process = processes.start("k8s-proxy", resolve(argv), env)
+            probe = container["readinessProbe"]["httpGet"]["path"]
+            if wait_healthy("k8s-proxy", [str(bin_dir / "genesys-proxy"), "healthcheck", "--url", f"http://127.0.0.1:{proxy_port}{probe}"], proxy_process):
+                for kind in ("livenessProbe", "readinessProbe"):
+                    path = container[kind]["httpGet"]["path"]
+                    status, _, _ = http_get(f"http://127.0.0.1:{proxy_port}{path}")
+                    check(status == 200, f"{kind} GET {path}: {status}")
+                log = (LOGS / "k8s-proxy.err").read_text().strip().splitlines()
+                check(bool(log) and all(line.startswith("{") for line in log), "logs are JSON lines (telemetry.log_format = json)")
+        processes.stop_all()
+    finally:
+        for _, process, _ in processes.running:
+            if process.poll() is None:
+                process.kill()
+
+
+def main() -> int:
+    commands = {"static": static, "build": build, "smoke": smoke}
+    if len(sys.argv) != 2 or sys.argv[1] not in commands:
+        print(__doc__)
+        return 2
+    commands[sys.argv[1]]()
+    if warnings:
+        print(f"  {len(warnings)} warning(s)")
+    if failures:
+        print(f"{len(failures)} check(s) failed:")
+        for message in failures:
+            print(f"  - {message}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
