@@ -84,7 +84,7 @@ impl Caller {
 #[derive(Debug)]
 struct KnownKey {
     hash: [u8; 32],
-    caller: Caller,
+    caller: Arc<Caller>,
 }
 
 /// The configured keys.
@@ -147,11 +147,11 @@ impl ApiKeys {
             }
             keys.push(KnownKey {
                 hash: bytes,
-                caller: Caller {
+                caller: Arc::new(Caller {
                     name: Arc::from(client.name.as_str()),
                     scopes: client.scopes.clone(),
                     weight: client.weight,
-                },
+                }),
             });
         }
         Ok(Self { keys })
@@ -159,7 +159,7 @@ impl ApiKeys {
 
     /// The caller whose key this is. Every configured hash is compared, in constant time.
     #[must_use]
-    pub fn authenticate(&self, key: &str) -> Option<Caller> {
+    pub fn authenticate(&self, key: &str) -> Option<Arc<Caller>> {
         let presented: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         let mut found = None;
         for known in &self.keys {

@@ -42,6 +42,7 @@ async fn neither_token_nor_secret_appears_in_logs_or_responses() {
     let settings = TelemetrySettings {
         log_format: LogFormat::Json,
         log_filter: "trace".into(),
+        otlp_endpoint: None,
     };
     let _guard = init_with_writer(&settings, capture.clone());
 

@@ -1,5 +1,5 @@
-//! W3C trace context: an inbound `traceparent` continues into the upstream call the
-//! proxy makes for it, even though that call runs in a task of its own.
+//! W3C trace context (with tracing on): an inbound `traceparent` continues into the
+//! upstream call the proxy makes for it, even though that call runs in a task of its own.
 
 mod support;
 
@@ -8,7 +8,12 @@ use support::TestApp;
 
 #[tokio::test]
 async fn an_inbound_traceparent_reaches_genesys_on_the_upstream_call() {
-    let _guard = init_with_writer(&TelemetrySettings::default(), std::io::sink);
+    // An endpoint turns tracing on; nothing listens there, so exports fail quietly.
+    let settings = TelemetrySettings {
+        otlp_endpoint: Some("http://127.0.0.1:9".into()),
+        ..TelemetrySettings::default()
+    };
+    let _guard = init_with_writer(&settings, std::io::sink);
     let app = TestApp::default_app().await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let inbound = format!("00-{trace_id}-00f067aa0ba902b7-01");

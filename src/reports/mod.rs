@@ -188,11 +188,11 @@ impl ReportService {
         let key = serde_json::to_string(&upstream).unwrap_or_default();
         let freshness = self.freshness(chunk, query.interval.is_relative());
         let client = self.client.clone();
-        let ctx = CallContext::new(
+        let ctx = CallContext::until(
             Class::Report,
             caller.name.clone(),
             caller.weight,
-            self.fetch_timeout,
+            deadline.min(Instant::now() + self.fetch_timeout),
         );
         let served = self
             .pages
@@ -385,11 +385,11 @@ impl ReportService {
             let key = serde_json::to_string(&upstream).unwrap_or_default();
             let freshness = self.freshness(chunk, relative);
             let client = self.client.clone();
-            let ctx = CallContext::new(
+            let ctx = CallContext::until(
                 Class::Report,
                 caller.name.clone(),
                 caller.weight,
-                self.fetch_timeout,
+                deadline.min(Instant::now() + self.fetch_timeout),
             );
             self.aggregates.get(key, deadline, move || async move {
                 let fetched = client

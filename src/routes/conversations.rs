@@ -5,6 +5,8 @@
 //! returns Genesys' document byte for byte. Responses carry `ETag`, `Cache-Control`,
 //! `Age` and `Cache-Status`; `If-None-Match` gives 304.
 
+use std::sync::Arc;
+
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -87,7 +89,8 @@ fn cache_headers<V>(served: &Served<V>, response: &mut Response) {
     }
 }
 
-fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
+fn matches_etag(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let etag = etag.to_str().unwrap_or_default();
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -134,11 +137,12 @@ fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
 )]
 pub async fn get_conversation(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Arc<Caller>>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    let headers = request.headers();
     let id = parse_id(&id)?;
     let view = parse_view(query.as_deref())?;
     let deadline = Instant::now() + state.upstream_wait();
@@ -168,7 +172,7 @@ pub async fn get_conversation(
         View::Summary => (&representations.view, &representations.view_etag),
         View::Full => (&representations.full, &representations.full_etag),
     };
-    let mut response = if matches_etag(&headers, etag) {
+    let mut response = if matches_etag(headers, etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let mut response = Response::new(Body::from(body.clone()));
@@ -178,9 +182,7 @@ pub async fn get_conversation(
         );
         response
     };
-    if let Ok(value) = HeaderValue::from_str(etag) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
+    response.headers_mut().insert(header::ETAG, etag.clone());
     cache_headers(&served, &mut response);
     Ok(response)
 }

@@ -92,63 +92,79 @@ pub fn router(state: AppState) -> Router {
         .merge(docs::routes());
     let settings = state.settings.server.clone();
     let http_metrics = state.http_metrics.clone();
-    let cors = cors(&settings.cors_allowed_origins);
+    // One stack, applied once: axum boxes each `Router::layer` separately, which costs
+    // allocations and clones on every request. Outermost first.
+    let stack = tower::ServiceBuilder::new()
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            axum::http::header::AUTHORIZATION,
+            HeaderName::from_static("x-api-key"),
+        ]))
+        .layer(SetRequestIdLayer::new(
+            REQUEST_ID,
+            request_id::FastRequestId::default(),
+        ))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                // Metrics count every request; no log event per request and response.
+                .on_request(())
+                .on_response(())
+                .on_body_chunk(())
+                .on_eos(())
+                // A 5xx is already a problem answer with its cause logged where it arose
+                // (and /readyz answers 503 by design while not ready).
+                .on_failure(
+                    tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+                ),
+        )
+        .option_layer(cors(&settings.cors_allowed_origins))
+        .layer(CatchPanicLayer::new())
+        .layer(middleware::from_fn(crate::error::problem_layer))
+        .layer(middleware::from_fn_with_state(
+            http_metrics,
+            crate::metrics::track,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            settings.request_timeout(),
+        ))
+        .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes));
     Router::new()
         .merge(conversations)
         .merge(reports)
         .merge(admin)
         .merge(open)
         .with_state(state)
-        .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            settings.request_timeout(),
-        ))
-        .layer(middleware::from_fn_with_state(
-            http_metrics,
-            crate::metrics::track,
-        ))
-        .layer(middleware::from_fn(crate::error::problem_layer))
-        .layer(CatchPanicLayer::new())
-        .layer(cors)
-        .layer(
-            TraceLayer::new_for_http()
-                // A 5xx is already a problem answer with its cause logged where it arose
-                // (and /readyz answers 503 by design while not ready): no ERROR per response.
-                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG))
-                .make_span_with(|request: &axum::http::Request<axum::body::Body>| {
-                    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-                    let id = request
-                        .headers()
-                        .get(&REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    let span = tracing::info_span!(
-                        "request",
-                        method = %request.method(),
-                        path = %request.uri().path(),
-                        request_id = %id,
-                        cache.status = tracing::field::Empty,
-                        client = tracing::field::Empty,
-                    );
-                    let _ = span.set_parent(crate::telemetry::extract_context(request.headers()));
-                    span
-                }),
-        )
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(
-            REQUEST_ID,
-            request_id::FastRequestId::default(),
-        ))
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            axum::http::header::AUTHORIZATION,
-            HeaderName::from_static("x-api-key"),
-        ]))
+        .layer(stack)
 }
 
-fn cors(origins: &[String]) -> CorsLayer {
+/// The span of one request: method, path, request id, and (filled in later) the client
+/// and the cache status. An inbound W3C `traceparent` becomes its parent.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %id,
+        cache.status = tracing::field::Empty,
+        client = tracing::field::Empty,
+    );
+    if crate::telemetry::tracing_enabled() {
+        let _ = span.set_parent(crate::telemetry::extract_context(request.headers()));
+    }
+    span
+}
+
+fn cors(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
-        return CorsLayer::new();
+        return None;
     }
     let list: Vec<HeaderValue> = origins
         .iter()
@@ -159,7 +175,7 @@ fn cors(origins: &[String]) -> CorsLayer {
     } else {
         AllowOrigin::list(list)
     };
-    CorsLayer::new()
+    let layer = CorsLayer::new()
         .allow_origin(allow)
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([
@@ -174,5 +190,6 @@ fn cors(origins: &[String]) -> CorsLayer {
             axum::http::header::RETRY_AFTER,
             HeaderName::from_static("cache-status"),
             REQUEST_ID,
-        ])
+        ]);
+    Some(layer)
 }

@@ -1,6 +1,8 @@
 //! `/reports/search` and `/reports/aggregates`, as POST (JSON body) and GET (the same
 //! fields as query parameters, for dashboards and browsers).
 
+use std::sync::Arc;
+
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
@@ -99,7 +101,7 @@ async fn aggregates(
 )]
 pub async fn search_post(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Arc<Caller>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<SearchResponse>, ApiError> {
@@ -142,7 +144,7 @@ pub async fn search_post(
 )]
 pub async fn search_get(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Arc<Caller>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<SearchResponse>, ApiError> {
     let fields = query_fields(query.as_deref())?;
@@ -170,7 +172,7 @@ pub async fn search_get(
 )]
 pub async fn aggregates_post(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Arc<Caller>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<AggregatesResponseBody>, ApiError> {
@@ -209,7 +211,7 @@ pub async fn aggregates_post(
 )]
 pub async fn aggregates_get(
     State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Arc<Caller>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<AggregatesResponseBody>, ApiError> {
     let fields = query_fields(query.as_deref())?;

@@ -42,6 +42,22 @@ pub struct CallContext {
 }
 
 impl CallContext {
+    /// A context for `client` that must finish by `deadline`.
+    #[must_use]
+    pub fn until(
+        class: Class,
+        client: impl Into<Arc<str>>,
+        weight: u32,
+        deadline: Instant,
+    ) -> Self {
+        Self {
+            class,
+            client: client.into(),
+            weight,
+            deadline,
+        }
+    }
+
     /// A context for `client` with `timeout` from now.
     #[must_use]
     pub fn new(class: Class, client: impl Into<Arc<str>>, weight: u32, timeout: Duration) -> Self {
