@@ -1,0 +1,1794 @@
+//! `bench-run`: the benchmark orchestrator behind `bench/run`.
+//!
+//! Starts the simulator, the proxy, the ceiling server and nginx from release binaries,
+//! runs the four scenarios of issue 8 and prints one markdown table per scenario:
+//!
+//! 1. cache-hit throughput and latency at 64 connections, proxy vs ceiling vs nginx;
+//! 2. coalescing: 1000 concurrent cold requests for one id -> upstream calls;
+//! 3. budget: 10x oversubscribed mixed load against a simulator enforcing the same limit;
+//! 4. memory: RSS and cache bytes at 10k and 100k cached conversations.
+//!
+//! Exits 1 when a hard invariant fails (coalescing != 1 upstream call, any upstream 429 in
+//! the budget run, a scenario that could not run), never for a performance ratio.
+
+#![allow(clippy::too_many_arguments)]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail, ensure};
+use chrono::{DateTime, SecondsFormat, Utc};
+use genesys_proxy_bench::load::{self, ClosedLoop, OpenLoop, Part, Report};
+use genesys_proxy_bench::{Control, Req};
+use http::{HeaderName, Method};
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use tokio::time::Instant;
+
+const SIM_BASIC: &str = "Basic c2ltLWNsaWVudDpzaW0tc2VjcmV0"; // sim-client:sim-secret
+const SERVER_CPU: &str = "1";
+const LOAD_CPU: &str = "0";
+
+// ---------------------------------------------------------------------------------------
+// Options
+
+#[derive(Debug, Clone)]
+struct Options {
+    bin_dir: PathBuf,
+    bench_bin_dir: PathBuf,
+    nginx: PathBuf,
+    work: PathBuf,
+    pin: bool,
+    connections: usize,
+    hit_warmup: f64,
+    hit_secs: f64,
+    rounds: usize,
+    coalesce_requests: usize,
+    coalesce_latency_ms: u64,
+    budget_rate: u32,
+    budget_secs: u64,
+    oversubscription: u32,
+    mem_points: Vec<usize>,
+    mem_budgets_mib: Vec<u64>,
+    conversations: usize,
+    out: Option<PathBuf>,
+    only: Vec<String>,
+}
+
+impl Options {
+    fn parse() -> Result<Self> {
+        let here = std::env::current_exe()?;
+        let bench_bin_dir = here.parent().context("a directory")?.to_path_buf();
+        let mut o = Self {
+            bin_dir: PathBuf::from("target/release"),
+            bench_bin_dir,
+            nginx: PathBuf::from("/usr/sbin/nginx"),
+            work: std::env::temp_dir().join(format!("genesys-bench-{}", std::process::id())),
+            pin: true,
+            connections: 64,
+            hit_warmup: 1.0,
+            hit_secs: 6.0,
+            rounds: 3,
+            coalesce_requests: 1000,
+            coalesce_latency_ms: 200,
+            budget_rate: 300,
+            budget_secs: 60,
+            oversubscription: 10,
+            mem_points: vec![10_000, 100_000],
+            mem_budgets_mib: vec![1024, 64],
+            conversations: 110_000,
+            out: None,
+            only: Vec::new(),
+        };
+        let mut quick = false;
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().with_context(|| format!("a value after {arg}"));
+            match arg.as_str() {
+                "--bin-dir" => o.bin_dir = value()?.into(),
+                "--nginx" => o.nginx = value()?.into(),
+                "--work" => o.work = value()?.into(),
+                "--out" => o.out = Some(value()?.into()),
+                "--no-pin" => o.pin = false,
+                "--quick" => quick = true,
+                "--connections" => o.connections = value()?.parse()?,
+                "--hit-secs" => o.hit_secs = value()?.parse()?,
+                "--rounds" => o.rounds = value()?.parse()?,
+                "--budget-rate" => o.budget_rate = value()?.parse()?,
+                "--budget-secs" => o.budget_secs = value()?.parse()?,
+                "--only" => o.only = value()?.split(',').map(str::to_owned).collect(),
+                "-h" | "--help" => {
+                    println!("{}", include_str!("../../USAGE.txt"));
+                    std::process::exit(0);
+                }
+                other => bail!("unknown argument {other:?} (see --help)"),
+            }
+        }
+        if quick {
+            o.hit_warmup = 1.0;
+            o.hit_secs = o.hit_secs.min(3.0);
+            o.rounds = 1;
+            o.budget_secs = o.budget_secs.min(15);
+            o.mem_points = vec![2_000, 20_000];
+            o.mem_budgets_mib = vec![1024, 16];
+            o.conversations = 22_000;
+        }
+        Ok(o)
+    }
+
+    fn wants(&self, scenario: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == scenario)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Processes
+
+/// A child process, stopped (SIGTERM, then SIGKILL) when dropped.
+pub(crate) struct Proc {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn status_kib(&self, field: &str) -> Option<u64> {
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        text.lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("bench: {} did not stop on SIGTERM; killing it", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn spawn(
+    o: &Options,
+    name: &str,
+    cpu: Option<&str>,
+    program: &Path,
+    args: &[String],
+    env: &[(&str, String)],
+) -> Result<Proc> {
+    let log = o.work.join(format!("{name}.log"));
+    let file = std::fs::File::create(&log)?;
+    let mut command = match cpu.filter(|_| o.pin) {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpu]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    };
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .env_remove("RUST_LOG")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let child = command
+        .spawn()
+        .with_context(|| format!("starting {}", program.display()))?;
+    Ok(Proc {
+        name: name.to_owned(),
+        child,
+        log,
+    })
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn wait_ready(http: &Control, proc: &mut Proc, url: &str, secs: u64) -> Result<()> {
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Ok(answer) = http.get(url, &[]).await
+            && answer.status.is_success()
+        {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = proc.child.try_wait() {
+            bail!(
+                "{} exited ({status}) before it was ready:\n{}",
+                proc.name,
+                proc.log_tail()
+            );
+        }
+        if Instant::now() > until {
+            bail!(
+                "{} not ready at {url} after {secs} s:\n{}",
+                proc.name,
+                proc.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The simulator and the proxy
+
+#[allow(dead_code)] // `proc` stops the simulator when dropped
+struct Sim {
+    proc: Proc,
+    base: String,
+    addr: SocketAddr,
+}
+
+async fn start_sim(
+    o: &Options,
+    http: &Control,
+    name: &str,
+    cpu: Option<&str>,
+    extra: &[&str],
+) -> Result<Sim> {
+    let port = free_port()?;
+    let mut args = vec!["--listen".to_owned(), format!("127.0.0.1:{port}")];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let started = Instant::now();
+    let mut proc = spawn(o, name, cpu, &o.bin_dir.join("genesys-sim"), &args, &[])?;
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(http, &mut proc, &format!("{base}/sim/org"), 120).await?;
+    eprintln!(
+        "bench: {name} ready in {:.1} s, RSS {} MiB ({})",
+        started.elapsed().as_secs_f64(),
+        proc.status_kib("VmRSS:").unwrap_or(0) / 1024,
+        extra.join(" ")
+    );
+    Ok(Sim {
+        proc,
+        addr: format!("127.0.0.1:{port}").parse()?,
+        base,
+    })
+}
+
+async fn sim_token(http: &Control, sim: &Sim) -> Result<String> {
+    let answer = http
+        .send(
+            Method::POST,
+            &format!("{}/oauth/token", sim.base),
+            &[
+                ("authorization", SIM_BASIC),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            "grant_type=client_credentials",
+        )
+        .await?;
+    ensure!(answer.status.is_success(), "token: {}", answer.text());
+    Ok(answer.json()?["access_token"]
+        .as_str()
+        .context("access_token")?
+        .to_owned())
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Counters {
+    calls: BTreeMap<String, BTreeMap<u16, u64>>,
+    rate_limited: u64,
+}
+
+impl Counters {
+    fn api_calls(&self) -> u64 {
+        self.calls
+            .iter()
+            .filter(|(k, _)| k.as_str() != "oauth_token")
+            .flat_map(|(_, by)| by.values())
+            .sum()
+    }
+
+    fn calls_to(&self, endpoint: &str) -> u64 {
+        self.calls.get(endpoint).map_or(0, |by| by.values().sum())
+    }
+
+    fn by_status(&self) -> BTreeMap<u16, u64> {
+        let mut out = BTreeMap::new();
+        for (k, by) in &self.calls {
+            if k != "oauth_token" {
+                for (s, n) in by {
+                    *out.entry(*s).or_default() += n;
+                }
+            }
+        }
+        out
+    }
+}
+
+async fn counters(http: &Control, sim: &Sim) -> Result<Counters> {
+    Ok(serde_json::from_slice(
+        &http
+            .get(&format!("{}/sim/counters", sim.base), &[])
+            .await?
+            .body,
+    )?)
+}
+
+async fn reset_counters(http: &Control, sim: &Sim) -> Result<()> {
+    http.send(
+        Method::DELETE,
+        &format!("{}/sim/counters", sim.base),
+        &[],
+        "",
+    )
+    .await?;
+    Ok(())
+}
+
+async fn set_latency(http: &Control, sim: &Sim, ms: u64) -> Result<()> {
+    let answer = http
+        .send(
+            Method::PUT,
+            &format!("{}/sim/faults", sim.base),
+            &[("content-type", "application/json")],
+            format!("{{\"latency_ms\": {ms}}}"),
+        )
+        .await?;
+    ensure!(answer.status.is_success(), "faults: {}", answer.text());
+    Ok(())
+}
+
+/// A conversation as listed by the analytics details query.
+#[derive(Debug, Clone)]
+struct Listed {
+    id: String,
+    start: DateTime<Utc>,
+    ended: bool,
+    voice: bool,
+}
+
+#[derive(Deserialize)]
+struct DetailsPage {
+    #[serde(default)]
+    conversations: Vec<DetailsConversation>,
+}
+
+#[derive(Deserialize)]
+struct DetailsConversation {
+    #[serde(rename = "conversationId")]
+    id: String,
+    #[serde(rename = "conversationStart")]
+    start: DateTime<Utc>,
+    #[serde(rename = "conversationEnd")]
+    end: Option<String>,
+    #[serde(default)]
+    participants: Vec<DetailsParticipant>,
+}
+
+#[derive(Deserialize)]
+struct DetailsParticipant {
+    #[serde(default)]
+    sessions: Vec<DetailsSession>,
+}
+
+#[derive(Deserialize)]
+struct DetailsSession {
+    #[serde(rename = "mediaType")]
+    media: Option<String>,
+}
+
+/// Every conversation of the simulator, day by day, straight from its details query (the
+/// simulator runs with `--max-page-size 10000 --interval-matching exact`).
+async fn list_conversations(http: &Control, sim: &Sim, days: i64) -> Result<Vec<Listed>> {
+    let token = sim_token(http, sim).await?;
+    let bearer = format!("Bearer {token}");
+    let now = Utc::now();
+    let first = (now - chrono::Duration::days(days + 1))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .context("midnight")?
+        .and_utc();
+    let mut out = Vec::new();
+    let mut day = first;
+    while day < now + chrono::Duration::hours(1) {
+        let next = day + chrono::Duration::days(1);
+        for page in 1.. {
+            let body = serde_json::json!({
+                "interval": format!("{}/{}", rfc3339(day), rfc3339(next)),
+                "paging": {"pageSize": 10000, "pageNumber": page},
+            });
+            let answer = http
+                .send(
+                    Method::POST,
+                    &format!("{}/api/v2/analytics/conversations/details/query", sim.base),
+                    &[
+                        ("authorization", bearer.as_str()),
+                        ("content-type", "application/json"),
+                    ],
+                    body.to_string(),
+                )
+                .await?;
+            ensure!(
+                answer.status.is_success(),
+                "details query: {} {}",
+                answer.status,
+                answer.text()
+            );
+            let parsed: DetailsPage = serde_json::from_slice(&answer.body)?;
+            let n = parsed.conversations.len();
+            out.extend(parsed.conversations.into_iter().map(|c| {
+                Listed {
+                    voice: c
+                        .participants
+                        .iter()
+                        .flat_map(|p| &p.sessions)
+                        .any(|s| s.media.as_deref() == Some("voice")),
+                    id: c.id,
+                    start: c.start,
+                    ended: c.end.is_some(),
+                }
+            }));
+            if n < 10_000 {
+                break;
+            }
+        }
+        day = next;
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|c| seen.insert(c.id.clone()));
+    Ok(out)
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+struct Proxy {
+    proc: Proc,
+    base: String,
+    addr: SocketAddr,
+}
+
+struct Key {
+    key: String,
+    bearer: String,
+    hash: String,
+}
+
+fn new_key() -> Key {
+    let key = format!(
+        "gp_bench_{:016x}{:016x}",
+        fastrand::u64(..),
+        fastrand::u64(..)
+    );
+    let hash = hex::encode(Sha256::digest(key.as_bytes()));
+    Key {
+        bearer: format!("Bearer {key}"),
+        key,
+        hash,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start_proxy(
+    o: &Options,
+    http: &Control,
+    name: &str,
+    cpu: Option<&str>,
+    sim: &Sim,
+    key: &Key,
+    sections: &str,
+) -> Result<Proxy> {
+    let port = free_port()?;
+    let config = format!(
+        "{sections}\n[telemetry]\nlog_filter = \"warn\"\n\n[[clients]]\nname = \"bench\"\nkey_sha256 = \"{}\"\nscopes = [\"admin\"]\nweight = 1\n",
+        key.hash
+    );
+    let path = o.work.join(format!("{name}.toml"));
+    std::fs::write(&path, config)?;
+    let args = vec![
+        "--config".to_owned(),
+        path.display().to_string(),
+        "--listen".to_owned(),
+        format!("127.0.0.1:{port}"),
+    ];
+    let env = [
+        ("GENESYS_API_URL", sim.base.clone()),
+        ("GENESYS_LOGIN_URL", sim.base.clone()),
+        ("GENESYS_CLIENT_ID", "sim-client".to_owned()),
+        ("GENESYS_CLIENT_SECRET", "sim-secret".to_owned()),
+    ];
+    let mut proc = spawn(o, name, cpu, &o.bin_dir.join("genesys-proxy"), &args, &env)?;
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(http, &mut proc, &format!("{base}/readyz"), 60).await?;
+    Ok(Proxy {
+        proc,
+        addr: format!("127.0.0.1:{port}").parse()?,
+        base,
+    })
+}
+
+async fn metrics(http: &Control, proxy: &Proxy) -> Result<String> {
+    Ok(http
+        .get(&format!("{}/metrics", proxy.base), &[])
+        .await?
+        .text())
+}
+
+/// The sum of every sample of `name` whose labels contain all of `labels`.
+fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Cumulative bucket counts of a histogram (`le` -> count) for one label set.
+fn buckets(text: &str, name: &str, label: &str) -> Vec<(f64, f64)> {
+    let prefix = format!("{name}_bucket{{");
+    let mut out = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with(&prefix) && l.contains(label))
+    {
+        let Some(le) = line.split("le=\"").nth(1).and_then(|r| r.split('"').next()) else {
+            continue;
+        };
+        let le = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().unwrap_or(f64::NAN)
+        };
+        if let Some(v) = line.rsplit(' ').next().and_then(|v| v.parse().ok()) {
+            out.push((le, v));
+        }
+    }
+    out
+}
+
+/// Quantile `q` of the difference of two cumulative histograms: the upper bound of the
+/// bucket it falls in (and the bound below it). None when nothing was observed.
+fn bucket_quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Option<(f64, f64, f64)> {
+    let diff: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(le, v)| {
+            let b = before
+                .iter()
+                .find(|(l, _)| l == le)
+                .map_or(0.0, |(_, x)| *x);
+            (*le, v - b)
+        })
+        .collect();
+    let total = diff.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let target = q * total;
+    let mut lower = 0.0;
+    for (le, cumulative) in &diff {
+        if *cumulative >= target {
+            return Some((lower, *le, total));
+        }
+        lower = *le;
+    }
+    None
+}
+
+fn fmt_secs(s: f64) -> String {
+    if s.is_infinite() {
+        "> 30 s".to_owned()
+    } else if s < 0.001 {
+        format!("{} ms", s * 1000.0)
+    } else if s < 1.0 {
+        format!("{:.0} ms", s * 1000.0)
+    } else {
+        format!("{s} s")
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Table helpers
+
+fn statuses(part: &Part) -> String {
+    let mut items: Vec<String> = part
+        .statuses
+        .iter()
+        .map(|(s, n)| format!("{s}: {n}"))
+        .collect();
+    for (e, n) in &part.errors {
+        items.push(format!("no answer ({e}): {n}"));
+    }
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn mib(bytes: f64) -> String {
+    format!("{:.1} MiB", bytes / 1_048_576.0)
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenario 1: cache-hit throughput
+
+struct HitRow {
+    target: &'static str,
+    representation: &'static str,
+    body: u64,
+    rps: Vec<f64>,
+    /// Answers per CPU-second of the server, per round.
+    per_cpu: Vec<f64>,
+    report: Report,
+    cpu: CpuUse,
+}
+
+impl HitRow {
+    fn best(&self) -> f64 {
+        self.rps.iter().copied().fold(0.0, f64::max)
+    }
+    fn best_per_cpu(&self) -> f64 {
+        self.per_cpu.iter().copied().fold(0.0, f64::max)
+    }
+}
+
+#[allow(clippy::too_many_lines)]
+async fn scenario_hits(
+    o: &Options,
+    http: &Control,
+    out: &mut String,
+    failures: &mut Vec<String>,
+    sim: &Sim,
+    proxy: &Proxy,
+    key: &Key,
+    id: &str,
+) -> Result<()> {
+    // The proxy's two representations, as a hit.
+    let mut representations = Vec::new();
+    for (name, query) in [("summary", ""), ("full", "?view=full")] {
+        let url = format!("{}/conversations/{id}{query}", proxy.base);
+        let first = http.get(&url, &[("authorization", &key.bearer)]).await?;
+        ensure!(first.status.is_success(), "proxy {url}: {}", first.status);
+        let hit = http.get(&url, &[("authorization", &key.bearer)]).await?;
+        ensure!(
+            hit.header("cache-status")
+                .is_some_and(|s| s.contains("hit")),
+            "the proxy's second answer is not a hit: {:?}",
+            hit.header("cache-status")
+        );
+        let mut headers = String::new();
+        for (k, v) in &hit.headers {
+            if ["date", "content-length", "transfer-encoding", "connection"].contains(&k.as_str()) {
+                continue;
+            }
+            let _ = writeln!(headers, "{k}: {}", v.to_str().unwrap_or(""));
+        }
+        let dir = o.work.join("ceiling");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(format!("{name}.body")), &hit.body)?;
+        std::fs::write(dir.join(format!("{name}.headers")), headers)?;
+        representations.push((name, query, hit.body.clone()));
+    }
+
+    // The ceiling: a bare axum handler with the same bytes and headers.
+    let ceiling_port = free_port()?;
+    let mut ceiling = spawn(
+        o,
+        "ceiling",
+        Some(SERVER_CPU),
+        &o.bench_bin_dir.join("ceiling"),
+        &[
+            "--listen".into(),
+            format!("127.0.0.1:{ceiling_port}"),
+            "--dir".into(),
+            o.work.join("ceiling").display().to_string(),
+        ],
+        &[],
+    )?;
+    let ceiling_base = format!("http://127.0.0.1:{ceiling_port}");
+    wait_ready(http, &mut ceiling, &format!("{ceiling_base}/healthz"), 20).await?;
+
+    // nginx proxy_cache: the full document from the simulator, the summary from the
+    // ceiling as its origin (nginx cannot make the summary itself); same bytes either way.
+    let token = sim_token(http, sim).await?;
+    let nginx_port = free_port()?;
+    let mut nginx = start_nginx(o, http, sim, ceiling_port, nginx_port, &token).await;
+    let nginx_base = format!("http://127.0.0.1:{nginx_port}");
+    let nginx_paths = [
+        ("summary", format!("/conversations/{id}")),
+        ("full", format!("/api/v2/conversations/{id}")),
+    ];
+    if let Ok(n) = &mut nginx {
+        for ((name, _, body), (_, path)) in representations.iter().zip(&nginx_paths) {
+            let url = format!("{nginx_base}{path}");
+            let mut last = None;
+            for _ in 0..3 {
+                last = Some(http.get(&url, &[("authorization", &key.bearer)]).await?);
+            }
+            let last = last.context("an answer")?;
+            let status = last.header("x-cache-status").unwrap_or("-").to_owned();
+            if status != "HIT" || last.body != *body {
+                failures.push(format!(
+                    "nginx does not serve the {name} body as a HIT (X-Cache-Status {status}, {} bytes vs {} from the proxy)",
+                    last.body.len(),
+                    body.len()
+                ));
+                eprintln!("bench: nginx log:\n{}", n.log_tail());
+            }
+        }
+    }
+    if let Err(e) = &nginx {
+        failures.push(format!("nginx could not start: {e:#}"));
+    }
+
+    let mut rows: Vec<HitRow> = Vec::new();
+    for ((name, query, body), (_, nginx_path)) in representations.iter().zip(&nginx_paths) {
+        let mut targets: Vec<(&'static str, SocketAddr, String, u32)> = vec![
+            (
+                "genesys-proxy",
+                proxy.addr,
+                format!("/conversations/{id}{query}"),
+                proxy.proc.pid(),
+            ),
+            (
+                "ceiling (bare axum)",
+                format!("127.0.0.1:{ceiling_port}").parse()?,
+                format!("/conversations/{id}{query}"),
+                ceiling.pid(),
+            ),
+        ];
+        if let Ok(n) = &nginx {
+            targets.push((
+                "nginx proxy_cache",
+                format!("127.0.0.1:{nginx_port}").parse()?,
+                nginx_path.clone(),
+                n.pid(),
+            ));
+        }
+        for (target, _, _, _) in &targets {
+            rows.push(HitRow {
+                target,
+                representation: name,
+                body: body.len() as u64,
+                rps: Vec::new(),
+                per_cpu: Vec::new(),
+                report: Report::default(),
+                cpu: CpuUse::default(),
+            });
+        }
+        let base_row = rows.len() - targets.len();
+        for round in 0..o.rounds {
+            for (i, (target, addr, path, pid)) in targets.iter().enumerate() {
+                let run = ClosedLoop {
+                    addr: *addr,
+                    connections: o.connections,
+                    warmup: Duration::from_secs_f64(o.hit_warmup),
+                    duration: Duration::from_secs_f64(o.hit_secs),
+                    requests: Arc::new(vec![Req::get(path, &[("authorization", &key.bearer)])]),
+                    capture: Some(HeaderName::from_static(if *target == "nginx proxy_cache" {
+                        "x-cache-status"
+                    } else {
+                        "cache-status"
+                    })),
+                };
+                let (warmup, secs) = (run.warmup, run.duration);
+                let probe = async {
+                    tokio::time::sleep(warmup).await;
+                    let probe = CpuProbe::start(*pid);
+                    tokio::time::sleep(secs).await;
+                    probe.stop()
+                };
+                let (report, cpu) = tokio::join!(load::closed_loop(run), probe);
+                let report = report?;
+                eprintln!(
+                    "bench: hits {name} {target} round {}: {}; CPU server {:.2}, load generator {:.2}, others on the server's core {:.2}",
+                    round + 1,
+                    report.summary(),
+                    cpu.server,
+                    cpu.load,
+                    cpu.other_on_server_core
+                );
+                let row = &mut rows[base_row + i];
+                row.rps.push(report.rps());
+                row.per_cpu.push(report.rps() / cpu.server.max(0.01));
+                // Keep the round with the best throughput for the latency columns.
+                if row.report.parts.is_empty() || report.rps() > row.report.rps() {
+                    row.report = report;
+                    row.cpu = cpu;
+                }
+            }
+        }
+    }
+    drop(nginx);
+    drop(ceiling);
+
+    let _ = writeln!(
+        out,
+        "## 1. Cache-hit throughput: `GET /conversations/{{id}}`, {} connections, {} s per run after {} s warm-up, best of {} round(s)\n",
+        o.connections, o.hit_secs, o.hit_warmup, o.rounds
+    );
+    let _ = writeln!(
+        out,
+        "| representation | target | body bytes | req/s (best round) | req per server CPU-second (best) | p50 ms | p99 ms | p99.9 ms | non-200 / errors | req/s of each round | CPU of the best round: server / load gen / others on the server's core |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|");
+    for row in &rows {
+        let t = row.report.total();
+        let bad: u64 = t
+            .statuses
+            .iter()
+            .filter(|(s, _)| **s != 200)
+            .map(|(_, n)| n)
+            .sum::<u64>()
+            + t.error_count();
+        let hits_note = if row.target == "genesys-proxy" {
+            let hits = t
+                .captured
+                .iter()
+                .filter(|(k, _)| k.contains("hit"))
+                .map(|(_, n)| n)
+                .sum::<u64>();
+            if hits != t.answered {
+                failures.push(format!(
+                    "{} {}: only {hits} of {} answers were cache hits",
+                    row.target, row.representation, t.answered
+                ));
+            }
+            ""
+        } else {
+            ""
+        };
+        let best = row.best();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.0} | {:.0} | {:.3} | {:.3} | {:.3} | {}{} | {} | {:.0}% / {:.0}% / {:.0}% |",
+            row.representation,
+            row.target,
+            row.body,
+            best,
+            row.best_per_cpu(),
+            t.ms(0.5),
+            t.ms(0.99),
+            t.ms(0.999),
+            bad,
+            hits_note,
+            row.rps
+                .iter()
+                .map(|r| format!("{r:.0}"))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            row.cpu.server * 100.0,
+            row.cpu.load * 100.0,
+            row.cpu.other_on_server_core * 100.0,
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "| representation | proxy / nginx, req/s (target >= 1.3) | proxy / ceiling, req/s (target >= 0.9) | proxy / nginx, per CPU-second | proxy / ceiling, per CPU-second | proxy p99 (target < 2 ms) |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    for name in ["summary", "full"] {
+        let best = |target: &str| {
+            rows.iter()
+                .find(|r| r.representation == name && r.target == target)
+                .map(HitRow::best)
+        };
+        let per_cpu = |target: &str| {
+            rows.iter()
+                .find(|r| r.representation == name && r.target == target)
+                .map_or(f64::NAN, HitRow::best_per_cpu)
+        };
+        let proxy_row = rows
+            .iter()
+            .find(|r| r.representation == name && r.target == "genesys-proxy");
+        let p = best("genesys-proxy").unwrap_or(f64::NAN);
+        let verdict = |ratio: f64, target: f64| {
+            if ratio.is_nan() {
+                "n/a".to_owned()
+            } else if ratio >= target {
+                format!("{ratio:.2}x (met)")
+            } else {
+                format!("{ratio:.2}x (NOT met)")
+            }
+        };
+        let p99 = proxy_row.map_or(f64::NAN, |r| r.report.total().ms(0.99));
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {:.2}x | {:.2}x | {:.3} ms ({}) |",
+            verdict(p / best("nginx proxy_cache").unwrap_or(f64::NAN), 1.3),
+            verdict(p / best("ceiling (bare axum)").unwrap_or(f64::NAN), 0.9),
+            per_cpu("genesys-proxy") / per_cpu("nginx proxy_cache"),
+            per_cpu("genesys-proxy") / per_cpu("ceiling (bare axum)"),
+            p99,
+            if p99 < 2.0 { "met" } else { "NOT met" }
+        );
+    }
+    let _ = writeln!(out);
+    Ok(())
+}
+
+async fn start_nginx(
+    o: &Options,
+    http: &Control,
+    sim: &Sim,
+    ceiling_port: u16,
+    port: u16,
+    token: &str,
+) -> Result<Proc> {
+    ensure!(
+        o.nginx.exists(),
+        "{} not found (bench/run installs Debian's nginx)",
+        o.nginx.display()
+    );
+    let dir = o.work.join("nginx");
+    for sub in ["cache", "tmp", "logs"] {
+        std::fs::create_dir_all(dir.join(sub))?;
+    }
+    let workers = if o.pin { 1 } else { num_cpus() };
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
+    let user = if root { "user root;" } else { "" };
+    let d = dir.display();
+    let cache = |auth: &str| {
+        format!(
+            r#"            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            {auth}
+            proxy_cache conv;
+            proxy_cache_key $uri$is_args$args;
+            proxy_cache_valid 200 10m;
+            proxy_cache_lock on;
+            proxy_ignore_headers Cache-Control Expires Set-Cookie;
+            add_header X-Cache-Status $upstream_cache_status;"#
+        )
+    };
+    let config = format!(
+        r#"# generated by bench-run
+{user}
+worker_processes {workers};
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/logs/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 75s;
+    keepalive_requests 10000000;
+    open_file_cache max=1000 inactive=60s;
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+    proxy_cache_path {d}/cache levels=1:2 keys_zone=conv:10m max_size=1g inactive=60m use_temp_path=off;
+    upstream genesys {{ server {sim}; keepalive 16; }}
+    upstream origin {{ server 127.0.0.1:{ceiling_port}; keepalive 16; }}
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        location /api/v2/conversations/ {{
+            proxy_pass http://genesys;
+{genesys_cache}
+        }}
+        location /conversations/ {{
+            proxy_pass http://origin;
+{origin_cache}
+        }}
+    }}
+}}
+"#,
+        sim = sim.addr,
+        genesys_cache = cache(&format!(
+            "proxy_set_header Authorization \"Bearer {token}\";"
+        )),
+        origin_cache = cache(""),
+    );
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, config)?;
+    let mut proc = spawn(
+        o,
+        "nginx",
+        Some(SERVER_CPU),
+        &o.nginx,
+        &[
+            "-p".into(),
+            dir.display().to_string(),
+            "-c".into(),
+            path.display().to_string(),
+        ],
+        &[],
+    )?;
+    // Any answer (even 404) means it listens.
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        if http
+            .get(&format!("http://127.0.0.1:{port}/"), &[])
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        if let Ok(Some(status)) = proc.child.try_wait() {
+            bail!("nginx exited ({status}):\n{}", proc.log_tail());
+        }
+        ensure!(
+            Instant::now() < until,
+            "nginx did not listen:\n{}",
+            proc.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(proc)
+}
+
+/// CPU time (user + system, all threads) of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces): state is field 3.
+    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let get = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    get(11) + get(12) // utime (14) and stime (15), counted from field 3
+}
+
+/// The process and its children (nginx: master and workers).
+fn family(pid: u32) -> Vec<u32> {
+    let mut out = vec![pid];
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(child) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            if rest
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u32>().ok())
+                == Some(pid)
+            {
+                out.push(child);
+            }
+        }
+    }
+    out
+}
+
+/// Busy and total ticks of one CPU (from /proc/stat).
+fn core_ticks(cpu: &str) -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let name = format!("cpu{cpu} ");
+    let Some(line) = text.lines().find(|l| l.starts_with(&name)) else {
+        return (0, 0);
+    };
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// CPU use during a run: the server's, the load generator's, and everything else's on
+/// the server's core, each as a share of one core.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuUse {
+    server: f64,
+    load: f64,
+    other_on_server_core: f64,
+}
+
+struct CpuProbe {
+    pids: Vec<u32>,
+    server: u64,
+    load: u64,
+    core: (u64, u64),
+    at: std::time::Instant,
+}
+
+impl CpuProbe {
+    fn start(server_pid: u32) -> Self {
+        let pids = family(server_pid);
+        Self {
+            server: pids.iter().map(|p| cpu_ticks(*p)).sum(),
+            load: cpu_ticks(std::process::id()),
+            core: core_ticks(SERVER_CPU),
+            at: std::time::Instant::now(),
+            pids,
+        }
+    }
+
+    fn stop(&self) -> CpuUse {
+        let hz = 100.0; // USER_HZ
+        let secs = self.at.elapsed().as_secs_f64();
+        let server: u64 = self.pids.iter().map(|p| cpu_ticks(*p)).sum();
+        let load = cpu_ticks(std::process::id());
+        let core = core_ticks(SERVER_CPU);
+        let server_share = (server - self.server) as f64 / hz / secs;
+        let core_busy = (core.0 - self.core.0) as f64 / (core.1 - self.core.1).max(1) as f64;
+        CpuUse {
+            server: server_share,
+            load: (load - self.load) as f64 / hz / secs,
+            other_on_server_core: (core_busy - server_share).max(0.0),
+        }
+    }
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenario 2: coalescing
+
+async fn scenario_coalescing(
+    o: &Options,
+    http: &Control,
+    out: &mut String,
+    failures: &mut Vec<String>,
+    sim: &Sim,
+    proxy: &Proxy,
+    key: &Key,
+    id: &str,
+) -> Result<()> {
+    set_latency(http, sim, o.coalesce_latency_ms).await?;
+    reset_counters(http, sim).await?;
+    let before = metrics(http, proxy).await?;
+    let requests: Vec<Req> = (0..o.coalesce_requests)
+        .map(|_| {
+            Req::get(
+                &format!("/conversations/{id}"),
+                &[("authorization", &key.bearer)],
+            )
+        })
+        .collect();
+    let report = load::all_at_once(
+        proxy.addr,
+        requests,
+        Some(HeaderName::from_static("cache-status")),
+    )
+    .await;
+    let _ = http
+        .send(Method::DELETE, &format!("{}/sim/faults", sim.base), &[], "")
+        .await;
+    let report = report?;
+    let after = metrics(http, proxy).await?;
+    let c = counters(http, sim).await?;
+    let upstream = c.calls_to("get_conversation");
+    let proxy_upstream = metric_sum(&after, "genesys_proxy_upstream_requests_total", &[])
+        - metric_sum(&before, "genesys_proxy_upstream_requests_total", &[]);
+    let t = report.total();
+    eprintln!("bench: coalescing: {}", report.summary());
+    let ok = upstream == 1 && t.statuses.get(&200) == Some(&(o.coalesce_requests as u64));
+    if !ok {
+        failures.push(format!(
+            "coalescing: {upstream} upstream calls for {} concurrent cold requests (must be 1), client statuses {}",
+            o.coalesce_requests,
+            statuses(&t)
+        ));
+    }
+    let _ = writeln!(
+        out,
+        "## 2. Coalescing: {} concurrent cold requests for one id (simulator latency {} ms)\n",
+        o.coalesce_requests, o.coalesce_latency_ms
+    );
+    let _ = writeln!(
+        out,
+        "| requests | upstream calls (simulator) | upstream calls (proxy metrics) | client statuses | Cache-Status of the answers | client p50 / p99 / max | verdict |"
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | {} | {:.0} / {:.0} / {:.0} ms | {} |\n",
+        o.coalesce_requests,
+        upstream,
+        proxy_upstream,
+        statuses(&t),
+        t.captured
+            .iter()
+            .map(|(k, n)| format!("`{k}`: {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        t.ms(0.5),
+        t.ms(0.99),
+        t.ms(1.0),
+        if ok { "PASS (1 call)" } else { "FAIL" }
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenario 3: budget
+
+#[allow(clippy::too_many_lines)]
+async fn scenario_budget(
+    o: &Options,
+    http: &Control,
+    out: &mut String,
+    failures: &mut Vec<String>,
+    key: &Key,
+) -> Result<()> {
+    let r = o.budget_rate;
+    let sim = start_sim(
+        o,
+        http,
+        "sim-budget",
+        None,
+        &[
+            "--conversations",
+            "20000",
+            "--days",
+            "30",
+            "--rate-limit",
+            &r.to_string(),
+            "--rate-window",
+            "60",
+            "--max-page-size",
+            "10000",
+            "--interval-matching",
+            "exact",
+        ],
+    )
+    .await?;
+    let listed = list_conversations(http, &sim, 30).await?;
+    let proxy = start_proxy(
+        o,
+        http,
+        "proxy-budget",
+        None,
+        &sim,
+        key,
+        &format!(
+            "[budget]\nrate = {r}\nperiod_secs = 60\nreset_guard_ms = 0\n\n[cache]\nactive_fresh_secs = 1\nended_fresh_secs = 1\nsettled_fresh_secs = 1\nreport_recent_fresh_secs = 1\nreport_old_fresh_secs = 1\n"
+        ),
+    )
+    .await?;
+    let per_sec = f64::from(r) * f64::from(o.oversubscription) / 60.0;
+    let total = (per_sec * o.budget_secs as f64).round() as usize;
+    let mut ids: Vec<&Listed> = listed.iter().collect();
+    fastrand::seed(8);
+    fastrand::shuffle(&mut ids);
+    // Distinct half-hour windows over the last 29 days, each a distinct report query.
+    let now = Utc::now();
+    let base = (now - chrono::Duration::days(29))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .context("midnight")?
+        .and_utc();
+    let mut windows: Vec<i64> = (0..29 * 48).collect();
+    fastrand::shuffle(&mut windows);
+    let (mut n_get, mut n_report) = (0usize, 0usize);
+    let mut requests = Vec::with_capacity(total);
+    for i in 0..total {
+        if i % 10 < 7 {
+            let c = ids
+                .get(n_get)
+                .context("not enough distinct conversations for the budget run")?;
+            n_get += 1;
+            requests.push(
+                Req::get(
+                    &format!("/conversations/{}", c.id),
+                    &[("authorization", &key.bearer)],
+                )
+                .tagged(0),
+            );
+        } else {
+            let w = windows[n_report % windows.len()];
+            n_report += 1;
+            let from = base + chrono::Duration::minutes(30 * w);
+            let to = from + chrono::Duration::minutes(30);
+            let body =
+                serde_json::json!({"from": rfc3339(from), "to": rfc3339(to), "page_size": 50});
+            requests.push(
+                Req::post_json(
+                    "/reports/search",
+                    &[("authorization", &key.bearer)],
+                    body.to_string(),
+                )
+                .tagged(1),
+            );
+        }
+    }
+    reset_counters(http, &sim).await?;
+    let before = metrics(http, &proxy).await?;
+    eprintln!(
+        "bench: budget run: {total} requests at {per_sec:.1}/s for {} s against a budget of {r} per 60 s",
+        o.budget_secs
+    );
+    let running = OpenLoop::start(&proxy.base, requests, per_sec, Duration::from_secs(15));
+    let draining = running.sent().await?;
+    let at_end = counters(http, &sim).await?;
+    let report = draining.finish().await?;
+    let after_all = counters(http, &sim).await?;
+    let after = metrics(http, &proxy).await?;
+    let secs = o.budget_secs as f64;
+    let budget = f64::from(r) * secs / 60.0;
+    let calls = at_end.api_calls() as f64;
+    let used = calls / budget;
+    let upstream_429 = after_all.rate_limited;
+    eprintln!("bench: budget run: {}", report.summary());
+    if upstream_429 > 0 {
+        failures.push(format!("budget: the simulator sent {upstream_429} 429s"));
+    }
+    let client_429: u64 = report
+        .parts
+        .iter()
+        .map(|p| p.statuses.get(&429).copied().unwrap_or(0))
+        .sum();
+    if client_429 > 0 {
+        failures.push(format!("budget: clients saw {client_429} 429s"));
+    }
+    let waits: Vec<String> = ["realtime", "report"]
+        .iter()
+        .map(|class| {
+            let label = format!("class=\"{class}\"");
+            let b = buckets(&before, "genesys_proxy_budget_wait_seconds", &label);
+            let a = buckets(&after, "genesys_proxy_budget_wait_seconds", &label);
+            match (bucket_quantile(&b, &a, 0.5), bucket_quantile(&b, &a, 0.99)) {
+                (Some((_, p50, n)), Some((lo, hi, _))) => format!(
+                    "{class}: p50 <= {}, p99 in ({}, {}] ({n:.0} granted)",
+                    fmt_secs(p50),
+                    fmt_secs(lo),
+                    fmt_secs(hi)
+                ),
+                _ => format!("{class}: no granted call"),
+            }
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "## 3. Budget: {}x oversubscribed mixed load for {} s (budget {r} calls per 60 s; simulator enforces {r} per 60 s per token)\n",
+        o.oversubscription, o.budget_secs
+    );
+    let _ = writeln!(
+        out,
+        "Demand: {total} requests at {per_sec:.1}/s = {:.0}/min ({n_get} `GET /conversations/{{id}}` of distinct cold ids, {n_report} `POST /reports/search` of distinct half-hour intervals), open loop, client time-out 15 s.\n",
+        per_sec * 60.0
+    );
+    let _ = writeln!(out, "| figure | value |");
+    let _ = writeln!(out, "|---|---|");
+    let _ = writeln!(
+        out,
+        "| upstream calls during the {} s of load | {calls:.0} ({:.1}/min; get_conversation {}, details_query {}) |",
+        o.budget_secs,
+        calls / secs * 60.0,
+        at_end.calls_to("get_conversation"),
+        at_end.calls_to("details_query")
+    );
+    let _ = writeln!(
+        out,
+        "| budget used (target >= 95%) | {:.1}% of {budget:.0} ({}) |",
+        used * 100.0,
+        if used >= 0.95 { "met" } else { "NOT met" }
+    );
+    let _ = writeln!(
+        out,
+        "| upstream calls including the drain | {} (statuses {:?}) |",
+        after_all.api_calls(),
+        after_all.by_status()
+    );
+    let _ = writeln!(
+        out,
+        "| upstream 429s (must be 0) | {upstream_429} ({}) |",
+        if upstream_429 == 0 { "PASS" } else { "FAIL" }
+    );
+    let _ = writeln!(out, "| client 429s (target 0) | {client_429} |");
+    let client_200: u64 = report
+        .parts
+        .iter()
+        .map(|p| p.statuses.get(&200).copied().unwrap_or(0))
+        .sum();
+    let _ = writeln!(
+        out,
+        "| client 200s per upstream call (drain included) | {client_200} / {} = {:.0}% |",
+        after_all.api_calls(),
+        client_200 as f64 * 100.0 / after_all.api_calls().max(1) as f64
+    );
+    for (tag, name) in [
+        (0, "realtime `GET /conversations/{id}`"),
+        (1, "report `POST /reports/search`"),
+    ] {
+        let p = report.parts.get(tag).cloned().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| client statuses, {name} | {} (p50 {:.0} ms, p99 {:.0} ms) |",
+            statuses(&p),
+            p.ms(0.5),
+            p.ms(0.99)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| budget wait of granted calls (from the proxy's histogram buckets) | {} |\n",
+        waits.join("; ")
+    );
+    drop(proxy);
+    drop(sim);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenario 4: memory
+
+async fn cache_figures(http: &Control, proxy: &Proxy, key: &Key) -> Result<(u64, u64, u64)> {
+    let answer = http
+        .get(
+            &format!("{}/admin/cache", proxy.base),
+            &[("authorization", &key.bearer)],
+        )
+        .await?;
+    let v = answer.json()?;
+    let c = &v["conversations"];
+    Ok((
+        c["entries"].as_u64().context("entries")?,
+        c["bytes"].as_u64().context("bytes")?,
+        c["max_bytes"].as_u64().unwrap_or(0),
+    ))
+}
+
+async fn scenario_memory(
+    o: &Options,
+    http: &Control,
+    out: &mut String,
+    failures: &mut Vec<String>,
+    sim: &Sim,
+    key: &Key,
+    listed: &[Listed],
+) -> Result<()> {
+    let _ = writeln!(
+        out,
+        "## 4. Memory: RSS and cache bytes with {} distinct conversations fetched\n",
+        o.mem_points
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" then ")
+    );
+    let _ = writeln!(
+        out,
+        "| cache.max_bytes | fetched | entries | cache bytes | of budget | bytes/entry | RSS | RSS - RSS at start | peak RSS (VmHWM) | time to fetch |"
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let need = *o.mem_points.iter().max().unwrap_or(&0);
+    ensure!(
+        listed.len() >= need,
+        "the simulator lists {} conversations, {need} are needed",
+        listed.len()
+    );
+    for budget_mib in &o.mem_budgets_mib {
+        let max_bytes = budget_mib * 1024 * 1024;
+        let name = format!("proxy-mem-{budget_mib}");
+        let proxy = start_proxy(
+            o,
+            http,
+            &name,
+            None,
+            sim,
+            key,
+            &format!(
+                "[budget]\nrate = 1000000\nburst = 100000\nmax_concurrency = 64\nmax_queue = 100000\n\n[cache]\nmax_bytes = {max_bytes}\n"
+            ),
+        )
+        .await?;
+        let rss0 = proxy.proc.status_kib("VmRSS:").unwrap_or(0) * 1024;
+        let _ = writeln!(
+            out,
+            "| {} | 0 | 0 | 0 | 0% | - | {} | - | - | - |",
+            mib(max_bytes as f64),
+            mib(rss0 as f64)
+        );
+        let mut done = 0;
+        for point in &o.mem_points {
+            let requests: Vec<Req> = listed[done..*point]
+                .iter()
+                .map(|c| {
+                    Req::get(
+                        &format!("/conversations/{}", c.id),
+                        &[("authorization", &key.bearer)],
+                    )
+                })
+                .collect();
+            let started = Instant::now();
+            let report = load::each_once(proxy.addr, 32, Arc::new(requests), None).await?;
+            let took = started.elapsed();
+            eprintln!("bench: memory {name} fill to {point}: {}", report.summary());
+            let t = report.total();
+            let bad = t.answered - t.statuses.get(&200).copied().unwrap_or(0) + t.error_count();
+            if bad > 0 {
+                failures.push(format!(
+                    "memory {name}: {bad} fetches did not answer 200: {}",
+                    statuses(&t)
+                ));
+            }
+            done = *point;
+            let (entries, bytes, _) = cache_figures(http, &proxy, key).await?;
+            let rss = proxy.proc.status_kib("VmRSS:").unwrap_or(0) * 1024;
+            let hwm = proxy.proc.status_kib("VmHWM:").unwrap_or(0) * 1024;
+            if bytes > max_bytes {
+                failures.push(format!(
+                    "memory {name}: cache bytes {bytes} exceed max_bytes {max_bytes}"
+                ));
+            }
+            let _ = writeln!(
+                out,
+                "| {} | {point} | {entries} | {} | {:.0}% | {:.0} | {} | {} | {} | {:.1} s |",
+                mib(max_bytes as f64),
+                mib(bytes as f64),
+                bytes as f64 * 100.0 / max_bytes as f64,
+                bytes as f64 / entries.max(1) as f64,
+                mib(rss as f64),
+                mib(rss.saturating_sub(rss0) as f64),
+                mib(hwm as f64),
+                took.as_secs_f64()
+            );
+        }
+        drop(proxy);
+    }
+    let _ = writeln!(out);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn command_line(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| {
+            let text = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
+            String::from_utf8_lossy(&text).trim().to_owned()
+        })
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+fn machine(o: &Options) -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown", |(_, v)| v.trim())
+        .to_owned();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("MemTotal"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or("unknown".to_owned(), |kib| {
+            format!("{:.1} GiB", kib as f64 / 1_048_576.0)
+        });
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let commit = command_line("git", &["rev-parse", "--short", "HEAD"]);
+    let dirty = !command_line("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty();
+    format!(
+        "Machine: {} CPUs ({model}), {mem} RAM, Linux {}, {}, {}; genesys-proxy at {commit}{}; load average at start {}.\n",
+        num_cpus_total(),
+        kernel.trim(),
+        command_line("rustc", &["--version"]),
+        command_line(&o.nginx.display().to_string(), &["-v"]),
+        if dirty {
+            " with uncommitted changes"
+        } else {
+            ""
+        },
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+fn num_cpus_total() -> usize {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .map(|t| t.lines().filter(|l| l.starts_with("processor")).count())
+        .unwrap_or(0)
+}
+
+async fn run(o: &Options, out: &mut String, failures: &mut Vec<String>) -> Result<()> {
+    let _ = writeln!(out, "{}", machine(o));
+    let http = Control::default();
+    let key = new_key();
+    let _ = &key.key;
+    // One simulator with a large org and no effective rate limit for scenarios 1, 2 and 4.
+    let conversations = o.conversations.to_string();
+    let sim = start_sim(
+        o,
+        &http,
+        "sim",
+        Some(LOAD_CPU),
+        &[
+            "--conversations",
+            &conversations,
+            "--days",
+            "30",
+            "--rate-limit",
+            "100000000",
+            "--max-page-size",
+            "10000",
+            "--interval-matching",
+            "exact",
+        ],
+    )
+    .await?;
+    let started = Instant::now();
+    let listed = list_conversations(&http, &sim, 30).await?;
+    eprintln!(
+        "bench: listed {} conversations in {:.1} s",
+        listed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    // The hit target: an ended voice conversation of days ago (settled: fresh for hours).
+    let old = Utc::now() - chrono::Duration::days(3);
+    let mut settled = listed
+        .iter()
+        .filter(|c| c.ended && c.voice && c.start < old);
+    let hit_id = settled
+        .next()
+        .context("no settled voice conversation")?
+        .id
+        .clone();
+    let cold_id = settled.next().context("a second one")?.id.clone();
+
+    if o.wants("hits") || o.wants("coalescing") {
+        let proxy = start_proxy(
+            o,
+            &http,
+            "proxy",
+            Some(SERVER_CPU),
+            &sim,
+            &key,
+            "[budget]\nrate = 1000000\nburst = 100000\nmax_concurrency = 64\n",
+        )
+        .await?;
+        if o.wants("hits")
+            && let Err(e) =
+                scenario_hits(o, &http, out, failures, &sim, &proxy, &key, &hit_id).await
+        {
+            failures.push(format!("hit throughput: {e:#}"));
+        }
+        if o.wants("coalescing")
+            && let Err(e) =
+                scenario_coalescing(o, &http, out, failures, &sim, &proxy, &key, &cold_id).await
+        {
+            failures.push(format!("coalescing: {e:#}"));
+        }
+    }
+    if o.wants("budget")
+        && let Err(e) = scenario_budget(o, &http, out, failures, &key).await
+    {
+        failures.push(format!("budget: {e:#}"));
+    }
+    if o.wants("memory") {
+        let mut fresh: Vec<Listed> = listed
+            .iter()
+            .filter(|c| c.id != hit_id && c.id != cold_id)
+            .cloned()
+            .collect();
+        fastrand::seed(4);
+        fastrand::shuffle(&mut fresh);
+        if let Err(e) = scenario_memory(o, &http, out, failures, &sim, &key, &fresh).await {
+            failures.push(format!("memory: {e:#}"));
+        }
+    }
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let o = match Options::parse() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("bench-run: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&o.work) {
+        eprintln!("bench-run: {}: {e}", o.work.display());
+        return std::process::ExitCode::from(2);
+    }
+    // The load generator and the scenarios run on one worker thread: with `taskset -c 0`
+    // (bench/run) that is CPU 0, while every server under test is pinned to CPU 1.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let started = std::time::Instant::now();
+    let mut out = String::new();
+    let mut failures = Vec::new();
+    if let Err(e) = runtime.block_on(run(&o, &mut out, &mut failures)) {
+        failures.push(format!("{e:#}"));
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "Run: {} s in all (load average at the end {}), {}; logs in {}.\n",
+        started.elapsed().as_secs(),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        if o.pin {
+            "servers pinned to CPU 1, load generator to CPU 0"
+        } else {
+            "nothing pinned"
+        },
+        o.work.display()
+    );
+    if failures.is_empty() {
+        let _ = writeln!(out, "Invariants: all held.");
+    } else {
+        let _ = writeln!(out, "Failures:\n");
+        for f in &failures {
+            let _ = writeln!(out, "- {f}");
+        }
+    }
+    println!("{out}");
+    if let Some(path) = &o.out
+        && let Err(e) = std::fs::write(path, &out)
+    {
+        eprintln!("bench-run: {}: {e}", path.display());
+    }
+    if failures.is_empty() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    }
+}

@@ -1,0 +1,9 @@
+//! Benchmark tooling for genesys-proxy: a keep-alive HTTP/1.1 load generator (closed loop,
+//! each-once, all-at-once and open-loop modes, per-request latency in an HDR histogram) and
+//! a small control-plane client. Used in-process by `bench-run` and standalone by `loadgen`.
+
+pub mod client;
+pub mod load;
+
+pub use client::Control;
+pub use load::{Report, Req};
