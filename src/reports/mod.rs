@@ -164,6 +164,17 @@ impl ReportService {
         chrono::Duration::days(i64::from(self.settings.max_interval_days))
     }
 
+    /// The context of an upstream report call for `caller`: it must start before the
+    /// request gives up (`deadline`), and last no longer than the fetch timeout.
+    fn report_call(&self, caller: &Caller, deadline: Instant) -> CallContext {
+        CallContext::until(
+            Class::Report,
+            caller.name.clone(),
+            caller.weight,
+            deadline.min(Instant::now() + self.fetch_timeout),
+        )
+    }
+
     fn freshness(&self, chunk: &Interval, relative: bool) -> Freshness {
         if relative {
             Freshness {
@@ -188,12 +199,7 @@ impl ReportService {
         let key = serde_json::to_string(&upstream).unwrap_or_default();
         let freshness = self.freshness(chunk, query.interval.is_relative());
         let client = self.client.clone();
-        let ctx = CallContext::until(
-            Class::Report,
-            caller.name.clone(),
-            caller.weight,
-            deadline.min(Instant::now() + self.fetch_timeout),
-        );
+        let ctx = self.report_call(caller, deadline);
         let served = self
             .pages
             .get(key, deadline, move || async move {
@@ -385,12 +391,7 @@ impl ReportService {
             let key = serde_json::to_string(&upstream).unwrap_or_default();
             let freshness = self.freshness(chunk, relative);
             let client = self.client.clone();
-            let ctx = CallContext::until(
-                Class::Report,
-                caller.name.clone(),
-                caller.weight,
-                deadline.min(Instant::now() + self.fetch_timeout),
-            );
+            let ctx = self.report_call(caller, deadline);
             self.aggregates.get(key, deadline, move || async move {
                 let fetched = client
                     .aggregates_query(&upstream, &ctx)
