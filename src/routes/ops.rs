@@ -48,6 +48,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 ), security(("api_key" = []), ("bearer" = [])))]
 pub async fn cache_stats(State(state): State<AppState>) -> Json<serde_json::Value> {
     state.conversations.settle().await;
+    state.reports.settle().await;
     Json(json!({
         "conversations": state.conversations.stats(),
         "reports": state.reports.stats(),
