@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::auth::Caller;
 use crate::cache::{CacheSettings, CacheStats, Freshness, Served, SwrCache, Weighted};
 use crate::upstream::models::Conversation;
 use crate::upstream::{CallContext, Class, GenesysClient, UpstreamError};
@@ -126,7 +127,8 @@ impl ConversationService {
         }
     }
 
-    /// The conversation `id`, from the cache or Genesys, waiting at most until `deadline`.
+    /// The conversation `id` for `caller`, from the cache or Genesys, waiting at most until
+    /// `deadline`.
     ///
     /// # Errors
     /// The classified upstream failure when nothing cached may be served.
@@ -134,10 +136,10 @@ impl ConversationService {
         &self,
         id: Uuid,
         class: Class,
-        client_name: Arc<str>,
-        weight: u32,
+        caller: &Caller,
         deadline: Instant,
     ) -> Result<Served<ConversationEntry>, UpstreamError> {
+        let (client_name, weight) = (caller.name.clone(), caller.weight);
         let client = self.client.clone();
         let settings = self.settings.clone();
         let fetch_timeout = self.fetch_timeout;

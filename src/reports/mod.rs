@@ -342,13 +342,7 @@ impl ReportService {
                 let id = id?;
                 let served = self
                     .conversations
-                    .get(
-                        id,
-                        Class::Hydrate,
-                        caller.name.clone(),
-                        caller.weight,
-                        deadline,
-                    )
+                    .get(id, Class::Hydrate, caller, deadline)
                     .await
                     .ok()?;
                 match &served.entry.value {

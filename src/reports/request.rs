@@ -267,6 +267,16 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader of `map` that has already named every field outside `known`.
+    fn new(map: &'a Map<String, Value>, known: &[&str]) -> Self {
+        let mut reader = Self {
+            map,
+            errors: Vec::new(),
+        };
+        reader.reject_unknown(known);
+        reader
+    }
+
     fn error(&mut self, name: &str, reason: impl Into<String>) {
         self.errors.push(FieldError {
             name: name.to_owned(),
@@ -522,11 +532,7 @@ impl SearchQuery {
     /// # Errors
     /// A 400 listing every invalid field.
     pub fn parse(map: &Map<String, Value>, settings: &ReportSettings) -> Result<Self, ApiError> {
-        let mut r = Reader {
-            map,
-            errors: Vec::new(),
-        };
-        r.reject_unknown(&SEARCH_FIELDS);
+        let mut r = Reader::new(map, &SEARCH_FIELDS);
         let interval = r.interval(settings);
         let filters = r.filters(true);
         let order = match r.text("order") {
@@ -590,11 +596,7 @@ impl AggregatesQuery {
     /// # Errors
     /// A 400 listing every invalid field.
     pub fn parse(map: &Map<String, Value>, settings: &ReportSettings) -> Result<Self, ApiError> {
-        let mut r = Reader {
-            map,
-            errors: Vec::new(),
-        };
-        r.reject_unknown(&AGGREGATE_FIELDS);
+        let mut r = Reader::new(map, &AGGREGATE_FIELDS);
         let interval = r.interval(settings);
         let filters = r.filters(false);
         let granularity_text = r.text("granularity");

@@ -148,13 +148,7 @@ pub async fn get_conversation(
     let deadline = Instant::now() + state.upstream_wait();
     let served = state
         .conversations
-        .get(
-            id,
-            Class::Realtime,
-            caller.name.clone(),
-            caller.weight,
-            deadline,
-        )
+        .get(id, Class::Realtime, &caller, deadline)
         .await
         .map_err(ApiError::from)?;
     tracing::Span::current().record("cache.status", served.status.label());
