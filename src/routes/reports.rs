@@ -19,6 +19,39 @@ use crate::reports::request::{
 };
 use crate::reports::{AggregatesResponseBody, SearchResponse};
 
+/// The error answers of every report route.
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(dead_code)] // documentation only: handlers answer `ApiError`
+pub enum ReportErrors {
+    /// Invalid fields, each named in `errors`
+    #[response(status = 400, content_type = "application/problem+json")]
+    Invalid(Problem),
+    /// No or unknown API key
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The key lacks the reports:read scope
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// Genesys refused or sent an unusable answer
+    #[response(status = 502, content_type = "application/problem+json")]
+    BadGateway(Problem),
+    /// Genesys cannot answer in time; see Retry-After
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
+/// The further error answers of the report routes that take a JSON body (the POST forms).
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(dead_code)] // documentation only: handlers answer `ApiError`
+pub enum BodyErrors {
+    /// The body exceeds the configured limit
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// The body is not JSON
+    #[response(status = 415, content_type = "application/problem+json")]
+    NotJson(Problem),
+}
+
 /// The fields of a JSON body.
 fn body_fields(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, ApiError> {
     let json = headers
@@ -89,13 +122,8 @@ async fn aggregates(
     request_body = SearchRequest,
     responses(
         (status = 200, description = "A page of matching conversations", body = SearchResponse),
-        (status = 400, description = "Invalid fields, each named in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the reports:read scope", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body exceeds the configured limit", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Genesys refused or sent an unusable answer", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Genesys cannot answer in time; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        ReportErrors,
+        BodyErrors,
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -134,11 +162,7 @@ pub async fn search_post(
     ),
     responses(
         (status = 200, description = "A page of matching conversations", body = SearchResponse),
-        (status = 400, description = "Invalid fields, each named in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the reports:read scope", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Genesys refused or sent an unusable answer", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Genesys cannot answer in time; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        ReportErrors,
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -160,13 +184,8 @@ pub async fn search_get(
     request_body = AggregatesRequest,
     responses(
         (status = 200, description = "Series of metric statistics", body = AggregatesResponseBody),
-        (status = 400, description = "Invalid fields, each named in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the reports:read scope", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body exceeds the configured limit", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Genesys refused or sent an unusable answer", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Genesys cannot answer in time; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        ReportErrors,
+        BodyErrors,
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
@@ -201,11 +220,7 @@ pub async fn aggregates_post(
     ),
     responses(
         (status = 200, description = "Series of metric statistics", body = AggregatesResponseBody),
-        (status = 400, description = "Invalid fields, each named in `errors`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or unknown API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key lacks the reports:read scope", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Genesys refused or sent an unusable answer", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Genesys cannot answer in time; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        ReportErrors,
     ),
     security(("api_key" = []), ("bearer" = []))
 )]
