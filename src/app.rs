@@ -22,7 +22,7 @@ use secrecy::ExposeSecret;
 pub struct App {
     listener: TcpListener,
     state: AppState,
-    router: axum::Router,
+    service: routes::ProxyService,
 }
 
 impl App {
@@ -74,7 +74,7 @@ impl App {
         };
         Ok(Self {
             listener,
-            router: routes::router(state.clone()),
+            service: routes::service(&state),
             state,
         })
     }
@@ -106,9 +106,9 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_secs);
-        let router = self.router;
+        let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(self.service);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
+        let server = axum::serve(self.listener, service).with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
             tracing::info!("shutting down: draining in-flight requests");

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -171,8 +171,9 @@ impl ApiKeys {
     }
 }
 
-fn presented_key(request: &Request) -> Option<&str> {
-    let headers = request.headers();
+/// The key a request presents, as `X-API-Key: <key>` or `Authorization: Bearer <key>`.
+#[must_use]
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     if let Some(value) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Some(value.trim());
     }
@@ -191,7 +192,7 @@ pub struct Guard {
 /// Middleware: 401 without a known key, 403 without the scope; otherwise puts the
 /// [`Caller`] into the request's extensions.
 pub async fn require(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
-    let caller = match presented_key(&request) {
+    let caller = match presented_key(request.headers()) {
         None => {
             return unauthorized(
                 "send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`",

@@ -24,6 +24,10 @@ use crate::telemetry::TelemetrySettings;
 use crate::upstream::budget::BudgetSettings;
 use crate::upstream::{ClientCredentials, Endpoints, UpstreamSettings};
 
+const fn default_true() -> bool {
+    true
+}
+
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
@@ -57,6 +61,11 @@ pub struct ServerSettings {
     /// On SIGTERM / Ctrl-C, how long in-flight requests may take to finish.
     #[serde(default = "default_shutdown_grace_secs")]
     pub shutdown_grace_secs: u64,
+    /// Answer fresh cache hits of `GET /conversations/{id}` before the generic middleware
+    /// stack (the same answer, at a fraction of the cost). Off: every request takes the
+    /// full stack. It stands aside anyway while CORS origins are set or traces exported.
+    #[serde(default = "default_true")]
+    pub hit_fast_path: bool,
 }
 
 impl Default for ServerSettings {
@@ -67,6 +76,7 @@ impl Default for ServerSettings {
             body_limit_bytes: default_body_limit_bytes(),
             cors_allowed_origins: Vec::new(),
             shutdown_grace_secs: default_shutdown_grace_secs(),
+            hit_fast_path: true,
         }
     }
 }

@@ -162,6 +162,7 @@ async fn metrics_show_a_hit_after_a_hit_and_upstream_calls_by_status() {
         "genesys_proxy_cache_requests_total{cache=\"conversations\",result=\"miss\"} 1",
         "genesys_proxy_upstream_requests_total{endpoint=\"get_conversation\",status=\"200\"} 1",
         "genesys_proxy_http_requests_total{route=\"/conversations/{id}\",method=\"GET\",status=\"200\"} 2",
+        "genesys_proxy_http_fast_path_answers_total 1",
         "genesys_proxy_cache_entries{cache=\"conversations\"} 1",
         "genesys_proxy_token_requests_total 1",
         "genesys_proxy_budget_in_flight 0",

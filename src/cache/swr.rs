@@ -82,16 +82,23 @@ impl CacheStatus {
     /// The RFC 9211 `Cache-Status` value.
     #[must_use]
     pub fn header(self, ttl: i64) -> String {
-        let name = "genesys-proxy";
+        let (before, after) = self.header_parts();
+        format!("{before}{ttl}{after}")
+    }
+
+    /// The `Cache-Status` value around its `ttl` number: what comes before and after it.
+    #[must_use]
+    pub fn header_parts(self) -> (&'static str, &'static str) {
         match self {
-            Self::Hit => format!("{name}; hit; ttl={ttl}"),
-            Self::StaleWhileRevalidate => {
-                format!("{name}; hit; ttl={ttl}; detail=stale-while-revalidate")
-            }
-            Self::StaleIfError => format!("{name}; hit; ttl={ttl}; detail=stale-if-error"),
-            Self::Miss => format!("{name}; fwd=miss; stored; ttl={ttl}"),
-            Self::Refreshed => format!("{name}; fwd=stale; stored; ttl={ttl}"),
-            Self::Collapsed => format!("{name}; fwd=miss; collapsed; ttl={ttl}"),
+            Self::Hit => ("genesys-proxy; hit; ttl=", ""),
+            Self::StaleWhileRevalidate => (
+                "genesys-proxy; hit; ttl=",
+                "; detail=stale-while-revalidate",
+            ),
+            Self::StaleIfError => ("genesys-proxy; hit; ttl=", "; detail=stale-if-error"),
+            Self::Miss => ("genesys-proxy; fwd=miss; stored; ttl=", ""),
+            Self::Refreshed => ("genesys-proxy; fwd=stale; stored; ttl=", ""),
+            Self::Collapsed => ("genesys-proxy; fwd=miss; collapsed; ttl=", ""),
         }
     }
 
@@ -296,6 +303,19 @@ where
             let _ = sender.send(Some(result));
         }));
         (receiver, true)
+    }
+
+    /// The entry for `key` if it is fresh and `accept`able (counted as a hit), else
+    /// `None` and nothing counted: the caller goes on to [`Self::get`]. The cache-hit fast
+    /// path uses it.
+    pub async fn fresh(&self, key: &K, accept: impl Fn(&V) -> bool) -> Option<Arc<Cached<V>>> {
+        let entry = self.store.get(key).await?;
+        if Instant::now() < entry.fresh_until && accept(&entry.value) {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            Some(entry)
+        } else {
+            None
+        }
     }
 
     /// The value for `key`: from the cache when fresh (or stale within bounds), else from

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::cache::{CacheSettings, CacheStats, Freshness, Served, SwrCache, Weighted};
+use crate::cache::{CacheSettings, CacheStats, Cached, Freshness, Served, SwrCache, Weighted};
 use crate::upstream::models::Conversation;
 use crate::upstream::{CallContext, Class, GenesysClient, UpstreamError};
 pub use view::{ConversationState, ConversationView};
@@ -157,6 +157,14 @@ impl ConversationService {
                     }
                 }
             })
+            .await
+    }
+
+    /// The conversation `id` if a fresh copy of it is cached (a found conversation, not a
+    /// remembered 404); `None` sends the request the long way, through [`Self::get`].
+    pub async fn fresh_hit(&self, id: Uuid) -> Option<Arc<Cached<ConversationEntry>>> {
+        self.cache
+            .fresh(&id, |value| matches!(value, ConversationEntry::Found(_)))
             .await
     }
 

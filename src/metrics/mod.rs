@@ -20,9 +20,9 @@ use tokio::time::Instant;
 
 pub use histogram::Histogram;
 
-/// One series of inbound requests.
+/// One series of inbound requests (a route, method and status).
 #[derive(Debug, Default)]
-struct RequestSeries {
+pub struct RequestSeries {
     key: RequestKey,
     count: AtomicU64,
     latency: Histogram,
@@ -35,6 +35,8 @@ type RequestKey = (String, String, u16);
 #[derive(Debug, Default)]
 pub struct HttpMetrics {
     series: RwLock<HashMap<u64, Arc<RequestSeries>>>,
+    /// Requests answered by the cache-hit fast path (also counted in their series).
+    fast_path_answers: AtomicU64,
 }
 
 fn series_hash(route: &str, method: &str, status: u16) -> u64 {
@@ -44,9 +46,24 @@ fn series_hash(route: &str, method: &str, status: u16) -> u64 {
     hasher.finish()
 }
 
+impl RequestSeries {
+    /// Records one answered request of this series.
+    pub fn observe(&self, latency: Duration) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.latency.observe(latency);
+    }
+}
+
 impl HttpMetrics {
     /// Records one answered request.
     pub fn record(&self, route: &str, method: &str, status: u16, latency: Duration) {
+        self.series(route, method, status).observe(latency);
+    }
+
+    /// The series of `route`, `method` and `status`, created when new. A caller that
+    /// answers the same kind of request again and again keeps it and calls
+    /// [`RequestSeries::observe`], skipping the lookup.
+    pub fn series(&self, route: &str, method: &str, status: u16) -> Arc<RequestSeries> {
         let hash = series_hash(route, method, status);
         let existing = self
             .series
@@ -54,7 +71,7 @@ impl HttpMetrics {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&hash)
             .cloned();
-        let series = existing.unwrap_or_else(|| {
+        existing.unwrap_or_else(|| {
             self.series
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -66,9 +83,12 @@ impl HttpMetrics {
                     })
                 })
                 .clone()
-        });
-        series.count.fetch_add(1, Ordering::Relaxed);
-        series.latency.observe(latency);
+        })
+    }
+
+    /// Counts one request answered by the cache-hit fast path.
+    pub fn count_fast_path_answer(&self) {
+        self.fast_path_answers.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Appends the request series.
@@ -104,6 +124,18 @@ impl HttpMetrics {
                 &format!("route=\"{route}\",method=\"{method}\",status=\"{status}\""),
             );
         }
+        header(
+            out,
+            "genesys_proxy_http_fast_path_answers_total",
+            "counter",
+            "Requests answered by the cache-hit fast path of GET /conversations/{id} (also counted in genesys_proxy_http_requests_total).",
+        );
+        sample(
+            out,
+            "genesys_proxy_http_fast_path_answers_total",
+            "",
+            self.fast_path_answers.load(Ordering::Relaxed),
+        );
     }
 }
 

@@ -17,19 +17,19 @@ use uuid::Uuid;
 
 use super::AppState;
 use crate::auth::Caller;
-use crate::cache::Served;
-use crate::conversations::ConversationEntry;
+use crate::cache::{CacheStatus, Cached};
+use crate::conversations::{ConversationEntry, Representations};
 use crate::error::{ApiError, Problem};
 use crate::upstream::Class;
 
 /// Which representation to return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum View {
+pub(super) enum View {
     Summary,
     Full,
 }
 
-fn parse_view(query: Option<&str>) -> Result<View, ApiError> {
+pub(super) fn parse_view(query: Option<&str>) -> Result<View, ApiError> {
     let mut view = View::Summary;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -54,7 +54,7 @@ fn parse_view(query: Option<&str>) -> Result<View, ApiError> {
 }
 
 /// Parses a conversation id: a UUID in its hyphenated form.
-fn parse_id(text: &str) -> Result<Uuid, ApiError> {
+pub(super) fn parse_id(text: &str) -> Result<Uuid, ApiError> {
     let shown: String = text.chars().take(64).collect();
     if text.len() != 36 {
         return Err(ApiError::invalid_field(
@@ -69,24 +69,89 @@ fn parse_id(text: &str) -> Result<Uuid, ApiError> {
     })
 }
 
-fn cache_headers<V>(served: &Served<V>, response: &mut Response) {
+/// Sets `Cache-Control`, `Age` and `Cache-Status` for an answer from `entry`.
+fn cache_headers<V>(entry: &Cached<V>, status: CacheStatus, headers: &mut HeaderMap) {
     let now = Instant::now();
-    let entry = &served.entry;
     let fresh = entry.fresh_secs(now);
-    let ttl = i64::try_from(fresh).unwrap_or(i64::MAX);
     let ttl = if fresh == 0 {
         -i64::try_from(now.saturating_duration_since(entry.fresh_until).as_secs()).unwrap_or(0)
     } else {
-        ttl
+        i64::try_from(fresh).unwrap_or(i64::MAX)
     };
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&format!("private, max-age={fresh}")) {
+    if let Some(value) = header_value(format_args!("private, max-age={fresh}")) {
         headers.insert(header::CACHE_CONTROL, value);
     }
-    headers.insert(header::AGE, HeaderValue::from(entry.age_secs(now)));
-    if let Ok(value) = HeaderValue::from_str(&served.status.header(ttl)) {
-        headers.insert("cache-status", value);
+    if let Some(value) = header_value(format_args!("{}", entry.age_secs(now))) {
+        headers.insert(header::AGE, value);
     }
+    let (before, after) = status.header_parts();
+    if let Some(value) = header_value(format_args!("{before}{ttl}{after}")) {
+        headers.insert(CACHE_STATUS, value);
+    }
+}
+
+/// A header value formatted on the stack: one allocation (the value itself) instead of a
+/// `String` that grows and is then copied (these headers are written on every hit).
+fn header_value(text: std::fmt::Arguments<'_>) -> Option<HeaderValue> {
+    struct StackText {
+        bytes: [u8; 96],
+        len: usize,
+    }
+    impl std::fmt::Write for StackText {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let end = self.len + s.len();
+            self.bytes
+                .get_mut(self.len..end)
+                .ok_or(std::fmt::Error)?
+                .copy_from_slice(s.as_bytes());
+            self.len = end;
+            Ok(())
+        }
+    }
+    let mut out = StackText {
+        bytes: [0; 96],
+        len: 0,
+    };
+    std::fmt::write(&mut out, text).ok()?;
+    HeaderValue::from_bytes(&out.bytes[..out.len]).ok()
+}
+
+const CACHE_STATUS: header::HeaderName = header::HeaderName::from_static("cache-status");
+
+/// The answer for a found conversation: the `view` representation, or 304 when
+/// `If-None-Match` names its ETag, with `ETag` and the cache headers. The handler and the
+/// hit fast path both answer with it, so a hit looks the same whichever way it went.
+pub(super) fn found_response(
+    entry: &Cached<ConversationEntry>,
+    representations: &Representations,
+    status: CacheStatus,
+    view: View,
+    request_headers: &HeaderMap,
+) -> Response {
+    let (body, etag) = match view {
+        View::Summary => (&representations.view, &representations.view_etag),
+        View::Full => (&representations.full, &representations.full_etag),
+    };
+    let not_modified = matches_etag(request_headers, etag);
+    let mut response = if not_modified {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response
+    } else {
+        Response::new(Body::from(body.clone()))
+    };
+    let headers = response.headers_mut();
+    // The headers set here and `x-request-id`: one allocation, no growth.
+    headers.reserve(7);
+    if !not_modified {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    headers.insert(header::ETAG, etag.clone());
+    cache_headers(entry, status, headers);
+    response
 }
 
 fn matches_etag(headers: &HeaderMap, etag: &HeaderValue) -> bool {
@@ -152,33 +217,22 @@ pub async fn get_conversation(
         .await
         .map_err(ApiError::from)?;
     tracing::Span::current().record("cache.status", served.status.label());
-    let representations = match &served.entry.value {
+    match &served.entry.value {
         ConversationEntry::NotFound => {
             let mut response =
                 ApiError::not_found(format!("Genesys Cloud has no conversation {id}"))
                     .into_response();
-            cache_headers(&served, &mut response);
-            return Ok(response);
+            cache_headers(&served.entry, served.status, response.headers_mut());
+            Ok(response)
         }
-        ConversationEntry::Found(representations) => representations,
-    };
-    let (body, etag) = match view {
-        View::Summary => (&representations.view, &representations.view_etag),
-        View::Full => (&representations.full, &representations.full_etag),
-    };
-    let mut response = if matches_etag(headers, etag) {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let mut response = Response::new(Body::from(body.clone()));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        response
-    };
-    response.headers_mut().insert(header::ETAG, etag.clone());
-    cache_headers(&served, &mut response);
-    Ok(response)
+        ConversationEntry::Found(representations) => Ok(found_response(
+            &served.entry,
+            representations,
+            served.status,
+            view,
+            headers,
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -198,6 +252,21 @@ mod tests {
             assert_eq!(error.errors[0].name, "id");
             assert!(error.detail.len() < 300, "the echo is bounded");
         }
+    }
+
+    #[test]
+    fn header_values_are_formatted_whole_or_not_at_all() {
+        let ttl = -3;
+        let (before, after) = CacheStatus::StaleIfError.header_parts();
+        assert_eq!(
+            header_value(format_args!("{before}{ttl}{after}")).expect("fits"),
+            CacheStatus::StaleIfError.header(ttl).as_str()
+        );
+        assert_eq!(
+            header_value(format_args!("private, max-age={}", u64::MAX)).expect("fits"),
+            "private, max-age=18446744073709551615"
+        );
+        assert!(header_value(format_args!("{}", "x".repeat(97))).is_none());
     }
 
     #[test]

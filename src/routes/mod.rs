@@ -3,6 +3,7 @@
 
 pub mod conversations;
 pub mod docs;
+pub mod hit_path;
 pub mod ops;
 pub mod reports;
 pub mod request_id;
@@ -27,6 +28,7 @@ use crate::config::Settings;
 use crate::conversations::ConversationService;
 use crate::reports::ReportService;
 use crate::upstream::GenesysClient;
+pub use hit_path::ProxyService;
 
 /// Everything handlers share. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -50,8 +52,16 @@ impl AppState {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The whole proxy: the router with its middleware, behind the cache-hit fast path of
+/// `GET /conversations/{id}` ([`hit_path`]).
+pub fn service(state: &AppState) -> ProxyService {
+    let request_ids = request_id::FastRequestId::default();
+    let router = router(state.clone(), request_ids.clone());
+    ProxyService::new(state, router, request_ids)
+}
+
 /// The complete router with its middleware.
-pub fn router(state: AppState) -> Router {
+fn router(state: AppState, request_ids: request_id::FastRequestId) -> Router {
     let guard = |scope| Guard {
         keys: state.keys.clone(),
         scope,
@@ -99,10 +109,7 @@ pub fn router(state: AppState) -> Router {
             axum::http::header::AUTHORIZATION,
             HeaderName::from_static("x-api-key"),
         ]))
-        .layer(SetRequestIdLayer::new(
-            REQUEST_ID,
-            request_id::FastRequestId::default(),
-        ))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, request_ids))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http()

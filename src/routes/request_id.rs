@@ -31,17 +31,26 @@ impl FastRequestId {
     /// The next id, formatted as a UUID.
     #[must_use]
     pub fn next_id(&self) -> String {
+        self.next_uuid().hyphenated().to_string()
+    }
+
+    /// The next id as a header value (formatted on the stack, copied once).
+    #[must_use]
+    pub fn next_header_value(&self) -> HeaderValue {
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let text = self.next_uuid().hyphenated().encode_lower(&mut text);
+        HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("-"))
+    }
+
+    fn next_uuid(&self) -> uuid::Uuid {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let value = (u128::from(self.prefix) << 64) | u128::from(n);
-        uuid::Uuid::from_u128(value).hyphenated().to_string()
+        uuid::Uuid::from_u128((u128::from(self.prefix) << 64) | u128::from(n))
     }
 }
 
 impl MakeRequestId for FastRequestId {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        HeaderValue::from_str(&self.next_id())
-            .ok()
-            .map(RequestId::new)
+        Some(RequestId::new(self.next_header_value()))
     }
 }
 
@@ -56,6 +65,9 @@ mod tests {
         let b = maker.next_id();
         assert_ne!(a, b);
         assert_eq!(a.len(), 36);
+        let header = maker.next_header_value();
+        assert!(uuid::Uuid::try_parse(header.to_str().expect("ascii")).is_ok());
+        assert_ne!(header.to_str().expect("ascii"), b);
         assert!(uuid::Uuid::try_parse(&a).is_ok());
         assert_ne!(
             FastRequestId::default().next_id()[..18],
