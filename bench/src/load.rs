@@ -1,8 +1,11 @@
 //! The load generator.
 //!
-//! Every connection is a keep-alive HTTP/1.1 connection (hyper's client connection, no
-//! pipelining) that sends its next request as soon as the previous answer's body has been
-//! read whole. Latency is measured from just before the request is written to the last
+//! Every connection is a keep-alive HTTP/1.1 connection (no pipelining) that sends its
+//! next request as soon as the previous answer's body has been read whole. The closed
+//! loop, which measures the highest rates, writes pre-serialised requests and parses
+//! answers with `httparse` on the connection's own task ([`raw`]), so that the load
+//! generator costs well under the servers it measures; the other modes use hyper's client
+//! connection. Latency is measured from just before the request is written to the last
 //! byte of the body, and recorded in microseconds into an HDR histogram (3 significant
 //! digits). Modes:
 //!
@@ -94,6 +97,29 @@ impl Req {
         self
     }
 
+    /// The request as it goes on the wire, with `Host: host`.
+    fn wire(&self, host: &HeaderValue) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 + self.body.len());
+        out.extend_from_slice(self.method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(self.uri.to_string().as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+        out.extend_from_slice(host.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        for (name, value) in &self.headers {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if !self.body.is_empty() || self.method == Method::POST {
+            out.extend_from_slice(format!("content-length: {}\r\n", self.body.len()).as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+        out
+    }
+
     fn build(&self, host: &HeaderValue) -> Request<Full<Bytes>> {
         let mut request = Request::new(Full::new(self.body.clone()));
         *request.method_mut() = self.method.clone();
@@ -137,13 +163,33 @@ impl Default for Part {
 
 impl Part {
     fn record(&mut self, latency: Duration, outcome: &Outcome) {
+        self.record_answer(
+            latency,
+            outcome.status,
+            outcome.body_bytes,
+            outcome.captured.as_deref(),
+        );
+    }
+
+    fn record_answer(
+        &mut self,
+        latency: Duration,
+        status: u16,
+        body_bytes: u64,
+        captured: Option<&str>,
+    ) {
         self.answered += 1;
         let micros = u64::try_from(latency.as_micros()).unwrap_or(MAX_MICROS);
         let _ = self.latency.record(micros.clamp(1, MAX_MICROS));
-        *self.statuses.entry(outcome.status).or_default() += 1;
-        self.body_bytes += outcome.body_bytes;
-        if let Some(value) = &outcome.captured {
-            *self.captured.entry(value.clone()).or_default() += 1;
+        *self.statuses.entry(status).or_default() += 1;
+        self.body_bytes += body_bytes;
+        if let Some(value) = captured {
+            match self.captured.get_mut(value) {
+                Some(count) => *count += 1,
+                None => {
+                    self.captured.insert(value.to_owned(), 1);
+                }
+            }
         }
     }
 
@@ -323,8 +369,9 @@ pub async fn closed_loop(run: ClosedLoop) -> Result<Report> {
         let host = host.clone();
         tasks.push(tokio::spawn(async move {
             let mut parts = vec![Part::default(); n_tags];
-            let mut sender = match connect(run.addr).await {
-                Ok(s) => s,
+            let wire: Vec<Vec<u8>> = run.requests.iter().map(|r| r.wire(&host)).collect();
+            let mut conn = match raw::Conn::open(run.addr).await {
+                Ok(c) => c,
                 Err(e) => {
                     parts[0].error(&format!("connect: {e}"));
                     return parts;
@@ -336,23 +383,31 @@ pub async fn closed_loop(run: ClosedLoop) -> Result<Report> {
                 if t0 >= end {
                     break;
                 }
-                let req = &run.requests[i % run.requests.len()];
+                let at = i % run.requests.len();
+                let tag = run.requests[at].tag;
                 i += 1;
-                let result = exchange(&mut sender, req, &host, run.capture.as_ref()).await;
+                let result = conn.exchange(&wire[at], run.capture.as_ref()).await;
                 let counted = t0 >= measure_from;
                 match result {
-                    Ok(outcome) => {
+                    Ok(answer) => {
                         if counted {
-                            parts[req.tag].record(t0.elapsed(), &outcome);
+                            parts[tag].record_answer(
+                                t0.elapsed(),
+                                answer.status,
+                                answer.body_bytes,
+                                answer.captured,
+                            );
+                        }
+                        if answer.close {
+                            conn.reopen().await;
                         }
                     }
                     Err(e) => {
                         if counted {
-                            parts[req.tag].error(&short(&e));
+                            parts[tag].error(&short(&e));
                         }
-                        match connect(run.addr).await {
-                            Ok(s) => sender = s,
-                            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                        if !conn.reopen().await {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
                         }
                     }
                 }
@@ -579,4 +634,116 @@ impl Draining {
 fn short(error: &anyhow::Error) -> String {
     let text = format!("{error:#}");
     text.chars().take(80).collect()
+}
+
+/// A minimal HTTP/1.1 client connection for the closed loop: writes a ready request,
+/// reads the answer into its own buffer (status, `Content-Length` body, one captured
+/// header), with no task hand-off and no allocation per exchange.
+mod raw {
+    use std::net::SocketAddr;
+
+    use anyhow::{Context as _, Result, bail};
+    use http::HeaderName;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpStream;
+
+    pub struct Conn {
+        addr: SocketAddr,
+        stream: TcpStream,
+        buf: Vec<u8>,
+        captured: String,
+    }
+
+    /// One answer; `captured` borrows the connection's copy of the captured header.
+    pub struct Answer<'a> {
+        pub status: u16,
+        pub body_bytes: u64,
+        pub captured: Option<&'a str>,
+        /// The server will close the connection.
+        pub close: bool,
+    }
+
+    impl Conn {
+        pub async fn open(addr: SocketAddr) -> Result<Self> {
+            let stream = TcpStream::connect(addr)
+                .await
+                .with_context(|| format!("connect {addr}"))?;
+            stream.set_nodelay(true)?;
+            Ok(Self {
+                addr,
+                stream,
+                buf: Vec::with_capacity(64 * 1024),
+                captured: String::new(),
+            })
+        }
+
+        /// Replaces the connection with a new one; false when that fails.
+        pub async fn reopen(&mut self) -> bool {
+            match Self::open(self.addr).await {
+                Ok(fresh) => {
+                    *self = fresh;
+                    true
+                }
+                Err(_) => false,
+            }
+        }
+
+        pub async fn exchange(
+            &mut self,
+            request: &[u8],
+            capture: Option<&HeaderName>,
+        ) -> Result<Answer<'_>> {
+            self.stream.write_all(request).await.context("write")?;
+            self.buf.clear();
+            loop {
+                if self.buf.len() == self.buf.capacity() {
+                    self.buf.reserve(self.buf.capacity());
+                }
+                let n = self.stream.read_buf(&mut self.buf).await.context("read")?;
+                if n == 0 {
+                    bail!("connection closed by the server");
+                }
+                let mut headers = [httparse::EMPTY_HEADER; 32];
+                let mut response = httparse::Response::new(&mut headers);
+                let head_len = match response.parse(&self.buf).context("a malformed answer")? {
+                    httparse::Status::Partial => continue,
+                    httparse::Status::Complete(len) => len,
+                };
+                let status = response.code.context("a status")?;
+                let (mut length, mut close, mut captured) = (None, false, false);
+                self.captured.clear();
+                for header in response.headers.iter() {
+                    if header.name.eq_ignore_ascii_case("content-length") {
+                        let text = std::str::from_utf8(header.value)?;
+                        length = Some(text.trim().parse::<usize>()?);
+                    } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+                        bail!("chunked answers are not supported by the closed loop");
+                    } else if header.name.eq_ignore_ascii_case("connection") {
+                        close = header.value.eq_ignore_ascii_case(b"close");
+                    } else if capture.is_some_and(|c| header.name.eq_ignore_ascii_case(c.as_str()))
+                    {
+                        self.captured.push_str(std::str::from_utf8(header.value)?);
+                        captured = true;
+                    }
+                }
+                let body = match (status, length) {
+                    (_, Some(n)) => n,
+                    (204 | 304, None) => 0,
+                    (_, None) => bail!("an answer without Content-Length"),
+                };
+                while self.buf.len() < head_len + body {
+                    self.buf.reserve(head_len + body - self.buf.len());
+                    if self.stream.read_buf(&mut self.buf).await.context("read")? == 0 {
+                        bail!("connection closed in the body");
+                    }
+                }
+                return Ok(Answer {
+                    status,
+                    body_bytes: body as u64,
+                    captured: captured.then_some(self.captured.as_str()),
+                    close,
+                });
+            }
+        }
+    }
 }
