@@ -79,14 +79,8 @@ pub enum CacheStatus {
 }
 
 impl CacheStatus {
-    /// The RFC 9211 `Cache-Status` value.
-    #[must_use]
-    pub fn header(self, ttl: i64) -> String {
-        let (before, after) = self.header_parts();
-        format!("{before}{ttl}{after}")
-    }
-
-    /// The `Cache-Status` value around its `ttl` number: what comes before and after it.
+    /// The RFC 9211 `Cache-Status` value around its `ttl` number: what comes before and
+    /// after it ([`super::headers`] writes the value).
     #[must_use]
     pub fn header_parts(self) -> (&'static str, &'static str) {
         match self {

@@ -15,15 +15,18 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::cache::{CacheSettings, CacheStats, Cached, Freshness, Served, SwrCache, Weighted};
+use crate::cache::{
+    CacheSettings, CacheStats, Cached, Freshness, HitHeaders, Served, SwrCache, Weighted,
+};
 use crate::upstream::models::Conversation;
 use crate::upstream::{CallContext, Class, GenesysClient, UpstreamError};
 pub use view::{ConversationState, ConversationView};
 
 /// Per-entry memory counted against the byte budget beyond the bodies (key, timestamps,
 /// `Arc`s, moka's bookkeeping, allocator slack), in bytes. Measured: at 100k entries RSS grew
-/// about 3.4 KB per entry more than the bodies' size (BENCHMARKS.md, memory).
-const ENTRY_OVERHEAD: u32 = 3_400;
+/// about 3.4 KB per entry more than the bodies' size (BENCHMARKS.md, memory); plus about
+/// 200 bytes of cache headers an entry keeps once it has been hit.
+const ENTRY_OVERHEAD: u32 = 3_600;
 
 /// Both representations of a found conversation.
 #[derive(Debug, Clone)]
@@ -35,6 +38,8 @@ pub struct Representations {
     pub full: Bytes,
     pub full_etag: HeaderValue,
     pub state: ConversationState,
+    /// The cache headers of the latest hit, reused within its second.
+    pub hit_headers: HitHeaders,
 }
 
 /// A cached lookup result: found, or known not to exist.
@@ -93,6 +98,7 @@ pub fn entry_from_document(
             full_etag: etag("f", &full),
             full,
             state: view.state,
+            hit_headers: HitHeaders::default(),
         }),
         freshness,
     ))

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use crate::auth::Caller;
-use crate::cache::{CacheStatus, Cached};
+use crate::cache::{CacheStatus, Cached, headers};
 use crate::conversations::{ConversationEntry, Representations};
 use crate::error::{ApiError, Problem};
 use crate::upstream::Class;
@@ -55,68 +55,24 @@ pub(super) fn parse_view(query: Option<&str>) -> Result<View, ApiError> {
 
 /// Parses a conversation id: a UUID in its hyphenated form.
 pub(super) fn parse_id(text: &str) -> Result<Uuid, ApiError> {
-    let shown: String = text.chars().take(64).collect();
+    // The echo of a bad id is bounded, and only made for a bad id.
+    let shown = || text.chars().take(64).collect::<String>();
     if text.len() != 36 {
         return Err(ApiError::invalid_field(
             "id",
             format!(
-                "must be a conversation UUID such as 5f1c2b7e-8a4d-4c31-9e0f-2d6b7a9c1e44, not {shown:?}"
+                "must be a conversation UUID such as 5f1c2b7e-8a4d-4c31-9e0f-2d6b7a9c1e44, not {:?}",
+                shown()
             ),
         ));
     }
     Uuid::try_parse(text).map_err(|_| {
-        ApiError::invalid_field("id", format!("must be a conversation UUID, not {shown:?}"))
+        ApiError::invalid_field(
+            "id",
+            format!("must be a conversation UUID, not {:?}", shown()),
+        )
     })
 }
-
-/// Sets `Cache-Control`, `Age` and `Cache-Status` for an answer from `entry`.
-fn cache_headers<V>(entry: &Cached<V>, status: CacheStatus, headers: &mut HeaderMap) {
-    let now = Instant::now();
-    let fresh = entry.fresh_secs(now);
-    let ttl = if fresh == 0 {
-        -i64::try_from(now.saturating_duration_since(entry.fresh_until).as_secs()).unwrap_or(0)
-    } else {
-        i64::try_from(fresh).unwrap_or(i64::MAX)
-    };
-    if let Some(value) = header_value(format_args!("private, max-age={fresh}")) {
-        headers.insert(header::CACHE_CONTROL, value);
-    }
-    if let Some(value) = header_value(format_args!("{}", entry.age_secs(now))) {
-        headers.insert(header::AGE, value);
-    }
-    let (before, after) = status.header_parts();
-    if let Some(value) = header_value(format_args!("{before}{ttl}{after}")) {
-        headers.insert(CACHE_STATUS, value);
-    }
-}
-
-/// A header value formatted on the stack: one allocation (the value itself) instead of a
-/// `String` that grows and is then copied (these headers are written on every hit).
-fn header_value(text: std::fmt::Arguments<'_>) -> Option<HeaderValue> {
-    struct StackText {
-        bytes: [u8; 96],
-        len: usize,
-    }
-    impl std::fmt::Write for StackText {
-        fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            let end = self.len + s.len();
-            self.bytes
-                .get_mut(self.len..end)
-                .ok_or(std::fmt::Error)?
-                .copy_from_slice(s.as_bytes());
-            self.len = end;
-            Ok(())
-        }
-    }
-    let mut out = StackText {
-        bytes: [0; 96],
-        len: 0,
-    };
-    std::fmt::write(&mut out, text).ok()?;
-    HeaderValue::from_bytes(&out.bytes[..out.len]).ok()
-}
-
-const CACHE_STATUS: header::HeaderName = header::HeaderName::from_static("cache-status");
 
 /// The answer for a found conversation: the `view` representation, or 304 when
 /// `If-None-Match` names its ETag, with `ETag` and the cache headers. The handler and the
@@ -150,7 +106,7 @@ pub(super) fn found_response(
         );
     }
     headers.insert(header::ETAG, etag.clone());
-    cache_headers(entry, status, headers);
+    headers::insert(entry, status, Some(&representations.hit_headers), headers);
     response
 }
 
@@ -222,7 +178,7 @@ pub async fn get_conversation(
             let mut response =
                 ApiError::not_found(format!("Genesys Cloud has no conversation {id}"))
                     .into_response();
-            cache_headers(&served.entry, served.status, response.headers_mut());
+            headers::insert(&served.entry, served.status, None, response.headers_mut());
             Ok(response)
         }
         ConversationEntry::Found(representations) => Ok(found_response(
@@ -252,21 +208,6 @@ mod tests {
             assert_eq!(error.errors[0].name, "id");
             assert!(error.detail.len() < 300, "the echo is bounded");
         }
-    }
-
-    #[test]
-    fn header_values_are_formatted_whole_or_not_at_all() {
-        let ttl = -3;
-        let (before, after) = CacheStatus::StaleIfError.header_parts();
-        assert_eq!(
-            header_value(format_args!("{before}{ttl}{after}")).expect("fits"),
-            CacheStatus::StaleIfError.header(ttl).as_str()
-        );
-        assert_eq!(
-            header_value(format_args!("private, max-age={}", u64::MAX)).expect("fits"),
-            "private, max-age=18446744073709551615"
-        );
-        assert!(header_value(format_args!("{}", "x".repeat(97))).is_none());
     }
 
     #[test]
