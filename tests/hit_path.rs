@@ -124,6 +124,16 @@ async fn a_cached_conversation_is_never_served_to_a_request_the_full_stack_refus
         .await
         .expect("sent");
     assert_eq!(post.status(), 405);
+    // A GET with a body larger than the body limit: the limit answers, not the cache.
+    let with_body = app
+        .http
+        .get(format!("{}{path}", app.base))
+        .bearer_auth(ADMIN_KEY)
+        .body(vec![b'x'; 100_000])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(with_body.status(), 413);
 
     assert_eq!(fast_path_answers(&app).await, 1, "none of those was a hit");
     // The same key as X-API-Key, and an upper-case id, are hits of the same entry.

@@ -6,9 +6,9 @@
 //! future per request): it authenticates, looks the entry up and answers, doing the
 //! request id and the request metrics itself, with the same answer the handler gives
 //! ([`super::conversations::found_response`]). Anything else (an unknown key, a missing
-//! scope, a bad id or query, a miss, a stale entry, a remembered 404) goes the long way
-//! unchanged, where it is answered, counted and logged as before; nothing on the fast
-//! path can fail in a way the client would see.
+//! scope, a bad id or query, a request body, a miss, a stale entry, a remembered 404) goes
+//! the long way unchanged, where it is answered, counted and logged as before; so does a
+//! request whose fast-path answer panicked.
 //!
 //! It stands aside entirely when `server.hit_fast_path` is off, when CORS origins are
 //! configured (the CORS layer's headers belong on every answer) and while traces are
@@ -16,14 +16,16 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::response::Response;
+use futures_util::FutureExt as _;
 use futures_util::future::Either;
 use tokio::time::Instant;
 use tower::{Service, ServiceExt as _};
@@ -95,7 +97,11 @@ impl HitPath {
     /// Whether `request` is an authorised `GET /conversations/{id}` with a valid id and
     /// query. Anything else (including every error) is for the long way to answer.
     fn candidate(&self, request: &Request<Body>) -> Option<Candidate> {
-        if request.method() != Method::GET || crate::telemetry::tracing_enabled() {
+        // A GET with a body goes the long way: the body limit answers a large one with 413.
+        if request.method() != Method::GET
+            || !HttpBody::is_end_stream(request.body())
+            || crate::telemetry::tracing_enabled()
+        {
             return None;
         }
         let started = Instant::now();
@@ -163,10 +169,18 @@ impl Service<Request<Body>> for ProxyService {
         let hits = hits.clone();
         let router = self.router.clone();
         Either::Left(Box::pin(async move {
-            let answered = hits.answer(&candidate, request.headers()).await;
+            // A panic here must not cost the connection: the request then goes the long
+            // way, whose panic layer answers 500 if it fails there too.
+            let answered = AssertUnwindSafe(hits.answer(&candidate, request.headers()))
+                .catch_unwind()
+                .await;
             match answered {
-                Some(response) => Ok(response),
-                None => router.oneshot(request).await,
+                Ok(Some(response)) => Ok(response),
+                Ok(None) => router.oneshot(request).await,
+                Err(_panic) => {
+                    tracing::error!("the cache-hit fast path panicked; answering the long way");
+                    router.oneshot(request).await
+                }
             }
         }))
     }
