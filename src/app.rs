@@ -108,7 +108,14 @@ impl App {
         let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_secs);
         let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(self.service);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let server = axum::serve(self.listener, service).with_graceful_shutdown(async move {
+        // No Nagle delay: a response larger than one segment would otherwise wait for the
+        // client's (possibly delayed) ACK before its last, partial segment goes out.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+            }
+        });
+        let server = axum::serve(listener, service).with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
             tracing::info!("shutting down: draining in-flight requests");

@@ -88,7 +88,11 @@ fn main() -> Result<()> {
             .route("/conversations/{*id}", get(conversation))
             .route("/healthz", get(|| async { "ok" }))
             .with_state(Arc::new(fixed));
-        let listener = tokio::net::TcpListener::bind(listen).await?;
+        // The proxy's own socket options: TCP_NODELAY on every connection.
+        let listener =
+            axum::serve::ListenerExt::tap_io(tokio::net::TcpListener::bind(listen).await?, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
         axum::serve(listener, app).await?;
         Ok(())
     })
