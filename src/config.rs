@@ -63,7 +63,8 @@ pub struct ServerSettings {
     pub shutdown_grace_secs: u64,
     /// Answer fresh cache hits of `GET /conversations/{id}` before the generic middleware
     /// stack (the same answer, at a fraction of the cost). Off: every request takes the
-    /// full stack. It stands aside anyway while CORS origins are set or traces exported.
+    /// full stack. It stands aside anyway while traces are exported; with CORS origins set,
+    /// its answers carry the CORS layer's headers.
     #[serde(default = "default_true")]
     pub hit_fast_path: bool,
 }

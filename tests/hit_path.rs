@@ -180,22 +180,67 @@ async fn a_remembered_404_goes_the_long_way_and_is_still_a_problem() {
 }
 
 #[tokio::test]
-async fn with_cors_configured_hits_take_the_full_stack_and_carry_cors_headers() {
-    let mut settings = proxy_settings();
-    settings.server.cors_allowed_origins = vec!["https://dash.example.com".into()];
-    let app = TestApp::start(sim_config(), settings).await;
-    let path = format!("/conversations/{}", app.ended_id());
-    let origin = [("origin", "https://dash.example.com")];
-    app.get_with(&path, ADMIN_KEY, &origin).await;
-    let hit = app.get_with(&path, ADMIN_KEY, &origin).await;
-    assert!(
-        hit.header("cache-status")
-            .expect("status")
-            .contains("; hit")
-    );
-    assert_eq!(
-        hit.header("access-control-allow-origin").as_deref(),
-        Some("https://dash.example.com")
-    );
-    assert_eq!(fast_path_answers(&app).await, 0);
+async fn with_cors_configured_hits_carry_the_cors_layers_headers_on_both_paths() {
+    for origins in [
+        vec!["https://dash.example.com", "https://wall.example.com"],
+        vec!["*"],
+    ] {
+        let mut settings = proxy_settings();
+        settings.server.cors_allowed_origins = origins.iter().map(|o| (*o).to_owned()).collect();
+        let fast = TestApp::start(sim_config(), settings.clone()).await;
+        settings.server.hit_fast_path = false;
+        let full_stack = TestApp::start(sim_config(), settings).await;
+        let path = format!("/conversations/{}", fast.ended_id());
+        fast.get(&path).await;
+        full_stack.get(&path).await;
+        let requests: [&[(&str, &str)]; 4] = [
+            &[("origin", "https://dash.example.com")],
+            &[("origin", "https://wall.example.com")],
+            &[("origin", "https://elsewhere.example.com")],
+            &[],
+        ];
+        for headers in requests {
+            let a = fast.get_with(&path, ADMIN_KEY, headers).await;
+            let b = full_stack.get_with(&path, ADMIN_KEY, headers).await;
+            assert_eq!((a.status, b.status), (200, 200));
+            assert_eq!(comparable(&a), comparable(&b), "{origins:?} {headers:?}");
+            // A list of origins makes the answer vary by origin; `*` does not.
+            assert_eq!(
+                a.header("vary").is_some_and(|v| v.contains("origin")),
+                origins != ["*"],
+                "{:?}",
+                a.headers
+            );
+        }
+        let allowed = fast
+            .get_with(&path, ADMIN_KEY, &[("origin", "https://dash.example.com")])
+            .await;
+        let expected = if origins == ["*"] {
+            "*"
+        } else {
+            "https://dash.example.com"
+        };
+        assert_eq!(
+            allowed.header("access-control-allow-origin").as_deref(),
+            Some(expected)
+        );
+        assert!(
+            allowed
+                .header("access-control-expose-headers")
+                .is_some_and(|v| v.contains("cache-status"))
+        );
+        let elsewhere = fast
+            .get_with(
+                &path,
+                ADMIN_KEY,
+                &[("origin", "https://elsewhere.example.com")],
+            )
+            .await;
+        assert_eq!(
+            elsewhere.header("access-control-allow-origin").is_some(),
+            origins == ["*"]
+        );
+        assert_eq!(fast_path_answers(&fast).await, 6, "{origins:?}");
+        assert_eq!(fast_path_answers(&full_stack).await, 0);
+    }
 }

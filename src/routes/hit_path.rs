@@ -10,9 +10,10 @@
 //! the long way unchanged, where it is answered, counted and logged as before; so does a
 //! request whose fast-path answer panicked.
 //!
-//! It stands aside entirely when `server.hit_fast_path` is off, when CORS origins are
-//! configured (the CORS layer's headers belong on every answer) and while traces are
-//! exported (every request then gets its span).
+//! With CORS origins configured, its answers carry the headers the CORS layer gives a
+//! `GET` ([`CorsHeaders`], taken from that layer itself at start-up). It stands aside
+//! entirely when `server.hit_fast_path` is off and while traces are exported (every
+//! request then gets its span).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,12 +24,13 @@ use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::{Body, HttpBody};
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::Response;
 use futures_util::FutureExt as _;
 use futures_util::future::Either;
 use tokio::time::Instant;
-use tower::{Service, ServiceExt as _};
+use tower::{Layer as _, Service, ServiceExt as _};
+use tower_http::cors::CorsLayer;
 use uuid::Uuid;
 
 use super::conversations::{View, found_response, parse_id, parse_view};
@@ -58,20 +60,113 @@ impl std::fmt::Debug for ProxyService {
 }
 
 impl ProxyService {
-    /// `router` with the fast path in front of it when the settings allow one.
-    pub(super) fn new(state: &AppState, router: Router, request_ids: FastRequestId) -> Self {
+    /// `router` with the fast path in front of it when the settings allow one. `cors` is
+    /// the router's CORS layer, if any.
+    pub(super) fn new(
+        state: &AppState,
+        router: Router,
+        request_ids: FastRequestId,
+        cors: Option<CorsLayer>,
+    ) -> Self {
         let server = &state.settings.server;
-        let hits = (server.hit_fast_path && server.cors_allowed_origins.is_empty()).then(|| {
-            Arc::new(HitPath {
+        let cors = match cors {
+            None => Some(None),
+            Some(layer) => CorsHeaders::from_layer(&layer, &server.cors_allowed_origins).map(Some),
+        };
+        let hits = match cors {
+            Some(cors) if server.hit_fast_path => Some(Arc::new(HitPath {
                 conversations: state.conversations.clone(),
                 keys: state.keys.clone(),
                 request_ids,
                 metrics: state.http_metrics.clone(),
+                cors,
                 ok: OnceLock::new(),
                 not_modified: OnceLock::new(),
-            })
-        });
+            })),
+            _ => None,
+        };
         Self { hits, router }
+    }
+}
+
+/// The headers the CORS layer puts on the answer to a `GET`: `Vary` and
+/// `Access-Control-Expose-Headers` as the layer sets them for every request,
+/// `Access-Control-Allow-Origin` for an allowed `Origin` (`*` when any is allowed).
+#[derive(Debug)]
+struct CorsHeaders {
+    any_origin: bool,
+    allowed: Vec<HeaderValue>,
+    vary: Option<HeaderValue>,
+    expose: Option<HeaderValue>,
+}
+
+impl CorsHeaders {
+    /// Reads the constant headers off `layer`'s own answer to a `GET`, and checks that the
+    /// origin rule here gives what the layer gives for the configured origins and for
+    /// another one. `None` (the fast path then stands aside) if anything differs.
+    fn from_layer(layer: &CorsLayer, origins: &[String]) -> Option<Self> {
+        let answer = |origin: Option<&str>| {
+            let mut request = Request::new(Body::empty());
+            if let Some(origin) = origin {
+                request
+                    .headers_mut()
+                    .insert(header::ORIGIN, HeaderValue::from_str(origin).ok()?);
+            }
+            let service = layer
+                .clone()
+                .layer(tower::service_fn(|_: Request<Body>| async {
+                    Ok::<_, Infallible>(Response::new(Body::empty()))
+                }));
+            // The layer answers at once for fixed origin rules; if it ever did not, the
+            // fast path stands aside rather than wait here.
+            let response = service.oneshot(request).now_or_never()?.ok()?;
+            Some(response.headers().clone())
+        };
+        let plain = answer(None)?;
+        let cors = Self {
+            any_origin: origins.iter().any(|o| o == "*"),
+            allowed: origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect(),
+            vary: plain.get(header::VARY).cloned(),
+            expose: plain.get(header::ACCESS_CONTROL_EXPOSE_HEADERS).cloned(),
+        };
+        let probes = origins
+            .iter()
+            .map(String::as_str)
+            .chain(["https://not-configured.invalid"]);
+        for origin in probes {
+            let from_layer = answer(Some(origin))?;
+            let mut mine = HeaderMap::new();
+            cors.insert(HeaderValue::from_str(origin).ok().as_ref(), &mut mine);
+            if from_layer != mine {
+                tracing::warn!(
+                    origin,
+                    "the fast path's CORS headers differ from the CORS layer's; hits take the full stack"
+                );
+                return None;
+            }
+        }
+        Some(cors)
+    }
+
+    /// Adds the headers for a request from `origin`.
+    fn insert(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
+        if let Some(vary) = &self.vary {
+            headers.append(header::VARY, vary.clone());
+        }
+        if let Some(expose) = &self.expose {
+            headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone());
+        }
+        let allow = if self.any_origin {
+            Some(HeaderValue::from_static("*"))
+        } else {
+            origin.filter(|o| self.allowed.contains(o)).cloned()
+        };
+        if let Some(allow) = allow {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
+        }
     }
 }
 
@@ -81,6 +176,8 @@ struct HitPath {
     keys: Arc<ApiKeys>,
     request_ids: FastRequestId,
     metrics: Arc<HttpMetrics>,
+    /// The CORS headers, when CORS origins are configured.
+    cors: Option<CorsHeaders>,
     /// The metric series of its two answers, found once.
     ok: OnceLock<Arc<RequestSeries>>,
     not_modified: OnceLock<Arc<RequestSeries>>,
@@ -132,6 +229,9 @@ impl HitPath {
             .cloned()
             .unwrap_or_else(|| self.request_ids.next_header_value());
         response.headers_mut().insert(REQUEST_ID, request_id);
+        if let Some(cors) = &self.cors {
+            cors.insert(request_headers.get(header::ORIGIN), response.headers_mut());
+        }
         let series = if response.status() == StatusCode::NOT_MODIFIED {
             &self.not_modified
         } else {

@@ -57,7 +57,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn service(state: &AppState) -> ProxyService {
     let request_ids = request_id::FastRequestId::default();
     let router = router(state.clone(), request_ids.clone());
-    ProxyService::new(state, router, request_ids)
+    let cors = cors(&state.settings.server.cors_allowed_origins);
+    ProxyService::new(state, router, request_ids, cors)
 }
 
 /// The complete router with its middleware.
