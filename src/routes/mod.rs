@@ -56,13 +56,17 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// `GET /conversations/{id}` ([`hit_path`]).
 pub fn service(state: &AppState) -> ProxyService {
     let request_ids = request_id::FastRequestId::default();
-    let router = router(state.clone(), request_ids.clone());
     let cors = cors(&state.settings.server.cors_allowed_origins);
+    let router = router(state.clone(), request_ids.clone(), cors.clone());
     ProxyService::new(state, router, request_ids, cors)
 }
 
-/// The complete router with its middleware.
-fn router(state: AppState, request_ids: request_id::FastRequestId) -> Router {
+/// The complete router with its middleware (`cors`: the CORS layer, when configured).
+fn router(
+    state: AppState,
+    request_ids: request_id::FastRequestId,
+    cors: Option<CorsLayer>,
+) -> Router {
     let guard = |scope| Guard {
         keys: state.keys.clone(),
         scope,
@@ -126,7 +130,7 @@ fn router(state: AppState, request_ids: request_id::FastRequestId) -> Router {
                     tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
                 ),
         )
-        .option_layer(cors(&settings.cors_allowed_origins))
+        .option_layer(cors)
         .layer(CatchPanicLayer::new())
         .layer(middleware::from_fn(crate::error::problem_layer))
         .layer(middleware::from_fn_with_state(
