@@ -69,11 +69,13 @@ impl ProxyService {
         cors: Option<CorsLayer>,
     ) -> Self {
         let server = &state.settings.server;
-        let cors = match cors {
+        // Outer `None`: the CORS headers could not be reproduced, so no fast path at all;
+        // inner `None`: no CORS configured.
+        let cors_headers = match cors {
             None => Some(None),
             Some(layer) => CorsHeaders::from_layer(&layer, &server.cors_allowed_origins).map(Some),
         };
-        let hits = match cors {
+        let hits = match cors_headers {
             Some(cors) if server.hit_fast_path => Some(Arc::new(HitPath {
                 conversations: state.conversations.clone(),
                 keys: state.keys.clone(),
