@@ -3,7 +3,7 @@
 //! values of its latest hit ([`HitHeaders`]) and the next hit in the same second reuses
 //! them instead of formatting three values again.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use tokio::time::Instant;
@@ -70,11 +70,14 @@ pub fn insert<V>(
     };
     let values = [cache_control, age, cache_status];
     if let Some(HitHeaders(slot)) = memo {
-        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(Formatted {
-            fresh_secs,
-            age_secs,
-            values: values.clone(),
-        }));
+        // Busy: another hit is storing the same second's values; nothing to wait for.
+        if let Ok(mut slot) = slot.try_lock() {
+            *slot = Some(Box::new(Formatted {
+                fresh_secs,
+                age_secs,
+                values: values.clone(),
+            }));
+        }
     }
     put(headers, values);
 }
