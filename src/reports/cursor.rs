@@ -9,6 +9,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+/// Format version of [`Position`]: cursors of another version are refused by name.
+pub const VERSION: u8 = 2;
+/// Most ids of conversations that started at one instant a cursor lists (the walk never
+/// ends a page inside a longer tie group), so that an issued cursor always fits
+/// [`MAX_CURSOR_LEN`].
+pub const MAX_TIE_IDS: usize = 32;
+/// Longest cursor accepted (and issued).
+pub const MAX_CURSOR_LEN: usize = 4096;
+
 /// Where a search continues.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
@@ -16,20 +25,36 @@ pub struct Position {
     pub v: u8,
     /// The fingerprint of the query the cursor belongs to.
     pub q: String,
+    /// The report settings that shape the walk (chunking and upstream page size), as
+    /// [`walk_settings`] writes them: a cursor issued under others is refused.
+    pub s: String,
     /// The resolved interval (pinned, so a relative `last` query pages through one
     /// interval).
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     /// Index of the chunk, in walk order.
     pub chunk: usize,
-    /// Upstream page number within the chunk.
+    /// Upstream page number within the chunk; 0 when the walk has not located the chunk's
+    /// first page yet.
     pub page: u32,
+    /// Whether the chunk is served from the first upstream page in the opposite order
+    /// (it held all of the chunk's hits).
+    #[serde(default)]
+    pub reversed: bool,
     /// Start of the last conversation returned.
     pub last_start: Option<DateTime<Utc>>,
     /// Ids returned so far that started exactly at `last_start` (ties).
     pub last_ids: Vec<String>,
-    /// Total hits as estimated on the first page.
-    pub total: u64,
+    /// Conversations returned on earlier pages.
+    pub returned: u64,
+    /// The number of conversations in the interval, when known.
+    pub total: Option<u64>,
+}
+
+/// The settings stamp of cursors: what must not change between two pages of one walk.
+#[must_use]
+pub fn walk_settings(upstream_page_size: u32, max_interval_days: u32) -> String {
+    format!("p{upstream_page_size}d{max_interval_days}")
 }
 
 /// Signs and checks cursors.
@@ -87,7 +112,7 @@ impl CursorSigner {
         let invalid = || {
             "is not a cursor this proxy issued (it may have been altered or truncated)".to_owned()
         };
-        if cursor.len() > 4096 {
+        if cursor.len() > MAX_CURSOR_LEN {
             return Err(invalid());
         }
         let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -98,11 +123,16 @@ impl CursorSigner {
         if mac.len() != 16 || !bool::from(expected[..16].ct_eq(&mac)) {
             return Err(invalid());
         }
-        let position: Position = serde_json::from_slice(&payload).map_err(|_| invalid())?;
-        if position.v != 1 {
-            return Err(invalid());
+        let version = serde_json::from_slice::<serde_json::Value>(&payload)
+            .ok()
+            .and_then(|v| v.get("v").and_then(serde_json::Value::as_u64));
+        if version.is_some_and(|v| v != u64::from(VERSION)) {
+            return Err(
+                "was issued by an earlier version of this proxy: start the search again without a cursor"
+                    .into(),
+            );
         }
-        Ok(position)
+        serde_json::from_slice(&payload).map_err(|_| invalid())
     }
 }
 
@@ -115,15 +145,18 @@ mod tests {
             .expect("time")
             .with_timezone(&Utc);
         Position {
-            v: 1,
+            v: VERSION,
             q: "abc".into(),
+            s: walk_settings(100, 31),
             from: at,
             to: at + chrono::Duration::days(3),
             chunk: 1,
             page: 3,
+            reversed: false,
             last_start: Some(at + chrono::Duration::hours(1)),
             last_ids: vec!["x".into()],
-            total: 42,
+            returned: 150,
+            total: Some(42),
         }
     }
 
@@ -153,5 +186,36 @@ mod tests {
         assert!(CursorSigner::new(b"other").decode(&cursor).is_err());
         assert!(signer.decode("garbage").is_err());
         assert!(signer.decode(&cursor[..cursor.len() - 2]).is_err());
+    }
+
+    #[test]
+    fn a_cursor_with_the_most_tied_ids_fits_the_accepted_length() {
+        let signer = CursorSigner::new(b"secret");
+        let mut full = position();
+        full.q = "f".repeat(32);
+        full.s = walk_settings(u32::MAX, u32::MAX);
+        full.chunk = usize::MAX;
+        full.page = u32::MAX;
+        full.returned = u64::MAX;
+        full.total = Some(u64::MAX);
+        full.last_ids = (0..MAX_TIE_IDS)
+            .map(|i| format!("{i:08}-0000-4000-8000-000000000000"))
+            .collect();
+        let cursor = signer.encode(&full);
+        assert!(cursor.len() <= MAX_CURSOR_LEN, "{} bytes", cursor.len());
+        assert_eq!(signer.decode(&cursor).expect("accepted"), full);
+    }
+
+    #[test]
+    fn a_cursor_of_another_version_is_refused_by_name() {
+        let signer = CursorSigner::new(b"secret");
+        let mut old = serde_json::to_value(position()).expect("json");
+        old["v"] = serde_json::json!(1);
+        let payload = serde_json::to_vec(&old).expect("json");
+        let mac = hmac(&signer.key, &payload);
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let cursor = format!("{}.{}", engine.encode(&payload), engine.encode(&mac[..16]));
+        let reason = signer.decode(&cursor).expect_err("refused");
+        assert!(reason.contains("earlier version"), "{reason}");
     }
 }

@@ -26,6 +26,29 @@ impl Interval {
         self.from <= at && at < self.to
     }
 
+    /// Consecutive chunks covering the interval, earliest first, each starting at a UTC
+    /// midnight (but the first) and none longer than `max_days`: Genesys widens a details
+    /// query to the UTC days it touches, so a chunk boundary inside a day would make both
+    /// neighbours read that whole day.
+    #[must_use]
+    pub fn day_chunks(&self, max_days: u32) -> Vec<Self> {
+        let max = Duration::days(i64::from(max_days.max(1)));
+        let mut out = Vec::new();
+        let mut from = self.from;
+        while from < self.to {
+            let to = (day_start(from) + max).min(self.to);
+            out.push(Self { from, to });
+            from = to;
+        }
+        out
+    }
+
+    /// Whether the interval is made of whole UTC days.
+    #[must_use]
+    pub fn is_whole_days(&self) -> bool {
+        day_start(self.from) == self.from && day_start(self.to) == self.to
+    }
+
     /// Consecutive chunks of at most `max` covering the interval, earliest first.
     #[must_use]
     pub fn chunks(&self, max: Duration) -> Vec<Self> {
@@ -38,6 +61,12 @@ impl Interval {
         }
         out
     }
+}
+
+/// The UTC midnight at or before `at`.
+#[must_use]
+pub fn day_start(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_trunc(Duration::days(1)).unwrap_or(at)
 }
 
 /// RFC 3339 with milliseconds and `Z`.
@@ -189,6 +218,28 @@ mod tests {
         assert_eq!(chunks[0].from, interval.from);
         assert_eq!(chunks[2].to, interval.to);
         assert!(chunks.windows(2).all(|w| w[0].to == w[1].from));
+    }
+
+    #[test]
+    fn day_chunks_break_at_midnights_and_stay_within_the_limit() {
+        let interval = Interval {
+            from: instant("2025-01-01T13:55:00Z").expect("time"),
+            to: instant("2025-02-10T13:55:00Z").expect("time"),
+        };
+        let chunks = interval.day_chunks(31);
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[0].from, interval.from);
+        assert_eq!(chunks[0].to, instant("2025-02-01T00:00:00Z").expect("time"));
+        assert_eq!(chunks[1].to, interval.to);
+        assert!(chunks.iter().all(|c| c.to - c.from <= Duration::days(31)));
+        let short = Interval {
+            from: instant("2025-01-01T23:50:00Z").expect("time"),
+            to: instant("2025-01-02T00:05:00Z").expect("time"),
+        };
+        assert_eq!(short.day_chunks(31), vec![short]);
+        assert_eq!(short.day_chunks(1).len(), 2);
+        assert!(!short.is_whole_days());
+        assert!(chunks[0].to == day_start(chunks[0].to));
     }
 
     #[test]

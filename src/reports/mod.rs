@@ -15,6 +15,7 @@ pub mod summary;
 pub mod translate;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -32,6 +33,7 @@ use aggregates::{SeriesPoint, TimeRange};
 use cursor::{CursorSigner, Position};
 use interval::Interval;
 use request::{AggregatesQuery, Order, SearchQuery};
+use search::UpstreamPages as _;
 pub use settings::ReportSettings;
 use summary::ConversationSummary;
 
@@ -59,14 +61,58 @@ impl<T: Send + Sync + 'static> Weighted for CachedResponse<T> {
     }
 }
 
+/// An upstream details page as the page cache holds it.
+#[derive(Debug, Clone)]
+pub struct CachedPage(Arc<Cached<CachedResponse<DetailsResponse>>>);
+
+impl std::ops::Deref for CachedPage {
+    type Target = DetailsResponse;
+
+    fn deref(&self) -> &DetailsResponse {
+        &self.0.value.body
+    }
+}
+
+/// The upstream pages of one search request, through the page cache.
+struct PageSource<'a> {
+    service: &'a ReportService,
+    query: &'a SearchQuery,
+    caller: &'a Caller,
+    deadline: Instant,
+}
+
+impl std::fmt::Debug for PageSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageSource").finish_non_exhaustive()
+    }
+}
+
+impl search::UpstreamPages for PageSource<'_> {
+    type Page = CachedPage;
+
+    fn page(
+        &self,
+        chunk: &Interval,
+        order: Order,
+        number: u32,
+    ) -> impl std::future::Future<Output = Result<CachedPage, ApiError>> + Send {
+        self.service
+            .page(self.query, chunk, order, number, self.caller, self.deadline)
+    }
+}
+
 /// A page of search results.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SearchResponse {
     /// The interval searched (a relative `last` resolved, and pinned for later pages).
     pub interval: TimeRange,
-    /// Approximately how many conversations match (Genesys' estimate; it shifts while
-    /// the interval still receives data).
-    pub total_hits: u64,
+    /// How many conversations of the interval match, when the proxy knows it: on the last
+    /// page (counted as returned), and on every page when the interval is made of whole
+    /// UTC days (Genesys' count for those days, which shifts while they still receive
+    /// data). Absent otherwise: Genesys counts whole days, not the window, so its figure
+    /// would overstate a window that cuts a day. For counts without walking, use
+    /// `/reports/aggregates`.
+    pub total_hits: Option<u64>,
     pub results: Vec<ConversationSummary>,
     /// Pass it as `cursor`, with the same query, for the next page; absent on the last.
     pub next_cursor: Option<String>,
@@ -100,6 +146,9 @@ pub struct ReportService {
     cache: Arc<CacheSettings>,
     signer: CursorSigner,
     fetch_timeout: Duration,
+    /// Whether Genesys has been seen to widen a details query to the UTC days it touches
+    /// (learned from the pages, never assumed: see `search::Walk::widens`).
+    upstream_widens: AtomicBool,
 }
 
 impl ReportService {
@@ -132,6 +181,7 @@ impl ReportService {
             cache: Arc::new(cache),
             signer: CursorSigner::new(cursor_secret),
             fetch_timeout,
+            upstream_widens: AtomicBool::new(false),
         }
     }
 
@@ -182,7 +232,7 @@ impl ReportService {
                 stale_if_error: Duration::from_secs(self.cache.stale_if_error_secs),
             }
         } else {
-            self.cache.report(chunk.to, Utc::now())
+            self.cache.report(chunk.to, self.now())
         }
     }
 
@@ -190,12 +240,18 @@ impl ReportService {
         &self,
         query: &SearchQuery,
         chunk: &Interval,
+        order: Order,
         number: u32,
         caller: &Caller,
         deadline: Instant,
-    ) -> Result<Arc<Cached<CachedResponse<DetailsResponse>>>, ApiError> {
-        let upstream =
-            translate::details_query(query, chunk, number, self.settings.upstream_page_size);
+    ) -> Result<CachedPage, ApiError> {
+        let upstream = translate::details_query(
+            query,
+            chunk,
+            order,
+            number,
+            self.settings.upstream_page_size,
+        );
         let key = serde_json::to_string(&upstream).unwrap_or_default();
         let freshness = self.freshness(chunk, query.interval.is_relative());
         let client = self.client.clone();
@@ -211,10 +267,16 @@ impl ReportService {
             })
             .await
             .map_err(ApiError::from)?;
-        Ok(served.entry)
+        Ok(CachedPage(served.entry))
     }
 
-    /// One page of a search.
+    /// The proxy's present for report intervals.
+    fn now(&self) -> chrono::DateTime<Utc> {
+        Utc::now() + chrono::Duration::milliseconds(self.settings.clock_offset_ms)
+    }
+
+    /// One page of a search: see [`search`] for how the walk keeps its cost to the pages
+    /// that hold the window's hits.
     ///
     /// # Errors
     /// A 400 for a bad cursor; the classified upstream failure otherwise.
@@ -225,7 +287,12 @@ impl ReportService {
         deadline: Instant,
     ) -> Result<SearchResponse, ApiError> {
         let fingerprint = query.fingerprint();
-        let (interval, mut position, known_total) = match &query.cursor {
+        let stamp = cursor::walk_settings(
+            self.settings.upstream_page_size,
+            self.settings.max_interval_days,
+        );
+        let now = self.now();
+        let mut position = match &query.cursor {
             Some(text) => {
                 let position = self
                     .signer
@@ -237,92 +304,88 @@ impl ReportService {
                         "belongs to a different query: send the same query fields with the cursor",
                     ));
                 }
-                let interval = Interval {
-                    from: position.from,
-                    to: position.to,
-                };
-                let total = position.total;
-                (interval, position, Some(total))
+                if position.s != stamp {
+                    return Err(ApiError::invalid_field(
+                        "cursor",
+                        "was issued under other report settings (upstream page size or interval chunking): start the search again without a cursor",
+                    ));
+                }
+                position
             }
             None => {
-                let interval = query.interval.resolve(Utc::now(), self.bucket());
-                let position = Position {
-                    v: 1,
+                let interval = query.interval.resolve(now, self.bucket());
+                Position {
+                    v: cursor::VERSION,
                     q: fingerprint,
+                    s: stamp,
                     from: interval.from,
                     to: interval.to,
                     chunk: 0,
-                    page: 1,
+                    page: 0,
                     last_start: None,
                     last_ids: Vec::new(),
-                    total: 0,
-                };
-                (interval, position, None)
+                    reversed: false,
+                    returned: 0,
+                    total: None,
+                }
             }
         };
-        let mut chunks = interval.chunks(self.max_chunk());
+        let interval = Interval {
+            from: position.from,
+            to: position.to,
+        };
+        let mut chunks = interval.day_chunks(self.settings.max_interval_days);
         if query.order == Order::Desc {
             chunks.reverse();
         }
-        if position.chunk > chunks.len() || position.page == 0 {
+        if position.chunk > chunks.len() {
             return Err(ApiError::invalid_field("cursor", "does not fit this query"));
         }
-        let total = match known_total {
-            Some(total) => total,
-            None => {
-                let firsts = futures_util::future::join_all(
-                    chunks
-                        .iter()
-                        .map(|c| self.page(query, c, 1, caller, deadline)),
-                )
-                .await;
-                let mut total = 0;
-                for first in firsts {
-                    total += first?.value.body.total_hits;
-                }
-                total
-            }
+        let pages = PageSource {
+            service: self,
+            query,
+            caller,
+            deadline,
         };
-        position.total = total;
-
-        let mut collector = search::Collector::new(query.page_size as usize);
-        let mut fetched = 0;
-        let mut finished = false;
-        loop {
-            let Some(chunk) = chunks.get(position.chunk) else {
-                finished = true;
-                break;
-            };
-            if fetched >= search::MAX_UPSTREAM_PAGES {
-                break;
+        if query.cursor.is_none() && chunks.iter().all(Interval::is_whole_days) {
+            // Whole UTC days: Genesys' count for each chunk is the window's (under either
+            // interval matching), and each first page is one the walk reads anyway.
+            let firsts = futures_util::future::join_all(
+                chunks.iter().map(|c| pages.page(c, query.order, 1)),
+            )
+            .await;
+            let mut total = 0;
+            for first in firsts {
+                total += first?.total_hits;
             }
-            let page = self
-                .page(query, chunk, position.page, caller, deadline)
-                .await?;
-            fetched += 1;
-            let hits = &page.value.body.conversations;
-            let short = hits.len() < self.settings.upstream_page_size as usize;
-            let last_chunk = position.chunk + 1 == chunks.len();
-            if let Some(more_here) = collector.take(hits, chunk, &mut position, query.order) {
-                finished = !more_here && short && last_chunk;
-                break;
-            }
-            if short {
-                position.chunk += 1;
-                position.page = 1;
-            } else {
-                position.page += 1;
-            }
+            position.total = Some(total);
         }
-        let mut results = collector.results;
+        let walk = search::Walk {
+            pages: &pages,
+            chunks: &chunks,
+            order: query.order,
+            upstream_page_size: self.settings.upstream_page_size,
+            now,
+            widens: &self.upstream_widens,
+        };
+        let returned_before = position.returned;
+        let outcome = walk
+            .next_page(&mut position, query.page_size as usize)
+            .await?;
+        let mut results = outcome.results;
+        let total_hits = if outcome.finished {
+            Some(returned_before + results.len() as u64)
+        } else {
+            position.total
+        };
         if query.hydrate {
             self.hydrate(&mut results, caller, deadline).await;
         }
         Ok(SearchResponse {
             interval: TimeRange::of(&interval),
-            total_hits: total,
+            total_hits,
             results,
-            next_cursor: (!finished).then(|| self.signer.encode(&position)),
+            next_cursor: (!outcome.finished).then(|| self.signer.encode(&position)),
         })
     }
 
@@ -367,7 +430,7 @@ impl ReportService {
         caller: &Caller,
         deadline: Instant,
     ) -> Result<AggregatesResponseBody, ApiError> {
-        let interval = query.interval.resolve(Utc::now(), self.bucket());
+        let interval = query.interval.resolve(self.now(), self.bucket());
         // Chunks are whole multiples of the granularity, so buckets line up across them.
         let max = self.max_chunk();
         let chunk_len = match query.granularity {

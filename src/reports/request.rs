@@ -70,12 +70,24 @@ impl IntervalSpec {
         }
     }
 
+    /// How long the interval is (a relative one's fixed length).
+    #[must_use]
+    pub fn length(&self) -> Duration {
+        match self {
+            Self::Absolute { from, to } => *to - *from,
+            Self::Relative { length, .. } => *length,
+        }
+    }
+
     /// Whether it is relative to now.
     #[must_use]
     pub fn is_relative(&self) -> bool {
         matches!(self, Self::Relative { .. })
     }
 }
+
+/// Most buckets (per group) one aggregates request may ask for.
+pub const MAX_AGGREGATE_BUCKETS: i64 = 10_000;
 
 /// Sort order of search results (by conversation start).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -433,11 +445,7 @@ impl<'a> Reader<'a> {
                 IntervalSpec::Absolute { from, to }
             }
         };
-        let span = match &spec {
-            IntervalSpec::Absolute { from, to } => *to - *from,
-            IntervalSpec::Relative { length, .. } => *length,
-        };
-        if span > max_span {
+        if spec.length() > max_span {
             let name = if spec.is_relative() { "last" } else { "to" };
             self.error(
                 name,
@@ -656,12 +664,14 @@ impl AggregatesQuery {
                 ),
             }
         }
-        if let (Some(g), Some(IntervalSpec::Absolute { from, to })) = (granularity, &interval) {
-            let buckets = (*to - *from).num_seconds() / g.num_seconds().max(1);
-            if buckets > 10_000 {
+        if let (Some(g), Some(spec)) = (granularity, &interval) {
+            // A relative interval has a fixed length too: `last=P366D&granularity=PT1M`
+            // would be half a million buckets per group.
+            let buckets = spec.length().num_seconds() / g.num_seconds().max(1);
+            if buckets > MAX_AGGREGATE_BUCKETS {
                 r.error(
                     "granularity",
-                    format!("gives {buckets} buckets; at most 10000"),
+                    format!("gives {buckets} buckets; at most {MAX_AGGREGATE_BUCKETS}"),
                 );
             }
         }

@@ -54,6 +54,11 @@ pub struct ReportSettings {
     /// Most hits hydrated per page with `include=conversation`.
     #[serde(default = "default_hydrate_max")]
     pub hydrate_max: u32,
+    /// Not a setting (no file or variable sets it): how far the proxy's "now" for report
+    /// intervals lies from the system clock, in milliseconds. Tests and benchmarks set it
+    /// to run `last=` intervals against a simulated org whose clock is elsewhere.
+    #[serde(skip)]
+    pub clock_offset_ms: i64,
 }
 
 impl Default for ReportSettings {
@@ -66,6 +71,7 @@ impl Default for ReportSettings {
             relative_bucket_secs: default_relative_bucket_secs(),
             max_span_days: default_max_span_days(),
             hydrate_max: default_hydrate_max(),
+            clock_offset_ms: 0,
         }
     }
 }

@@ -53,11 +53,13 @@ fn handle_range(filters: &Filters) -> Option<QueryFilter> {
     })
 }
 
-/// The details query for page `page` of `chunk`.
+/// The details query for page `page` of `chunk` in `order` (the walk may read a chunk in
+/// the order opposite to the client's).
 #[must_use]
 pub fn details_query(
     query: &SearchQuery,
     chunk: &Interval,
+    order: Order,
     page: u32,
     page_size: u32,
 ) -> ConversationQuery {
@@ -75,7 +77,7 @@ pub fn details_query(
     ];
     ConversationQuery {
         interval: chunk.wire(),
-        order: match query.order {
+        order: match order {
             Order::Asc => "asc",
             Order::Desc => "desc",
         },
