@@ -112,10 +112,61 @@ async fn a_90_day_search_walks_three_chunks_in_order_and_returns_each_match_once
         "no query was refused upstream"
     );
     assert!(counters.calls_to(endpoint::DETAILS_QUERY) >= 3);
-    let total = responses[0]["total_hits"].as_u64().expect("total");
+    // The window cuts days, so Genesys' count (whole touched days) is not the window's:
+    // the proxy gives none until the last page, which counts what was returned.
+    let (last, earlier) = responses.split_last().expect("pages");
+    assert!(earlier.iter().all(|r| r.get("total_hits").is_none()));
+    assert_eq!(last["total_hits"], json!(want.len()));
+}
+
+#[tokio::test]
+async fn whole_day_intervals_give_the_window_count_on_the_first_page() {
+    let app = TestApp::start(big_org(), proxy_settings()).await;
+    let (from, to) = (at(40, 0), at(4, 0));
+    let want = expected(app.sim.data(), from, to, |_| true);
+    let first = app
+        .post(
+            "/reports/search",
+            &json!({"from": rfc(from), "to": rfc(to), "page_size": 10}),
+        )
+        .await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.json()["total_hits"], json!(want.len()));
+}
+
+#[tokio::test]
+async fn a_cursor_from_other_walk_settings_is_refused_by_name() {
+    let app = TestApp::start(big_org(), proxy_settings()).await;
+    let body = json!({"from": rfc(at(30, 0)), "to": rfc(at(2, 0)), "page_size": 5});
+    let first = app.post("/reports/search", &body).await.json();
+    let cursor = first["next_cursor"].as_str().expect("cursor").to_owned();
+    let mut settings = proxy_settings();
+    settings.reports.upstream_page_size = 50;
+    let other = TestApp::start(big_org(), settings).await;
+    let mut next = body.clone();
+    next["cursor"] = json!(cursor);
+    let reply = other.post("/reports/search", &next).await;
+    let problem = assert_problem(&reply, 400);
     assert!(
-        total >= want.len() as u64,
-        "Genesys' estimate counts whole touched days"
+        problem.to_string().contains("other report settings"),
+        "{problem}"
+    );
+    // The same settings still walk on.
+    assert_eq!(app.post("/reports/search", &next).await.status, 200);
+}
+
+#[tokio::test]
+async fn relative_aggregates_obey_the_bucket_cap() {
+    let app = TestApp::start(big_org(), proxy_settings()).await;
+    let reply = app
+        .get("/reports/aggregates?last=P366D&granularity=PT1M&metrics=offered")
+        .await;
+    let problem = assert_problem(&reply, 400);
+    assert!(problem.to_string().contains("granularity"), "{problem}");
+    assert_eq!(
+        app.sim.counters().calls_to(endpoint::AGGREGATES_QUERY),
+        0,
+        "nothing went upstream"
     );
 }
 

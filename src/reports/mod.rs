@@ -112,6 +112,7 @@ pub struct SearchResponse {
     /// data). Absent otherwise: Genesys counts whole days, not the window, so its figure
     /// would overstate a window that cuts a day. For counts without walking, use
     /// `/reports/aggregates`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub total_hits: Option<u64>,
     pub results: Vec<ConversationSummary>,
     /// Pass it as `cursor`, with the same query, for the next page; absent on the last.
