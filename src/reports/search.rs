@@ -189,6 +189,12 @@ impl<P: UpstreamPages + Sync> Walk<'_, P> {
                 let page = self
                     .read(&chunk, opposite(self.order), 1, &mut reads)
                     .await?;
+                if !self.holds_the_whole_chunk(&page, &chunk) {
+                    // Refetched since, it no longer reaches the chunk's near edge (more
+                    // conversations arrived after the window): walk the client's order.
+                    position.reversed = false;
+                    continue;
+                }
                 (page, true)
             } else {
                 let page = self
@@ -262,6 +268,16 @@ impl<P: UpstreamPages + Sync> Walk<'_, P> {
         Ok(page)
     }
 
+    /// Whether the first page in the opposite order holds every hit of the chunk: the
+    /// list ends in it, or it reaches past the chunk's near edge.
+    fn holds_the_whole_chunk(&self, page: &DetailsResponse, chunk: &Interval) -> bool {
+        page.conversations.len() < self.upstream_page_size as usize
+            || page
+                .conversations
+                .iter()
+                .any(|h| past_far_edge(h, chunk, opposite(self.order)))
+    }
+
     /// Whether nothing of the chunk's upstream list lies before its near edge (in the
     /// client's order), however the upstream matches intervals.
     fn near_edge_is_the_lists(&self, chunk: &Interval) -> bool {
@@ -301,12 +317,7 @@ impl<P: UpstreamPages + Sync> Walk<'_, P> {
             let Some(earliest) = back.conversations.last() else {
                 return Ok(Start::Page(1));
             };
-            if (back.conversations.len() as u64) < size
-                || back
-                    .conversations
-                    .iter()
-                    .any(|h| past_far_edge(h, chunk, opposite(order)))
-            {
+            if self.holds_the_whole_chunk(&back, chunk) {
                 return Ok(Start::Reversed);
             }
             // Longer than a page: search the client's order between the list's start

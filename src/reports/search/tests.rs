@@ -19,14 +19,33 @@ enum Matching {
 #[derive(Debug)]
 struct FakeUpstream {
     /// (start, id), sorted by start then id.
-    records: Vec<(DateTime<Utc>, String)>,
-    by_desc: Vec<(DateTime<Utc>, String)>,
+    /// (start, id) sorted by (start, id), and by (start descending, id) as the simulator
+    /// sorts; more may arrive during a walk.
+    lists: Mutex<(Vec<Record>, Vec<Record>)>,
     matching: Matching,
     page_size: u32,
     asked: Mutex<HashSet<(String, u32)>>,
 }
 
+type Record = (DateTime<Utc>, String);
+
+fn sorted_both_ways(records: &[Record]) -> (Vec<Record>, Vec<Record>) {
+    let mut asc = records.to_vec();
+    asc.sort();
+    let mut desc = records.to_vec();
+    desc.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    (asc, desc)
+}
+
 impl FakeUpstream {
+    /// Conversations that arrive now.
+    fn arrive(&self, more: &[Record]) {
+        let mut lists = self.lists.lock().expect("lock");
+        let mut all = lists.0.clone();
+        all.extend_from_slice(more);
+        *lists = sorted_both_ways(&all);
+    }
+
     fn distinct_pages(&self) -> usize {
         self.asked.lock().expect("lock").len()
     }
@@ -39,18 +58,17 @@ impl FakeUpstream {
                 day_start(chunk.to - Duration::microseconds(1)) + Duration::days(1),
             ),
         };
-        // `records` is sorted by (start, id); `by_desc` by (start descending, id), as the
-        // simulator sorts.
+        let lists = self.lists.lock().expect("lock");
         let (list, range) = match order {
             Order::Asc => {
-                let lo = self.records.partition_point(|(start, _)| *start < from);
-                let hi = self.records.partition_point(|(start, _)| *start < to);
-                (&self.records, lo..hi)
+                let lo = lists.0.partition_point(|(start, _)| *start < from);
+                let hi = lists.0.partition_point(|(start, _)| *start < to);
+                (&lists.0, lo..hi)
             }
             Order::Desc => {
-                let lo = self.by_desc.partition_point(|(start, _)| *start >= to);
-                let hi = self.by_desc.partition_point(|(start, _)| *start >= from);
-                (&self.by_desc, lo..hi)
+                let lo = lists.1.partition_point(|(start, _)| *start >= to);
+                let hi = lists.1.partition_point(|(start, _)| *start >= from);
+                (&lists.1, lo..hi)
             }
         };
         let size = self.page_size as usize;
@@ -162,6 +180,7 @@ struct WalkResult {
     totals: Vec<Option<u64>>,
 }
 
+#[allow(clippy::too_many_arguments)] // a test helper: each argument is one axis of the matrix
 async fn walk_all(
     records: &[(DateTime<Utc>, String)],
     window: Interval,
@@ -170,12 +189,10 @@ async fn walk_all(
     now: DateTime<Utc>,
     client_page: usize,
     widens: &AtomicBool,
+    late: &[Record],
 ) -> WalkResult {
-    let mut by_desc = records.to_vec();
-    by_desc.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     let upstream = FakeUpstream {
-        records: records.to_vec(),
-        by_desc,
+        lists: Mutex::new(sorted_both_ways(records)),
         matching,
         page_size: 100,
         asked: Mutex::new(HashSet::new()),
@@ -222,6 +239,9 @@ async fn walk_all(
         );
         totals.push(outcome.finished.then_some(position.returned));
         ids.extend(outcome.results.into_iter().map(|r| r.id));
+        if pages == 1 {
+            upstream.arrive(late);
+        }
         if outcome.finished {
             break;
         }
@@ -284,7 +304,8 @@ async fn relative_windows_cost_their_hits_pages_plus_two_at_any_hour() {
                     [(Matching::TouchedDay, &touched), (Matching::Exact, &exact)]
                 {
                     let learned = widens.load(Ordering::Relaxed);
-                    let r = walk_all(&records, window, order, matching, now, 500, widens).await;
+                    let r =
+                        walk_all(&records, window, order, matching, now, 500, widens, &[]).await;
                     report.push(format!(
                         "{now} {length} {order:?} {matching:?}: {} hits, {} upstream pages (bound {}{})",
                         r.hits,
@@ -337,7 +358,7 @@ async fn windows_inside_a_past_day_are_found_without_reading_the_day() {
         for order in [Order::Asc, Order::Desc] {
             for matching in [Matching::TouchedDay, Matching::Exact] {
                 let widens = AtomicBool::new(matching == Matching::TouchedDay);
-                let r = walk_all(&records, window, order, matching, now, 50, &widens).await;
+                let r = walk_all(&records, window, order, matching, now, 50, &widens, &[]).await;
                 let extra = r.distinct_upstream.saturating_sub(r.hits.div_ceil(100));
                 println!(
                     "{from}..{to} {order:?} {matching:?}: {} hits, {} pages ({extra} beyond the hits)",
@@ -370,6 +391,7 @@ async fn the_last_page_counts_the_window_and_earlier_ones_do_not_guess() {
         now,
         50,
         &widens,
+        &[],
     )
     .await;
     assert!(r.pages > 1);
@@ -407,8 +429,37 @@ async fn a_long_tie_group_never_makes_a_cursor_list_more_than_it_can_hold() {
             now,
             50,
             &widens,
+            &[],
         )
         .await;
         assert_eq!(r.ids.len(), 330);
     }
+}
+
+/// A window served from the first page in the other order, when more conversations arrive
+/// after it between two report pages (its cached page was refetched): nothing is skipped.
+#[tokio::test]
+async fn arrivals_after_a_reversed_window_do_not_push_its_hits_out_of_the_walk() {
+    let now = at("2025-03-12T13:55:00Z");
+    let records = contact_centre(5, 2, 3_000, now);
+    let window = Interval {
+        from: now - Duration::minutes(15),
+        to: now,
+    };
+    let late: Vec<Record> = (0..150)
+        .map(|i| (now + Duration::seconds(i + 1), format!("late-{i:03}")))
+        .collect();
+    let widens = AtomicBool::new(true);
+    let r = walk_all(
+        &records,
+        window,
+        Order::Asc,
+        Matching::TouchedDay,
+        now + Duration::minutes(3),
+        10,
+        &widens,
+        &late,
+    )
+    .await;
+    assert!(r.pages > 2, "several report pages ({})", r.pages);
 }
