@@ -34,7 +34,7 @@ pub struct ReportSettings {
     #[serde(default = "default_upstream_page_size")]
     pub upstream_page_size: u32,
     /// Longest interval of one upstream query, in days; longer report intervals are split
-    /// into chunks of this length and walked in order.
+    /// at UTC midnights into chunks no longer than this and walked in order.
     #[serde(default = "default_max_interval_days")]
     pub max_interval_days: u32,
     /// Results per report page when the client gives no `page_size`.
