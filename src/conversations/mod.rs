@@ -68,11 +68,12 @@ fn etag(prefix: &str, body: &[u8]) -> HeaderValue {
         .expect("hex in quotes is a valid header value")
 }
 
-/// Builds the cache entry from Genesys' document.
+/// Builds the cache entry from Genesys' document for conversation `requested`.
 ///
 /// # Errors
 /// `Decode` when the document is not a conversation.
 pub fn entry_from_document(
+    requested: Uuid,
     full: Bytes,
     settings: &CacheSettings,
 ) -> Result<(ConversationEntry, Freshness), UpstreamError> {
@@ -80,7 +81,11 @@ pub fn entry_from_document(
         serde_json::from_slice(&full).map_err(|e| UpstreamError::Decode {
             detail: format!("conversation document: {e}"),
         })?;
-    let view = ConversationView::from_conversation(&conversation);
+    let mut view = ConversationView::from_conversation(&conversation);
+    if view.id.is_empty() {
+        // The official model leaves `id` optional: the id asked for is the document's.
+        view.id = requested.to_string();
+    }
     let freshness = settings.conversation(
         view.end,
         ConversationView::wrapped_up(&conversation),
@@ -155,7 +160,7 @@ impl ConversationService {
                 // asked for it gives up: a call nobody waits for would spend quota for nothing.
                 let ctx = CallContext::until(class, client_name, weight, deadline.min(Instant::now() + fetch_timeout));
                 match client.get_conversation(id, &ctx).await {
-                    Ok(fetched) => entry_from_document(fetched.body, &settings),
+                    Ok(fetched) => entry_from_document(id, fetched.body, &settings),
                     Err(UpstreamError::NotFound) => Ok((ConversationEntry::NotFound, settings.not_found())),
                     Err(error) => {
                         tracing::warn!(conversation_id = %id, error = %error, kind = error.kind(), "conversation fetch failed");

@@ -155,7 +155,9 @@ impl ConversationView {
             })
             .collect();
         Self {
-            id: conversation.id.clone(),
+            // Genesys' model leaves `id` optional: a document without one gives an empty
+            // id here, for the caller (which knows the id it fetched) to fill in.
+            id: conversation.id.clone().unwrap_or_default(),
             state: if active {
                 ConversationState::Active
             } else {

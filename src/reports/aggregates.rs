@@ -104,7 +104,7 @@ pub fn series(
                 for metric in &bucket.metrics {
                     let Some((ours, _, unit)) = metrics
                         .iter()
-                        .find(|(_, theirs, _)| *theirs == metric.metric)
+                        .find(|(_, theirs, _)| metric.metric.as_deref() == Some(*theirs))
                     else {
                         continue;
                     };

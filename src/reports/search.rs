@@ -167,10 +167,7 @@ impl<P: UpstreamPages + Sync> Walk<'_, P> {
     ) -> Result<WalkOutcome, ApiError> {
         let mut collector = Collector::new(page_size);
         let mut reads = 0;
-        loop {
-            let Some(chunk) = self.chunks.get(position.chunk).copied() else {
-                break;
-            };
+        while let Some(chunk) = self.chunks.get(position.chunk).copied() {
             let enough_reads = if collector.results.is_empty() {
                 HARD_UPSTREAM_READS
             } else {
@@ -200,7 +197,7 @@ impl<P: UpstreamPages + Sync> Walk<'_, P> {
                 let page = self
                     .read(&chunk, self.order, position.page, &mut reads)
                     .await?;
-                let done = page.conversations.len() < self.upstream_page_size as usize
+                let done = page.records < self.upstream_page_size as usize
                     || page
                         .conversations
                         .iter()
@@ -271,7 +268,7 @@ impl<P: UpstreamPages + Sync> Walk<'_, P> {
     /// Whether the first page in the opposite order holds every hit of the chunk: the
     /// list ends in it, or it reaches past the chunk's near edge.
     fn holds_the_whole_chunk(&self, page: &DetailsResponse, chunk: &Interval) -> bool {
-        page.conversations.len() < self.upstream_page_size as usize
+        page.records < self.upstream_page_size as usize
             || page
                 .conversations
                 .iter()
@@ -340,9 +337,7 @@ impl<P: UpstreamPages + Sync> Walk<'_, P> {
         let Some(head_last) = first.conversations.last() else {
             return Ok(Start::Page(1));
         };
-        if (first.conversations.len() as u64) < size
-            || walk_key(head_last.conversation_start, order) >= edge
-        {
+        if (first.records as u64) < size || walk_key(head_last.conversation_start, order) >= edge {
             return Ok(Start::Page(1));
         }
         // Page 1 lies wholly before the window: search pages 2..=last.
@@ -405,7 +400,7 @@ impl<P: UpstreamPages + Sync> Walk<'_, P> {
             let first_key = walk_key(p_first.conversation_start, self.order);
             let last_key = walk_key(p_last.conversation_start, self.order);
             if last_key < edge {
-                if (probe.conversations.len() as u64) < size {
+                if (probe.records as u64) < size {
                     // The list ends before the window: the walk reads this page, finds
                     // nothing and closes the chunk.
                     return Ok(guess);

@@ -55,8 +55,8 @@ impl ConversationSummary {
         let metric_sum = |name: &str| -> Option<f64> {
             let values: Vec<i64> = sessions()
                 .flat_map(|s| &s.metrics)
-                .filter(|m| m.name == name)
-                .map(|m| m.value)
+                .filter(|m| m.name.as_deref() == Some(name))
+                .filter_map(|m| m.value)
                 .collect();
             (!values.is_empty()).then(|| seconds(values.iter().sum()))
         };

@@ -1,51 +1,244 @@
 //! Typed views of the Genesys payloads the proxy reads. Only the fields the proxy uses are
 //! declared; unknown fields are ignored so that new Genesys fields never break decoding.
 //! Names follow the official models (see `shared/genesys/models.md`).
+//!
+//! Decoding is as tolerant as the official models are loose: a field they leave optional
+//! is optional here, and `null` is read as absent wherever a value may be absent (an
+//! empty list, no map entry, the default). Genesys' own SDKs read its answers that way,
+//! so a sparse record must never cost a whole page. A record that lacks what the proxy
+//! truly needs (a details hit without `conversationId` or `conversationStart`) is dropped
+//! from its page, with a debug log that names what was missing and nothing else.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+
+/// Reads a value that may be `null` as its default, like an absent one.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Reads a list that may be `null` (empty) or hold `null` items (left out).
+fn list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    deserializer.deserialize_option(Items {
+        keep: |_, item| Some(item),
+        marker: PhantomData,
+    })
+}
+
+/// Reads a string map that may be `null` (empty) or hold `null` values (left out).
+fn map<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let entries = Option::<BTreeMap<String, Option<String>>>::deserialize(deserializer)?;
+    Ok(entries
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(key, value)| Some((key, value?)))
+        .collect())
+}
+
+/// Reads a list of analytics records, keeping the hits the proxy can use: a record
+/// without an id or a start cannot be placed in a walk, so it is dropped (and logged).
+fn usable_hits<'de, D>(deserializer: D) -> Result<Vec<AnalyticsConversation>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    deserializer.deserialize_option(Items {
+        keep: |index, record: AnalyticsRecord| {
+            AnalyticsConversation::try_from(record)
+                .inspect_err(|missing| {
+                    tracing::debug!(
+                        index,
+                        missing,
+                        "dropped an analytics record the proxy cannot place"
+                    );
+                })
+                .ok()
+        },
+        marker: PhantomData,
+    })
+}
+
+/// A list visitor: `null` is an empty list, `null` items are left out, and `keep` turns
+/// each other item (with its index in the list) into an element or drops it.
+struct Items<T, F> {
+    keep: F,
+    marker: PhantomData<fn() -> T>,
+}
+
+impl<'de, T, U, F> Visitor<'de> for Items<T, F>
+where
+    T: Deserialize<'de>,
+    F: FnMut(usize, T) -> Option<U>,
+{
+    type Value = Vec<U>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list or null")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4_096));
+        let mut index = 0;
+        while let Some(item) = seq.next_element::<Option<T>>()? {
+            if let Some(kept) = item.and_then(|item| (self.keep)(index, item)) {
+                out.push(kept);
+            }
+            index += 1;
+        }
+        Ok(out)
+    }
+}
 
 /// Genesys' `ErrorBody` (the fields the proxy reads).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ErrorBody {
+    #[serde(deserialize_with = "null_as_default")]
     pub message: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub code: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub status: u16,
 }
 
 /// `AnalyticsConversationQueryResponse`. `conversations` is absent when nothing matches.
+/// It holds the hits the proxy can use (see [`AnalyticsConversation`]): a record without
+/// `conversationId` or `conversationStart` is left out, so a full page from Genesys that
+/// held such a record is shorter here than the page size asked for; `records` says how
+/// many Genesys sent (whether a page is the last is judged on that).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(from = "DetailsPage")]
 pub struct DetailsResponse {
     pub conversations: Vec<AnalyticsConversation>,
     /// Approximate, and may shift while the interval still receives data.
     pub total_hits: u64,
+    /// Records in the page as Genesys sent it, usable or not.
+    pub records: usize,
 }
 
-/// `AnalyticsConversationWithoutAttributesMultiGetResponse`.
+/// A details page as sent, before the unusable records are dropped.
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct DetailsPage {
+    #[serde(deserialize_with = "null_as_default")]
+    conversations: Vec<Option<AnalyticsRecord>>,
+    #[serde(deserialize_with = "null_as_default")]
+    total_hits: u64,
+}
+
+impl From<DetailsPage> for DetailsResponse {
+    fn from(page: DetailsPage) -> Self {
+        let records = page.conversations.len();
+        let conversations = page
+            .conversations
+            .into_iter()
+            .enumerate()
+            .filter_map(|(index, record)| {
+                AnalyticsConversation::try_from(record?)
+                    .inspect_err(|missing| {
+                        tracing::debug!(
+                            index,
+                            missing,
+                            "dropped an analytics record the proxy cannot place"
+                        );
+                    })
+                    .ok()
+            })
+            .collect();
+        Self {
+            conversations,
+            total_hits: page.total_hits,
+            records,
+        }
+    }
+}
+
+/// `AnalyticsConversationWithoutAttributesMultiGetResponse`, with the usable hits (as
+/// [`DetailsResponse`]).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, rename_all = "camelCase")]
 pub struct MultiGetResponse {
+    #[serde(deserialize_with = "usable_hits")]
     pub conversations: Vec<AnalyticsConversation>,
 }
 
-/// `AnalyticsConversationWithoutAttributes`.
+/// `AnalyticsConversationWithoutAttributes`, as the proxy uses it: a hit with an id and a
+/// start (the official model leaves both optional; a record lacking either does not
+/// decode as one, and pages leave it out).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[serde(try_from = "AnalyticsRecord")]
 pub struct AnalyticsConversation {
     pub conversation_id: String,
     pub conversation_start: DateTime<Utc>,
-    #[serde(default)]
     pub conversation_end: Option<DateTime<Utc>>,
-    #[serde(default)]
     pub originating_direction: Option<String>,
-    #[serde(default)]
     pub division_ids: Vec<String>,
-    #[serde(default)]
     pub participants: Vec<AnalyticsParticipant>,
+}
+
+/// `AnalyticsConversationWithoutAttributes` as the official model has it: every field
+/// optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct AnalyticsRecord {
+    conversation_id: Option<String>,
+    conversation_start: Option<DateTime<Utc>>,
+    conversation_end: Option<DateTime<Utc>>,
+    originating_direction: Option<String>,
+    #[serde(deserialize_with = "list")]
+    division_ids: Vec<String>,
+    #[serde(deserialize_with = "list")]
+    participants: Vec<AnalyticsParticipant>,
+}
+
+impl TryFrom<AnalyticsRecord> for AnalyticsConversation {
+    /// Which of the two needed fields is missing.
+    type Error = &'static str;
+
+    fn try_from(record: AnalyticsRecord) -> Result<Self, Self::Error> {
+        let (conversation_id, conversation_start) =
+            match (record.conversation_id, record.conversation_start) {
+                (Some(id), Some(start)) => (id, start),
+                (None, Some(_)) => return Err("conversationId"),
+                (Some(_), None) => return Err("conversationStart"),
+                (None, None) => return Err("conversationId and conversationStart"),
+            };
+        Ok(Self {
+            conversation_id,
+            conversation_start,
+            conversation_end: record.conversation_end,
+            originating_direction: record.originating_direction,
+            division_ids: record.division_ids,
+            participants: record.participants,
+        })
+    }
 }
 
 /// `AnalyticsParticipantWithoutAttributes`.
@@ -56,6 +249,7 @@ pub struct AnalyticsParticipant {
     pub participant_name: Option<String>,
     pub purpose: Option<String>,
     pub user_id: Option<String>,
+    #[serde(deserialize_with = "list")]
     pub sessions: Vec<AnalyticsSession>,
 }
 
@@ -65,17 +259,18 @@ pub struct AnalyticsParticipant {
 pub struct AnalyticsSession {
     pub media_type: Option<String>,
     pub direction: Option<String>,
+    #[serde(deserialize_with = "list")]
     pub metrics: Vec<AnalyticsMetric>,
+    #[serde(deserialize_with = "list")]
     pub segments: Vec<AnalyticsSegment>,
 }
 
-/// `AnalyticsSessionMetric`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+/// `AnalyticsSessionMetric`. A metric without a name or a value counts for nothing.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
 pub struct AnalyticsMetric {
-    pub name: String,
-    pub value: i64,
-    #[serde(default)]
+    pub name: Option<String>,
+    pub value: Option<i64>,
     pub emit_date: Option<DateTime<Utc>>,
 }
 
@@ -94,6 +289,7 @@ pub struct AnalyticsSegment {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct AggregatesResponse {
+    #[serde(deserialize_with = "list")]
     pub results: Vec<AggregateGroup>,
 }
 
@@ -101,23 +297,28 @@ pub struct AggregatesResponse {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct AggregateGroup {
+    #[serde(deserialize_with = "map")]
     pub group: BTreeMap<String, String>,
+    #[serde(deserialize_with = "list")]
     pub data: Vec<AggregateBucket>,
 }
 
-/// `StatisticalResponse`.
+/// `StatisticalResponse`. `interval` is empty when Genesys leaves it out.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct AggregateBucket {
+    #[serde(deserialize_with = "null_as_default")]
     pub interval: String,
+    #[serde(deserialize_with = "list")]
     pub metrics: Vec<AggregateMetric>,
 }
 
-/// `AggregateMetricData`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// `AggregateMetricData`. A metric without a name matches none the client asked for.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct AggregateMetric {
-    pub metric: String,
-    #[serde(default)]
+    pub metric: Option<String>,
+    #[serde(deserialize_with = "null_as_default")]
     pub stats: Stats,
 }
 
@@ -132,17 +333,18 @@ pub struct Stats {
 }
 
 /// `Conversation` (real-time, `GET /api/v2/conversations/{id}`): the fields the proxy's
-/// summary view reads.
+/// summary view reads. `startTime` is required by the official model; the rest is not.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Conversation {
-    pub id: String,
+    #[serde(default)]
+    pub id: Option<String>,
     pub start_time: DateTime<Utc>,
     #[serde(default)]
     pub end_time: Option<DateTime<Utc>>,
     #[serde(default)]
     pub external_tag: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "list")]
     pub participants: Vec<Participant>,
 }
 
@@ -161,10 +363,15 @@ pub struct Participant {
     pub purpose: Option<String>,
     pub wrapup_required: Option<bool>,
     pub wrapup: Option<Wrapup>,
+    #[serde(deserialize_with = "list")]
     pub calls: Vec<Communication>,
+    #[serde(deserialize_with = "list")]
     pub callbacks: Vec<Communication>,
+    #[serde(deserialize_with = "list")]
     pub chats: Vec<Communication>,
+    #[serde(deserialize_with = "list")]
     pub emails: Vec<Communication>,
+    #[serde(deserialize_with = "list")]
     pub messages: Vec<Communication>,
 }
 

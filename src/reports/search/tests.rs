@@ -29,6 +29,8 @@ struct FakeUpstream {
 
 type Record = (DateTime<Utc>, String);
 
+const UNUSABLE: &str = "unusable-";
+
 fn sorted_both_ways(records: &[Record]) -> (Vec<Record>, Vec<Record>) {
     let mut asc = records.to_vec();
     asc.sort();
@@ -73,21 +75,30 @@ impl FakeUpstream {
         };
         let size = self.page_size as usize;
         let skip = (number as usize - 1) * size;
+        let conversations: Vec<AnalyticsConversation> = list[range.clone()]
+            .iter()
+            .skip(skip)
+            .take(size)
+            .map(|(start, id)| AnalyticsConversation {
+                conversation_id: id.clone(),
+                conversation_start: *start,
+                conversation_end: None,
+                originating_direction: None,
+                division_ids: Vec::new(),
+                participants: Vec::new(),
+            })
+            .collect();
+        // Records named `unusable-…` stand for those the decoder drops (no id or start):
+        // counted in the page, not in its hits.
+        let records = conversations.len();
+        let conversations = conversations
+            .into_iter()
+            .filter(|c| !c.conversation_id.starts_with(UNUSABLE))
+            .collect();
         DetailsResponse {
             total_hits: range.len() as u64,
-            conversations: list[range]
-                .iter()
-                .skip(skip)
-                .take(size)
-                .map(|(start, id)| AnalyticsConversation {
-                    conversation_id: id.clone(),
-                    conversation_start: *start,
-                    conversation_end: None,
-                    originating_direction: None,
-                    division_ids: Vec::new(),
-                    participants: Vec::new(),
-                })
-                .collect(),
+            records,
+            conversations,
         }
     }
 }
@@ -249,7 +260,7 @@ async fn walk_all(
     }
     let mut expected: Vec<&(DateTime<Utc>, String)> = records
         .iter()
-        .filter(|(start, _)| window.contains(*start))
+        .filter(|(start, id)| window.contains(*start) && !id.starts_with(UNUSABLE))
         .collect();
     if order == Order::Desc {
         expected.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -462,4 +473,37 @@ async fn arrivals_after_a_reversed_window_do_not_push_its_hits_out_of_the_walk()
     )
     .await;
     assert!(r.pages > 2, "several report pages ({})", r.pages);
+}
+
+/// A full upstream page that held records the decoder dropped is still a full page: the
+/// walk goes on past it.
+#[tokio::test]
+async fn records_dropped_on_decoding_do_not_end_a_walk_early() {
+    let now = at("2025-03-12T13:55:00Z");
+    let mut records = contact_centre(9, 2, 3_000, now);
+    for (i, record) in records.iter_mut().enumerate() {
+        if i % 37 == 0 {
+            record.1 = format!("{UNUSABLE}{i}");
+        }
+    }
+    records.sort();
+    let window = Interval {
+        from: now - Duration::hours(3),
+        to: now,
+    };
+    for order in [Order::Asc, Order::Desc] {
+        let widens = AtomicBool::new(true);
+        let r = walk_all(
+            &records,
+            window,
+            order,
+            Matching::TouchedDay,
+            now,
+            100,
+            &widens,
+            &[],
+        )
+        .await;
+        assert!(r.hits > 500, "{} hits", r.hits);
+    }
 }
