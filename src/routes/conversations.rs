@@ -141,8 +141,8 @@ fn matches_etag(headers: &HeaderMap, etag: &HeaderValue) -> bool {
         (status = 200, description = "The conversation (summary view; with `view=full`, Genesys' `Conversation` document)", body = crate::conversations::ConversationView,
             headers(
                 ("ETag" = String, description = "Identifies this representation"),
-                ("Cache-Control" = String, description = "`private, max-age=<seconds of freshness left>`"),
-                ("Age" = u64, description = "Seconds since the proxy fetched it from Genesys"),
+                ("Cache-Control" = String, description = "`private, max-age=<freshness lifetime in seconds>`: what is left is max-age minus Age (RFC 9111 §4.2)"),
+                ("Age" = u64, description = "Seconds since the proxy fetched it from Genesys, rounded up"),
                 ("Cache-Status" = String, description = "RFC 9211: `hit`, `fwd=miss`, `fwd=stale`, `collapsed`, `detail=stale-if-error`"),
             )),
         (status = 304, description = "Unchanged since the ETag in If-None-Match"),
