@@ -1,11 +1,12 @@
-//! The budget's scheduling, with paused time: classes, fairness across clients, deadlines
-//! refused at once, and a bounded queue.
+//! The budget's scheduling, with paused time: classes and their minimum shares, fairness
+//! across clients, deadlines refused at once (with the minimum useful call time), a bounded
+//! queue, and what one 429 costs.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use genesys_proxy::upstream::budget::{
-    Budget, BudgetSettings, Class, Demand, LocalBudget, Outcome, Refusal,
+    Budget, BudgetSettings, Class, Demand, LocalBudget, Outcome, RateHeaders, Refusal,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -19,6 +20,7 @@ fn settings(rate: u32) -> BudgetSettings {
         max_queue: 100,
         realtime_reserve: 0,
         reset_guard_ms: 0,
+        ..BudgetSettings::default()
     }
 }
 
@@ -229,4 +231,210 @@ async fn the_concurrency_cap_holds_until_permits_finish() {
         .expect("task")
         .expect("granted after a finish");
     fifth.finish(Outcome::Responded(None));
+}
+
+/// Genesys' defaults: 300 a minute, the default burst, reserve and guard.
+fn genesys() -> BudgetSettings {
+    BudgetSettings {
+        max_queue: 1_000,
+        ..BudgetSettings::default()
+    }
+}
+
+fn window(count: u32, reset_secs: u64) -> Option<RateHeaders> {
+    Some(RateHeaders {
+        count,
+        allowed: 300,
+        reset: Duration::from_secs(reset_secs),
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_429_with_room_in_the_window_costs_its_retry_after_not_the_window() {
+    let budget = Arc::new(LocalBudget::new(genesys()));
+    let first = budget
+        .acquire(demand(Class::Realtime, "a", Duration::from_secs(10)))
+        .await
+        .expect("granted");
+    first.finish(Outcome::Responded(window(1, 60)));
+    let second = budget
+        .acquire(demand(Class::Realtime, "a", Duration::from_secs(10)))
+        .await
+        .expect("granted");
+    // One 429 with Retry-After 3 while the token's window shows 2 of 300.
+    second.finish(Outcome::RateLimited {
+        retry_after: Duration::from_secs(3),
+        headers: window(2, 59),
+    });
+    let met = Instant::now();
+    assert!(budget.stats().frozen);
+
+    // A demand whose deadline allows waiting out the freeze waits and is served.
+    let waiting: Vec<_> = [Class::Realtime, Class::Report, Class::Hydrate]
+        .into_iter()
+        .map(|class| {
+            let budget = budget.clone();
+            tokio::spawn(async move {
+                let permit = budget
+                    .acquire(demand(class, "b", Duration::from_secs(10)))
+                    .await;
+                (permit, met.elapsed())
+            })
+        })
+        .collect();
+
+    tokio::task::yield_now().await;
+    assert_eq!(budget.stats().queued, [1, 1, 1]);
+
+    // One that cannot is told at once when to try again: the time left of the freeze (and
+    // the turn of the one real-time demand queued ahead of it), counting down.
+    let mut quoted = Vec::new();
+    for _ in 0..3 {
+        let refusal = budget
+            .acquire(demand(Class::Realtime, "c", Duration::from_millis(500)))
+            .await
+            .expect_err("cannot wait out the freeze");
+        quoted.push(refusal.retry_after());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(
+        quoted[0] >= Duration::from_secs(3) && quoted[0] <= Duration::from_millis(3_500),
+        "{quoted:?}"
+    );
+    assert_eq!(quoted[1], quoted[0] - Duration::from_secs(1), "{quoted:?}");
+    assert_eq!(quoted[2], quoted[0] - Duration::from_secs(2), "{quoted:?}");
+    for task in waiting {
+        let (permit, after) = task.await.expect("task");
+        let permit = permit.expect("served once the freeze has passed");
+        assert!(
+            after >= Duration::from_secs(3) && after <= Duration::from_millis(3_100),
+            "served {after:?} after the 429"
+        );
+        permit.finish(Outcome::Responded(window(5, 55)));
+    }
+    assert!(!budget.stats().frozen);
+    // After the freeze, a demand with a short deadline is served at once: the window
+    // is not spent.
+    let started = Instant::now();
+    let permit = budget
+        .acquire(demand(Class::Report, "c", Duration::from_millis(500)))
+        .await
+        .expect("the window has room");
+    assert!(started.elapsed() <= Duration::from_millis(10));
+    permit.finish(Outcome::Responded(window(6, 55)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_whose_headers_say_the_window_is_spent_waits_for_its_reset() {
+    let budget = Arc::new(LocalBudget::new(BudgetSettings {
+        reset_guard_ms: 0,
+        ..genesys()
+    }));
+    let permit = budget
+        .acquire(demand(Class::Realtime, "a", Duration::from_secs(10)))
+        .await
+        .expect("granted");
+    permit.finish(Outcome::RateLimited {
+        retry_after: Duration::from_secs(3),
+        headers: window(300, 20),
+    });
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let refusal = budget
+        .acquire(demand(Class::Realtime, "a", Duration::from_secs(10)))
+        .await
+        .expect_err("the window is spent for 16 s more");
+    assert_eq!(refusal.retry_after(), Duration::from_secs(16));
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_permit_is_granted_with_less_than_the_minimum_call_time_left() {
+    // 10 a second, no burst: one grant every 100 ms; the default minimum call is 100 ms.
+    let budget = Arc::new(LocalBudget::new(settings(10)));
+    let started = Instant::now();
+    budget
+        .acquire(demand(Class::Realtime, "a", Duration::from_secs(5)))
+        .await
+        .expect("first")
+        .finish(Outcome::Responded(None));
+    // The next start is in 100 ms, which would leave 50 ms: refused at once.
+    let refusal = budget
+        .acquire(demand(Class::Realtime, "a", Duration::from_millis(150)))
+        .await
+        .expect_err("would start with 50 ms left");
+    assert!(
+        matches!(refusal, Refusal::WouldMissDeadline { .. }),
+        "{refusal:?}"
+    );
+    assert_eq!(started.elapsed(), Duration::ZERO);
+
+    // Queued in time, then overtaken by real time: told when its latest useful start
+    // (deadline less 100 ms) passes, instead of granted 50 ms before its deadline.
+    let report = {
+        let budget = budget.clone();
+        tokio::spawn(async move {
+            let result = budget
+                .acquire(demand(Class::Report, "r", Duration::from_millis(350)))
+                .await;
+            (
+                result.map(|p| p.finish(Outcome::Responded(None))),
+                started.elapsed(),
+            )
+        })
+    };
+    tokio::task::yield_now().await;
+    let (done, mut order) = mpsc::unbounded_channel();
+    for i in 0..2 {
+        spawn_call(
+            &budget,
+            demand(Class::Realtime, "rt", Duration::from_secs(5)),
+            format!("rt{i}"),
+            done.clone(),
+        );
+    }
+    let (result, at) = report.await.expect("task");
+    assert!(
+        matches!(result, Err(Refusal::DeadlinePassed { .. })),
+        "{result:?} at {at:?}"
+    );
+    assert_eq!(at, Duration::from_millis(250));
+    for _ in 0..2 {
+        assert!(order.recv().await.expect("served").starts_with("rt"));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn under_oversubscription_each_class_gets_at_least_its_minimum_share() {
+    // 10 a second for 20 s, with ten times that demand in every class.
+    let budget = Arc::new(LocalBudget::new(BudgetSettings {
+        max_queue: 10_000,
+        ..settings(10)
+    }));
+    let (done, mut order) = mpsc::unbounded_channel();
+    for class in Class::ALL {
+        for i in 0..2_000 {
+            spawn_call(
+                &budget,
+                demand(class, class.as_str(), Duration::from_secs(3_600)),
+                format!("{}{i}", class.as_str()),
+                done.clone(),
+            );
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let mut served = [0_u32; 3];
+    while let Ok(label) = order.try_recv() {
+        let class = Class::ALL
+            .into_iter()
+            .find(|c| label.starts_with(c.as_str()))
+            .expect("a class");
+        served[class as usize] += 1;
+    }
+    let total: u32 = served.iter().sum();
+    let share = |class: Class| f64::from(served[class as usize]) / f64::from(total);
+    println!("grants by class over 20 s: {served:?}");
+    assert!((195..=205).contains(&total), "{served:?}");
+    assert!(share(Class::Report) >= 0.19, "reports {served:?}");
+    assert!(share(Class::Hydrate) >= 0.045, "hydration {served:?}");
+    // Real time keeps priority over the rest: everything beyond the minimum shares.
+    assert!(share(Class::Realtime) >= 0.73, "real time {served:?}");
 }

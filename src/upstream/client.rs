@@ -3,9 +3,14 @@
 //!
 //! Every call: waits for a budget permit (refused at once if its deadline cannot be met),
 //! takes the bearer token, sends with a timeout no longer than what is left of the
-//! deadline, reports the rate headers back to the budget, and then:
-//! - 401: invalidates that token, takes a fresh one and retries once;
-//! - 429: the budget freezes until `Retry-After`; the call retries inside its deadline;
+//! deadline (and not at all when less than the budget's minimum useful call time is
+//! left), reports the rate headers back to the budget, and then:
+//! - 401: invalidates that token, takes a fresh one and retries once; if the fresh token
+//!   is refused too, the token manager remembers it for a jittered backoff, during which
+//!   calls fail at once with [`UpstreamError::Unauthorized`] (one caller at a time tries
+//!   again after it), instead of each costing two API calls and a token request;
+//! - 429: the budget freezes until `Retry-After`; the call retries inside its deadline
+//!   (it waits out the freeze when its deadline allows);
 //! - connect errors, timeouts, 502/503/504: bounded, jittered retries inside the deadline;
 //! - anything else is classified into an [`UpstreamError`].
 
@@ -267,11 +272,25 @@ impl GenesysClient {
         let url = self.api.join(path).map_err(|e| UpstreamError::Decode {
             detail: format!("bad upstream path: {e}"),
         })?;
+        // While Genesys refuses fresh tokens, answer at once; after the pause, one caller
+        // (holding the probe) finds out whether it still does.
+        let probe = self.tokens.refusal().map_err(|wait| {
+            tracing::debug!(
+                wait_ms = wait.as_millis(),
+                "Genesys refuses fresh tokens; not calling during the backoff"
+            );
+            UpstreamError::Unauthorized
+        })?;
+        let min_call = self.budget.min_call();
         let mut reauthenticated = false;
         let mut transient_retries = 0;
         let mut queue_wait = Duration::ZERO;
         let mut attempts = 0;
         loop {
+            // Another call may have found the fresh token refused meanwhile.
+            if probe.is_none() && self.tokens.refusing() {
+                return Err(UpstreamError::Unauthorized);
+            }
             let permit = self
                 .budget
                 .acquire(Demand {
@@ -291,7 +310,8 @@ impl GenesysClient {
                 }
             };
             let remaining = ctx.deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
+            // A call with only a few milliseconds left would spend quota and answer nobody.
+            if remaining.is_zero() || remaining < min_call {
                 permit.finish(Outcome::Responded(None));
                 return Err(UpstreamError::Overloaded {
                     retry_after: Duration::from_secs(1),
@@ -401,7 +421,7 @@ impl GenesysClient {
                         }
                         transient_retries += 1;
                     }
-                    if Instant::now() + pause >= ctx.deadline {
+                    if Instant::now() + pause + min_call >= ctx.deadline {
                         return Err(error);
                     }
                     tracing::debug!(%error, pause_ms = pause.as_millis(), "retrying upstream call");
@@ -424,6 +444,10 @@ impl GenesysClient {
         transient_retries: u32,
     ) -> Step {
         let error_body = || serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_default();
+        if status.is_success() || matches!(status.as_u16(), 400 | 404) {
+            // Genesys authenticated the request.
+            self.tokens.token_accepted();
+        }
         match status.as_u16() {
             200..=299 => Step::Done(Fetched {
                 size: bytes.len(),
@@ -433,7 +457,12 @@ impl GenesysClient {
                 attempts: 0,
             }),
             401 if !reauthenticated => Step::Reauthenticate(generation),
-            401 => Step::Fail(UpstreamError::Unauthorized),
+            401 => {
+                // A fresh token was refused too: back off rather than ask for a token and
+                // spend two calls on every request.
+                self.tokens.fresh_token_refused(&error_body().code);
+                Step::Fail(UpstreamError::Unauthorized)
+            }
             404 => Step::Fail(UpstreamError::NotFound),
             403 => Step::Fail(UpstreamError::Forbidden {
                 message: error_body().message,

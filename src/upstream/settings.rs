@@ -145,7 +145,12 @@ pub struct UpstreamSettings {
     #[serde(default = "default_token_refresh_margin_secs")]
     pub token_refresh_margin_secs: u64,
     /// Longest wait between token requests after failures (so a broken secret cannot
-    /// hammer the login host).
+    /// hammer the login host), and longest pause after Genesys refused a freshly obtained
+    /// token (a 401 that persists, such as `ip.not.authorized`), during which calls are
+    /// answered at once instead of each costing two API calls and a token request. Both
+    /// backoffs start at 10 s for refusals (0.5 s for an unreachable login host; at most
+    /// this maximum), double with each repeat and are jittered (between half and all of
+    /// the step).
     #[serde(default = "default_token_backoff_max_secs")]
     pub token_backoff_max_secs: u64,
 }

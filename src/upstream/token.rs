@@ -6,11 +6,19 @@
 //! crates.io's GitHub-app client does). A caller whose call got a 401 invalidates the
 //! token it used and asks again. Failures are classified (bad credentials vs login host
 //! down) and remembered with an exponential, jittered backoff, so a broken secret cannot
-//! hammer the login host. The token and the secret never appear in logs or errors.
+//! hammer the login host. A refresh that is due re-checks, once it holds the lock, whether
+//! another caller has just refreshed.
+//!
+//! When Genesys refuses a freshly obtained token too (a 401 that a new token does not cure,
+//! such as `ip.not.authorized`), the client reports it with
+//! [`TokenManager::fresh_token_refused`]: the refusal is remembered for an exponential,
+//! jittered pause, during which callers are answered at once ([`TokenManager::refusal`])
+//! instead of each spending two API calls and a token request. After the pause one caller
+//! at a time tries again. The token and the secret never appear in logs or errors.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use reqwest::header::HeaderValue;
@@ -106,6 +114,30 @@ struct Failure {
     consecutive: u32,
 }
 
+/// Genesys refused a fresh token: callers are answered at once until `until`.
+#[derive(Debug)]
+struct Refused {
+    until: Instant,
+    consecutive: u32,
+    /// A caller is trying again after the pause: the others keep being answered at once.
+    probing: bool,
+}
+
+/// The one caller allowed to try again after a refused-token pause; dropping it (whatever
+/// became of the call) lets the next caller try.
+#[derive(Debug)]
+pub struct Probe<'a> {
+    tokens: &'a TokenManager,
+}
+
+impl Drop for Probe<'_> {
+    fn drop(&mut self) {
+        if let Some(refused) = self.tokens.refused_state().as_mut() {
+            refused.probing = false;
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
@@ -124,6 +156,9 @@ pub struct TokenStats {
     pub requests: u64,
     pub failures: u64,
     pub has_token: bool,
+    /// Genesys refused a fresh token (a persisting 401): calls are answered at once
+    /// until the backoff ends.
+    pub refused: bool,
 }
 
 /// The shared Genesys token.
@@ -136,6 +171,8 @@ pub struct TokenManager {
     current: RwLock<Option<Arc<Cached>>>,
     /// Held while a token request is in flight; remembers the last failure.
     refresh: tokio::sync::Mutex<Option<Failure>>,
+    /// Genesys refused a fresh token (see [`TokenManager::fresh_token_refused`]).
+    refused: Mutex<Option<Refused>>,
     generation: AtomicU64,
     requests: AtomicU64,
     failures: AtomicU64,
@@ -166,6 +203,7 @@ impl TokenManager {
             settings,
             current: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(None),
+            refused: Mutex::new(None),
             generation: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -190,14 +228,7 @@ impl TokenManager {
                 return Ok(cached.bearer.clone());
             }
             if now < cached.expires_at {
-                // Due for refresh but still valid: one caller refreshes, the rest go on.
-                return match self.refresh.try_lock() {
-                    Ok(guard) => Ok(self
-                        .refresh_locked(guard)
-                        .await
-                        .unwrap_or_else(|_| cached.bearer.clone())),
-                    Err(_) => Ok(cached.bearer.clone()),
-                };
+                return Ok(self.refresh_due(&cached).await);
             }
         }
         let guard = self.refresh.lock().await;
@@ -207,6 +238,25 @@ impl TokenManager {
             }
         }
         self.refresh_locked(guard).await
+    }
+
+    /// A token due for refresh but still valid (`seen`): one caller refreshes, the rest go
+    /// on with `seen`. The one that takes the lock first checks whether another caller
+    /// has refreshed since `seen` was read, and if so uses that token.
+    async fn refresh_due(&self, seen: &Cached) -> Bearer {
+        let Ok(guard) = self.refresh.try_lock() else {
+            return seen.bearer.clone();
+        };
+        if let Some(current) = self.cached() {
+            if current.bearer.generation != seen.bearer.generation
+                && Instant::now() < current.refresh_at
+            {
+                return current.bearer.clone();
+            }
+        }
+        self.refresh_locked(guard)
+            .await
+            .unwrap_or_else(|_| seen.bearer.clone())
     }
 
     /// Forgets the token of `generation` (after Genesys answered 401 to it), so the next
@@ -221,12 +271,94 @@ impl TokenManager {
         }
     }
 
+    fn refused_state(&self) -> std::sync::MutexGuard<'_, Option<Refused>> {
+        self.refused.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a call may go upstream, given a remembered refusal of fresh tokens:
+    /// `Ok(None)` when none is remembered; `Ok(Some(probe))` when the pause is over and
+    /// this caller is the one to try again (hold the probe for the call); `Err(wait)`
+    /// when callers are to be answered at once, `wait` being what is left of the pause.
+    ///
+    /// # Errors
+    /// The time left of the pause while a refusal is remembered.
+    pub fn refusal(&self) -> Result<Option<Probe<'_>>, Duration> {
+        let mut state = self.refused_state();
+        let Some(refused) = state.as_mut() else {
+            return Ok(None);
+        };
+        let now = Instant::now();
+        if now < refused.until {
+            return Err(refused.until - now);
+        }
+        if refused.probing {
+            // Another caller is finding out; it takes one call, or two with a new token.
+            return Err(Duration::from_secs(1));
+        }
+        refused.probing = true;
+        Ok(Some(Probe { tokens: self }))
+    }
+
+    /// Genesys answered 401 to a token obtained after an earlier 401: a fresh token does
+    /// not help (an IP allow-list, a revoked grant). Remembers it for an exponential,
+    /// jittered pause (from 10 s up to `token_backoff_max_secs`) and returns the pause.
+    pub fn fresh_token_refused(&self, code: &str) -> Duration {
+        let mut state = self.refused_state();
+        let now = Instant::now();
+        if let Some(refused) = state.as_ref().filter(|r| now < r.until) {
+            // Calls that were under way when the refusal was first seen: one pause.
+            return refused.until - now;
+        }
+        let consecutive = state.as_ref().map_or(0, |r| r.consecutive) + 1;
+        let wait = self.backoff(BAD_CREDENTIALS_BACKOFF, consecutive);
+        tracing::warn!(
+            code,
+            consecutive,
+            backoff_ms = wait.as_millis(),
+            "Genesys refused a freshly obtained token; answering callers at once during the backoff"
+        );
+        *state = Some(Refused {
+            until: now + wait,
+            consecutive,
+            probing: false,
+        });
+        wait
+    }
+
+    /// Whether callers are being answered at once after a refused fresh token.
+    pub fn refusing(&self) -> bool {
+        self.refused_state()
+            .as_ref()
+            .is_some_and(|r| Instant::now() < r.until)
+    }
+
+    /// Genesys accepted a token: any remembered refusal is over.
+    pub fn token_accepted(&self) {
+        let mut state = self.refused_state();
+        if state.take().is_some() {
+            tracing::info!("Genesys accepts the token again");
+        }
+    }
+
+    /// Equal jitter over an exponential backoff from `base`, capped by
+    /// `token_backoff_max_secs` (at least half a second).
+    fn backoff(&self, base: Duration, consecutive: u32) -> Duration {
+        let cap = Duration::from_secs(self.settings.token_backoff_max_secs).max(BACKOFF_MIN);
+        let base = base.min(cap);
+        let exponential = base
+            .saturating_mul(1 << consecutive.saturating_sub(1).min(16))
+            .min(cap);
+        // Between half and all of the exponential backoff.
+        exponential / 2 + exponential.mul_f64(fastrand::f64() / 2.0)
+    }
+
     /// Counters for metrics and readiness.
     pub fn stats(&self) -> TokenStats {
         TokenStats {
             requests: self.requests.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
             has_token: self.cached().is_some_and(|c| Instant::now() < c.expires_at),
+            refused: self.refusing(),
         }
     }
 
@@ -270,10 +402,7 @@ impl TokenManager {
                     TokenError::BadCredentials { .. } => BAD_CREDENTIALS_BACKOFF,
                     TokenError::LoginUnavailable { .. } => BACKOFF_MIN,
                 };
-                let cap = Duration::from_secs(self.settings.token_backoff_max_secs).max(base);
-                let exponential = base.saturating_mul(1 << (consecutive - 1).min(16)).min(cap);
-                // Equal jitter: between half and all of the exponential backoff.
-                let wait = exponential / 2 + exponential.mul_f64(fastrand::f64() / 2.0);
+                let wait = self.backoff(base, consecutive);
                 tracing::warn!(%error, consecutive, backoff_ms = wait.as_millis(), "Genesys token request failed");
                 let error = error.with_retry_after(wait);
                 *guard = Some(Failure {
@@ -360,5 +489,107 @@ pub fn describe_transport_error_mw(error: &reqwest_middleware::Error) -> String 
     match error {
         reqwest_middleware::Error::Reqwest(e) => describe_transport_error(e),
         reqwest_middleware::Error::Middleware(_) => "a middleware failed".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use genesys_sim::{SimConfig, Simulator};
+
+    fn manager(login: &str, settings: UpstreamSettings) -> TokenManager {
+        let login = Url::parse(login).expect("login URL");
+        let credentials = ClientCredentials {
+            client_id: genesys_sim::config::DEFAULT_CLIENT_ID.to_owned(),
+            client_secret: SecretString::from(genesys_sim::config::DEFAULT_CLIENT_SECRET),
+        };
+        TokenManager::new(reqwest::Client::new(), &login, credentials, settings).expect("manager")
+    }
+
+    /// Makes the cached token due for refresh (still valid).
+    fn make_due(tokens: &TokenManager) {
+        let mut current = tokens
+            .current
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let cached = current.as_ref().expect("a token");
+        *current = Some(Arc::new(Cached {
+            bearer: cached.bearer.clone(),
+            refresh_at: Instant::now(),
+            expires_at: cached.expires_at,
+        }));
+    }
+
+    #[tokio::test]
+    async fn a_due_refresh_rechecks_after_taking_the_lock() {
+        let sim = Simulator::start(SimConfig {
+            conversations: 10,
+            days: 1,
+            ..SimConfig::default()
+        })
+        .await
+        .expect("sim");
+        let tokens = manager(&sim.base_url(), UpstreamSettings::default());
+        let first = tokens.bearer().await.expect("token");
+        make_due(&tokens);
+        // A caller reads the due token; before it takes the lock, another one refreshes.
+        let seen = tokens.cached().expect("cached");
+        let refreshed = tokens.bearer().await.expect("refreshed");
+        assert_ne!(refreshed.generation, first.generation);
+        let got = tokens.refresh_due(&seen).await;
+        assert_eq!(
+            got.generation, refreshed.generation,
+            "the just-refreshed token"
+        );
+        assert_eq!(tokens.stats().requests, 2, "no second refresh");
+        assert_eq!(sim.counters().tokens_issued, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_fresh_token_is_remembered_for_a_bounded_jittered_pause() {
+        let tokens = manager(
+            "http://127.0.0.1:9/",
+            UpstreamSettings {
+                token_backoff_max_secs: 60,
+                ..UpstreamSettings::default()
+            },
+        );
+        assert!(matches!(tokens.refusal(), Ok(None)));
+        let pause = tokens.fresh_token_refused("ip.not.authorized");
+        assert!(
+            pause >= Duration::from_secs(5) && pause <= Duration::from_secs(10),
+            "{pause:?}"
+        );
+        assert!(tokens.refusing() && tokens.stats().refused);
+        let left = tokens.refusal().expect_err("answered at once");
+        assert_eq!(left, pause);
+        // Calls that were under way when it was first seen do not lengthen the pause.
+        assert_eq!(tokens.fresh_token_refused("ip.not.authorized"), pause);
+        tokio::time::sleep(pause).await;
+        // After the pause, one caller at a time finds out.
+        let probe = tokens
+            .refusal()
+            .expect("the pause is over")
+            .expect("a probe");
+        assert!(tokens.refusal().is_err(), "one probe at a time");
+        drop(probe);
+        let probe = tokens
+            .refusal()
+            .expect("the pause is over")
+            .expect("a probe");
+        // Refused again: a longer pause, within twice the first step.
+        let second = tokens.fresh_token_refused("ip.not.authorized");
+        drop(probe);
+        assert!(
+            second >= Duration::from_secs(10) && second <= Duration::from_secs(20),
+            "{second:?}"
+        );
+        assert!(tokens.refusal().is_err());
+        tokio::time::sleep(second).await;
+        let probe = tokens.refusal().expect("over").expect("a probe");
+        tokens.token_accepted();
+        drop(probe);
+        assert!(matches!(tokens.refusal(), Ok(None)));
+        assert!(!tokens.stats().refused);
     }
 }

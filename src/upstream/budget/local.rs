@@ -1,6 +1,10 @@
 //! [`LocalBudget`]: the in-process budget. One dispatcher task grants permits: it wakes
 //! when a demand arrives, a permit finishes, or the next grant time or deadline comes, and
 //! otherwise sleeps (never a busy loop). Memory is bounded by `max_queue`.
+//!
+//! A demand is served only if its call can start at least `min_call_ms` before its
+//! deadline: at enqueue (refused at once when the expected wait is too long) and while it
+//! waits (told as soon as that latest start has passed).
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -11,7 +15,7 @@ use tokio::time::Instant;
 use super::fair::{Waiter, WaitingRoom};
 use super::window::RateWindow;
 use super::{
-    BoxFuture, Budget, BudgetSettings, BudgetStats, Demand, Lease, Outcome, Permit, Refusal,
+    BoxFuture, Budget, BudgetSettings, BudgetStats, Class, Demand, Lease, Outcome, Permit, Refusal,
 };
 
 #[derive(Debug)]
@@ -78,7 +82,7 @@ impl LocalBudget {
         let window = RateWindow::new(&settings, Instant::now());
         let inner = Arc::new(Inner {
             state: Mutex::new(State {
-                room: WaitingRoom::default(),
+                room: WaitingRoom::with_min_shares(settings.min_shares()),
                 window,
                 in_flight: 0,
                 stats: BudgetStats::default(),
@@ -95,12 +99,18 @@ impl LocalBudget {
         let ahead = state
             .room
             .turns_ahead(demand.class, &demand.client, demand.weight);
+        Self::first_start(state, demand.class, now)
+            + state.window.spacing() * u32::try_from(ahead).unwrap_or(u32::MAX)
+    }
+
+    /// How long until a call of `class` could start, queue aside: a freeze's end, the
+    /// window's reset, the pacing (one spacing when only a finishing call can tell).
+    fn first_start(state: &mut State, class: Class, now: Instant) -> Duration {
         let spacing = state.window.spacing();
-        let first = state
+        state
             .window
-            .next_start(demand.class, state.in_flight, now)
-            .map_or(spacing, |at| at.saturating_duration_since(now));
-        first + spacing * u32::try_from(ahead).unwrap_or(u32::MAX)
+            .next_start(class, state.in_flight, now)
+            .map_or(spacing, |at| at.saturating_duration_since(now))
     }
 }
 
@@ -117,23 +127,30 @@ impl Budget for LocalBudget {
                 if state.room.len() >= self.inner.settings.max_queue {
                     state.stats.refused += 1;
                     let retry_after = secs_ceil(
-                        state.window.spacing()
-                            * u32::try_from(state.room.len()).unwrap_or(u32::MAX),
+                        Self::first_start(&mut state, demand.class, now)
+                            + state.window.spacing()
+                                * u32::try_from(state.room.len()).unwrap_or(u32::MAX),
                     );
                     return Err(Refusal::QueueFull { retry_after });
                 }
                 let expected_wait = Self::expected_wait(&mut state, &demand, now);
-                if now + expected_wait > demand.deadline {
+                // A call that starts with less than the minimum useful time left spends
+                // quota and answers nobody.
+                let latest_start = demand
+                    .deadline
+                    .checked_sub(self.inner.settings.min_call())
+                    .filter(|&at| now + expected_wait <= at);
+                let Some(latest_start) = latest_start else {
                     state.stats.refused += 1;
                     return Err(Refusal::WouldMissDeadline { expected_wait });
-                }
+                };
                 let (reply, receiver) = oneshot::channel();
                 state.room.push(
                     demand.class,
                     demand.client.clone(),
                     demand.weight,
                     Waiter {
-                        deadline: demand.deadline,
+                        latest_start,
                         enqueued: now,
                         reply,
                     },
@@ -155,7 +172,7 @@ impl Budget for LocalBudget {
         let mut state = self.inner.state();
         let now = Instant::now();
         let mut stats = state.stats.clone();
-        for class in super::Class::ALL {
+        for class in Class::ALL {
             stats.queued[class as usize] = state.room.len_of(class);
         }
         stats.in_flight = state.in_flight;
@@ -163,25 +180,47 @@ impl Budget for LocalBudget {
         stats.frozen = state.window.frozen(now);
         stats
     }
+
+    fn min_call(&self) -> Duration {
+        self.inner.settings.min_call()
+    }
 }
 
 /// Grants what can be granted now; returns when to look again (`None`: only on a wake-up).
 fn grant_ready(inner: &Arc<Inner>) -> Option<Instant> {
     let mut state = inner.state();
     let now = Instant::now();
-    let retry_after = secs_ceil(state.window.spacing());
+    // Those told it is too late learn when their class could start again.
+    let spacing = state.window.spacing();
+    let retry_after = Class::ALL
+        .map(|class| secs_ceil(LocalBudget::first_start(&mut state, class, now).max(spacing)));
     state.room.expire(now, retry_after);
     loop {
-        let class = state.room.first_class()?;
+        if state.room.len() == 0 {
+            return None;
+        }
         if state.in_flight >= inner.settings.max_concurrency {
             return state.room.earliest_deadline();
         }
         let in_flight = state.in_flight;
-        match state.window.next_start(class, in_flight, now) {
-            Some(at) if at <= now => {}
-            Some(at) => return Some(state.room.earliest_deadline().map_or(at, |d| d.min(at))),
-            None => return state.room.earliest_deadline(),
+        // The first class in serving order that may start now; else the earliest time one
+        // may (a class owed its minimum share but held back by the window's real-time
+        // reserve does not hold back real time).
+        let mut chosen = None;
+        let mut next: Option<Instant> = state.room.earliest_deadline();
+        for class in state.room.serving_order() {
+            match state.window.next_start(class, in_flight, now) {
+                Some(at) if at <= now => {
+                    chosen = Some(class);
+                    break;
+                }
+                Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
+                None => {}
+            }
         }
+        let Some(class) = chosen else {
+            return next;
+        };
         let Some(waiter) = state.room.pop(class) else {
             continue;
         };
@@ -197,6 +236,7 @@ fn grant_ready(inner: &Arc<Inner>) -> Option<Instant> {
             Ok(()) => {
                 state.window.start(now);
                 state.stats.granted += 1;
+                state.stats.granted_by_class[class as usize] += 1;
                 state.stats.total_wait_ms += u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
             }
             Err(returned) => {

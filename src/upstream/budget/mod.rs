@@ -3,12 +3,16 @@
 //!
 //! A caller states its [`Demand`] (class, client, weight, deadline) and waits for a
 //! [`Permit`]. The budget grants permits at the configured rate, never more than the
-//! concurrency cap at once, highest class first and weighted-fair across clients within a
-//! class. It mirrors Genesys' rate window from the `inin-ratelimit-*` headers each call
-//! reports back through its permit, stops when the window is spent, and freezes every
-//! upstream call after a 429 until `Retry-After` has passed. A demand that cannot be
-//! served before its deadline is refused at once, with the expected wait, so the route can
-//! serve stale or answer 503 + `Retry-After`.
+//! concurrency cap at once, and weighted-fair across clients within a class. Between
+//! classes, real-time lookups come first, but each other class with demand gets at least
+//! its minimum share of the grants (`report_min_share`, `hydrate_min_share`), so report
+//! work is never starved by real-time demand beyond the budget. It mirrors Genesys' rate
+//! window from the `inin-ratelimit-*` headers each call reports back through its permit,
+//! stops when the headers say the window is spent, and freezes every upstream call after a
+//! 429 until `Retry-After` has passed (and no longer: the 429 may come from another limit).
+//! A demand that cannot start early enough to leave `min_call_ms` before its deadline is
+//! refused at once, with the expected wait, so the route can serve stale or answer 503 +
+//! `Retry-After`; that wait counts down truthfully (a freeze's end, the window's reset).
 //!
 //! [`Budget`] is a small trait so that a shared (multi-replica, e.g. Redis-backed)
 //! implementation can replace [`LocalBudget`] later.
@@ -62,7 +66,8 @@ pub struct Demand {
     pub client: Arc<str>,
     /// The client's fair-share weight (at least 1).
     pub weight: u32,
-    /// The latest instant the call may start.
+    /// When the caller stops waiting: the call must have finished by then. The budget
+    /// grants a permit only while at least `min_call_ms` is left before it.
     pub deadline: Instant,
 }
 
@@ -175,6 +180,8 @@ pub struct BudgetStats {
     pub frozen: bool,
     /// Sum of queue waits of granted permits, in milliseconds.
     pub total_wait_ms: u64,
+    /// Permits granted per class (realtime, report, hydrate): the classes' shares.
+    pub granted_by_class: [u64; 3],
 }
 
 /// A boxed future, so that [`Budget`] stays object safe.
@@ -186,6 +193,10 @@ pub trait Budget: Send + Sync + fmt::Debug {
     fn acquire(&self, demand: Demand) -> BoxFuture<'_, Result<Permit, Refusal>>;
     /// Current figures.
     fn stats(&self) -> BudgetStats;
+    /// The shortest time left before a deadline for which a call is still worth making.
+    fn min_call(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 fn default_rate() -> u32 {
@@ -208,6 +219,15 @@ fn default_realtime_reserve() -> u32 {
 }
 fn default_reset_guard_ms() -> u64 {
     1_000
+}
+fn default_min_call_ms() -> u64 {
+    100
+}
+fn default_report_min_share() -> f64 {
+    0.2
+}
+fn default_hydrate_min_share() -> f64 {
+    0.05
 }
 
 /// Budget settings (`[budget]` in the config file).
@@ -240,6 +260,22 @@ pub struct BudgetSettings {
     /// 1000 is safe either way; 0 is right if it is rounded up (as the simulator does).
     #[serde(default = "default_reset_guard_ms")]
     pub reset_guard_ms: u64,
+    /// Shortest time, in milliseconds, that must be left before a demand's deadline for a
+    /// permit to be granted: a call that starts a few milliseconds before its caller gives
+    /// up spends quota and answers nobody. Set it near the upstream latency's median
+    /// (`genesys_proxy_upstream_request_duration_seconds`); 100 is a floor that suits
+    /// Genesys' usual latency.
+    #[serde(default = "default_min_call_ms")]
+    pub min_call_ms: u64,
+    /// Smallest share of the grants that report pages get while they have demand (0 to
+    /// 1): real-time lookups come first, but not beyond the other classes' minimum shares.
+    #[serde(default = "default_report_min_share")]
+    pub report_min_share: f64,
+    /// Smallest share of the grants that hydration (`include=conversation`) gets while it
+    /// has demand (0 to 1). With `report_min_share`, it must leave room for real time
+    /// (sum below 1).
+    #[serde(default = "default_hydrate_min_share")]
+    pub hydrate_min_share: f64,
 }
 
 impl Default for BudgetSettings {
@@ -252,6 +288,9 @@ impl Default for BudgetSettings {
             max_queue: default_max_queue(),
             realtime_reserve: default_realtime_reserve(),
             reset_guard_ms: default_reset_guard_ms(),
+            min_call_ms: default_min_call_ms(),
+            report_min_share: default_report_min_share(),
+            hydrate_min_share: default_hydrate_min_share(),
         }
     }
 }
@@ -261,6 +300,19 @@ impl BudgetSettings {
     #[must_use]
     pub fn period(&self) -> Duration {
         Duration::from_secs_f64(self.period_secs)
+    }
+
+    /// The shortest useful call: see `min_call_ms`.
+    #[must_use]
+    pub fn min_call(&self) -> Duration {
+        Duration::from_millis(self.min_call_ms)
+    }
+
+    /// Minimum shares per class (realtime, report, hydrate); real time has none, it has
+    /// priority.
+    #[must_use]
+    pub fn min_shares(&self) -> [f64; 3] {
+        [0.0, self.report_min_share, self.hydrate_min_share]
     }
 
     /// Checks the settings; the message names the bad one.
@@ -283,6 +335,49 @@ impl BudgetSettings {
         if self.realtime_reserve >= self.rate {
             return Err("budget.realtime_reserve must be smaller than budget.rate".into());
         }
+        for (name, share) in [
+            ("report_min_share", self.report_min_share),
+            ("hydrate_min_share", self.hydrate_min_share),
+        ] {
+            if !(0.0..=1.0).contains(&share) {
+                return Err(format!("budget.{name} must be a share between 0 and 1"));
+            }
+        }
+        if self.report_min_share + self.hydrate_min_share >= 1.0 {
+            return Err(
+                "budget.report_min_share + budget.hydrate_min_share must be below 1, leaving room for real time"
+                    .into(),
+            );
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimum_shares_must_leave_room_for_real_time() {
+        assert!(BudgetSettings::default().validate().is_ok());
+        assert_eq!(BudgetSettings::default().min_shares(), [0.0, 0.2, 0.05]);
+        assert_eq!(
+            BudgetSettings::default().min_call(),
+            Duration::from_millis(100)
+        );
+        for (report, hydrate, bad) in [
+            (0.6, 0.4, "below 1"),
+            (-0.1, 0.0, "budget.report_min_share"),
+            (0.2, f64::NAN, "budget.hydrate_min_share"),
+        ] {
+            let error = BudgetSettings {
+                report_min_share: report,
+                hydrate_min_share: hydrate,
+                ..BudgetSettings::default()
+            }
+            .validate()
+            .expect_err("invalid shares");
+            assert!(error.contains(bad), "{error}");
+        }
     }
 }

@@ -1,6 +1,16 @@
 //! The budget's picture of Genesys' rate window: pacing (GCRA at the effective rate with a
 //! small burst), a mirror of the window from `inin-ratelimit-*` headers, and the freeze
 //! after a 429. Pure state over `tokio::time::Instant`, so it is tested with paused time.
+//!
+//! The mirror only moves forward within a window: replies may arrive out of order (a
+//! count of 250, then a late 240), so a smaller count never lowers what is known to be
+//! used. A new window is recognised by its reset time moving forward (by more than the
+//! rounding of `inin-ratelimit-reset` and the latency of a reply can explain), or by the
+//! mirrored reset time passing.
+//!
+//! A 429 freezes every call until its `Retry-After` has passed, and no longer: it may come
+//! from a limit other than the per-token window (an org or endpoint limit), so the window
+//! counts as spent only when the headers say so (count at or above allowed).
 
 use std::time::Duration;
 
@@ -15,6 +25,8 @@ pub struct RateWindow {
     burst: u32,
     reserve: u32,
     reset_guard: Duration,
+    /// A report whose reset lies more than this after the mirrored one starts a new window.
+    new_window_after: Duration,
     /// The rate used for pacing: the configured one, lowered to what Genesys reports.
     pub effective_rate: u32,
     /// GCRA theoretical arrival time.
@@ -32,11 +44,16 @@ pub struct RateWindow {
 
 impl RateWindow {
     pub fn new(settings: &BudgetSettings, now: Instant) -> Self {
+        let period = settings.period();
+        let reset_guard = Duration::from_millis(settings.reset_guard_ms);
         Self {
-            period: settings.period(),
+            period,
             burst: settings.burst,
             reserve: settings.realtime_reserve,
-            reset_guard: Duration::from_millis(settings.reset_guard_ms),
+            reset_guard,
+            // Reports of one window differ by the whole-second rounding of the reset, the
+            // guard and the latency of the replies; a new window's is about a period later.
+            new_window_after: (period / 2).max(Duration::from_secs(1) + reset_guard),
             effective_rate: settings.rate,
             tat: now,
             allowed: settings.rate,
@@ -121,14 +138,13 @@ impl RateWindow {
                 retry_after,
                 headers,
             } => {
+                // Resume when `Retry-After` has passed. The window is spent only if the
+                // headers say so: the 429 may come from another limit.
                 if let Some(headers) = headers {
                     self.headers(headers, now);
                 }
                 let until = now + retry_after;
                 self.frozen_until = Some(self.frozen_until.map_or(until, |f| f.max(until)));
-                // The window is spent until the freeze ends.
-                self.used = self.allowed;
-                self.reset_at = Some(self.reset_at.map_or(until, |r| r.max(until)));
             }
         }
     }
@@ -138,16 +154,20 @@ impl RateWindow {
             self.allowed = headers.allowed;
         }
         self.effective_rate = self.effective_rate.min(headers.allowed.max(1));
-        let reset_at = now + headers.reset + self.reset_guard;
-        let new_window = headers.count < self.used || self.reset_at.is_none();
-        if new_window {
-            self.used = headers.count;
-            self.reset_at = Some(reset_at);
-        } else {
-            // Every report bounds the reset from above (given a guard that matches how
-            // Genesys rounds `reset`): the earliest bound is the tightest.
-            self.used = self.used.max(headers.count);
-            self.reset_at = self.reset_at.map(|r| r.min(reset_at));
+        let reported = now + headers.reset + self.reset_guard;
+        match self.reset_at {
+            Some(current) if reported <= current + self.new_window_after => {
+                // The same window: counts only grow (a smaller one is a reply that arrived
+                // late), and every report bounds the reset from above (given a guard that
+                // matches how Genesys rounds `reset`): the earliest bound is the tightest.
+                self.used = self.used.max(headers.count);
+                self.reset_at = Some(current.min(reported));
+            }
+            // No window known yet, or the reset moved forward: a new window.
+            _ => {
+                self.used = headers.count;
+                self.reset_at = Some(reported);
+            }
         }
     }
 }
@@ -236,5 +256,125 @@ mod tests {
             Some(now + Duration::from_secs(4))
         );
         assert!(!window.frozen(now + Duration::from_secs(4)));
+    }
+
+    fn genesys() -> BudgetSettings {
+        BudgetSettings {
+            rate: 300,
+            period_secs: 60.0,
+            burst: 10,
+            realtime_reserve: 5,
+            reset_guard_ms: 0,
+            ..BudgetSettings::default()
+        }
+    }
+
+    fn headers(count: u32, reset_secs: u64) -> Option<RateHeaders> {
+        Some(RateHeaders {
+            count,
+            allowed: 300,
+            reset: Duration::from_secs(reset_secs),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_while_the_window_has_room_freezes_for_retry_after_only() {
+        let now = Instant::now();
+        let mut window = RateWindow::new(&genesys(), now);
+        window.observe(Outcome::Responded(headers(1, 60)), now);
+        // A 429 from some other limit: Retry-After 3 s, the token's window at 2 of 300.
+        window.observe(
+            Outcome::RateLimited {
+                retry_after: Duration::from_secs(3),
+                headers: headers(2, 59),
+            },
+            now,
+        );
+        let resume = now + Duration::from_secs(3);
+        assert!(window.frozen(now));
+        for class in Class::ALL {
+            assert_eq!(window.next_start(class, 0, now), Some(resume), "{class:?}");
+        }
+        assert!(!window.frozen(resume));
+        assert_eq!(window.available(Class::Realtime, 0, resume), 298);
+        assert_eq!(window.available(Class::Report, 0, resume), 293);
+        assert_eq!(window.next_start(Class::Report, 0, resume), Some(resume));
+
+        // Without headers, too, the freeze is all there is.
+        let mut window = RateWindow::new(&genesys(), now);
+        window.observe(
+            Outcome::RateLimited {
+                retry_after: Duration::from_secs(2),
+                headers: None,
+            },
+            now,
+        );
+        let resume = now + Duration::from_secs(2);
+        assert_eq!(window.next_start(Class::Realtime, 0, now), Some(resume));
+        assert_eq!(window.available(Class::Realtime, 0, resume), 300);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_whose_headers_say_the_window_is_spent_waits_for_the_reset() {
+        let now = Instant::now();
+        let mut window = RateWindow::new(&genesys(), now);
+        window.observe(
+            Outcome::RateLimited {
+                retry_after: Duration::from_secs(3),
+                headers: headers(300, 20),
+            },
+            now,
+        );
+        let reset = now + Duration::from_secs(20);
+        assert_eq!(window.next_start(Class::Realtime, 0, now), Some(reset));
+        assert!(!window.frozen(now + Duration::from_secs(3)));
+        assert_eq!(window.available(Class::Realtime, 0, reset), 300);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_reply_with_a_smaller_count_does_not_open_a_new_window() {
+        let now = Instant::now();
+        let mut window = RateWindow::new(&genesys(), now);
+        window.observe(Outcome::Responded(headers(250, 20)), now);
+        // The reply counted 240th arrives a second after the 250th: same window.
+        let later = now + Duration::from_secs(1);
+        window.observe(Outcome::Responded(headers(240, 20)), later);
+        assert_eq!(window.available(Class::Realtime, 0, later), 50);
+        assert_eq!(window.available(Class::Report, 0, later), 45);
+        // Near the end of the window, no extra calls get through.
+        window.observe(
+            Outcome::Responded(headers(300, 1)),
+            now + Duration::from_secs(19),
+        );
+        let near_end = now + Duration::from_secs(19) + Duration::from_millis(500);
+        window.observe(Outcome::Responded(headers(290, 1)), near_end);
+        assert_eq!(window.available(Class::Realtime, 0, near_end), 0);
+        assert_eq!(
+            window.next_start(Class::Realtime, 0, near_end),
+            Some(now + Duration::from_secs(20))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reset_moving_forward_starts_a_new_window() {
+        let now = Instant::now();
+        let mut window = RateWindow::new(
+            &BudgetSettings {
+                reset_guard_ms: 1_000,
+                ..genesys()
+            },
+            now,
+        );
+        window.observe(Outcome::Responded(headers(250, 20)), now);
+        // The mirror's reset (with its guard) lies a second after the true one: a reply
+        // from the next window arrives before it and is recognised by its reset.
+        let next = now + Duration::from_millis(20_500);
+        window.observe(Outcome::Responded(headers(3, 60)), next);
+        assert_eq!(window.available(Class::Realtime, 0, next), 297);
+        assert_eq!(
+            window.next_start(Class::Realtime, 0, next),
+            Some(next),
+            "not held to the old window's reset"
+        );
     }
 }
