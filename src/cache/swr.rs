@@ -8,6 +8,12 @@
 //!   fetch runs in a spawned task, so a caller that goes away cannot cancel it (moka's
 //!   own `get_with` re-runs the loader when its leading future is dropped, spending
 //!   upstream quota twice).
+//! - A fetch started through [`SwrCache::get_raising`] carries its budget demand as an
+//!   [`Urgency`]: a caller that joins it with a higher class or a later deadline raises it
+//!   (the queued demand is re-prioritised), rather than wait at the leader's class or share
+//!   a refusal its own deadline would have avoided. A fetch the budget refused after such a
+//!   raise asks again with the raised demand. Each caller still waits only until its own
+//!   deadline; giving up does not cancel the fetch for the others.
 //! - If the fetch fails (or takes longer than the stale wait, or the caller's deadline) and
 //!   a stale entry still lies within its stale-if-error bound, the stale entry is served.
 
@@ -22,6 +28,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::upstream::UpstreamError;
+use crate::upstream::budget::{Demand, Urgency};
 
 /// Something stored in the cache, weighed in bytes.
 pub trait Weighted: Send + Sync + 'static {
@@ -126,6 +133,8 @@ pub struct CacheCounters {
     pub collapsed: AtomicU64,
     pub fetches: AtomicU64,
     pub fetch_errors: AtomicU64,
+    /// Joiners that raised the demand of the fetch they joined.
+    pub raised: AtomicU64,
 }
 
 /// A copy of the counters plus the store's size.
@@ -137,12 +146,20 @@ pub struct CacheStats {
     pub collapsed: u64,
     pub fetches: u64,
     pub fetch_errors: u64,
+    /// Joiners that raised the class or deadline of the fetch they joined.
+    pub raised: u64,
     pub entries: u64,
     pub bytes: u64,
     pub max_bytes: u64,
 }
 
 type FlightResult<V> = Option<Result<Arc<Cached<V>>, UpstreamError>>;
+
+/// A fetch in flight: its result channel, and its budget demand when joiners may raise it.
+struct Flight<V> {
+    result: watch::Receiver<FlightResult<V>>,
+    urgency: Option<Arc<Urgency>>,
+}
 
 struct ExpireAtStaleEnd;
 
@@ -170,7 +187,7 @@ impl<K, V> moka::Expiry<K, Arc<Cached<V>>> for ExpireAtStaleEnd {
 /// The cache.
 pub struct SwrCache<K, V> {
     store: moka::future::Cache<K, Arc<Cached<V>>>,
-    flights: Mutex<HashMap<K, watch::Receiver<FlightResult<V>>>>,
+    flights: Mutex<HashMap<K, Flight<V>>>,
     stale_while_revalidate: Duration,
     stale_wait: Duration,
     max_bytes: u64,
@@ -224,6 +241,7 @@ where
             collapsed: c.collapsed.load(Ordering::Relaxed),
             fetches: c.fetches.load(Ordering::Relaxed),
             fetch_errors: c.fetch_errors.load(Ordering::Relaxed),
+            raised: c.raised.load(Ordering::Relaxed),
             entries: self.store.entry_count(),
             bytes: self.store.weighted_size(),
             max_bytes: self.max_bytes,
@@ -246,27 +264,53 @@ where
         self.store.invalidate(key).await;
     }
 
-    fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<K, watch::Receiver<FlightResult<V>>>> {
+    fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<K, Flight<V>>> {
         self.flights.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Joins the fetch in flight for `key`, or starts one; returns its result channel and
-    /// whether this call started it.
-    fn join_or_start<F, Fut>(
+    /// whether this call started it. A joiner that will wait on the fetch (`raise`) raises
+    /// its demand to `demand`; a fetch started with a `demand` is handed its [`Urgency`].
+    ///
+    /// `fetch` makes one attempt (`None`: it cannot). It is called again only when the
+    /// budget refused an attempt after a joiner raised the demand: the raise and that
+    /// check both happen under the flights lock, so a raise either reaches the running
+    /// attempt, or the retry, or comes after the flight has ended (and starts a new one).
+    fn join_or_start<A, Fut>(
         self: &Arc<Self>,
         key: &K,
-        fetch: F,
+        demand: Option<&Demand>,
+        raise: bool,
+        mut fetch: A,
     ) -> (watch::Receiver<FlightResult<V>>, bool)
     where
-        F: FnOnce() -> Fut + Send + 'static,
+        A: FnMut(Option<Arc<Urgency>>) -> Option<Fut> + Send + 'static,
         Fut: Future<Output = Result<(V, Freshness), UpstreamError>> + Send + 'static,
     {
         let mut flights = self.flights();
-        if let Some(receiver) = flights.get(key) {
-            return (receiver.clone(), false);
+        if let Some(flight) = flights.get(key) {
+            if raise
+                && let (Some(urgency), Some(demand)) = (&flight.urgency, demand)
+                && urgency.raise(demand)
+            {
+                self.counters.raised.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    class = demand.class.as_str(),
+                    client = %demand.client,
+                    "a request joined a fetch in flight and raised its demand"
+                );
+            }
+            return (flight.result.clone(), false);
         }
         let (sender, receiver) = watch::channel(None);
-        flights.insert(key.clone(), receiver.clone());
+        let urgency = demand.cloned().map(Urgency::new);
+        flights.insert(
+            key.clone(),
+            Flight {
+                result: receiver.clone(),
+                urgency: urgency.clone(),
+            },
+        );
         drop(flights);
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
         let cache = Arc::clone(self);
@@ -274,26 +318,50 @@ where
         // The fetch keeps the span of the request that started it (its trace goes on to
         // Genesys), but not the request itself: it outlives a client that goes away.
         tokio::spawn(tracing::Instrument::in_current_span(async move {
-            let result = match fetch().await {
-                Ok((value, freshness)) => {
-                    let now = Instant::now();
-                    let fresh_until = now + freshness.fresh_for;
-                    let entry = Arc::new(Cached {
-                        value,
-                        fetched_at: now,
-                        fresh_until,
-                        stale_until: fresh_until
-                            + freshness.stale_if_error.max(cache.stale_while_revalidate),
-                    });
-                    cache.store.insert(key.clone(), entry.clone()).await;
-                    Ok(entry)
-                }
-                Err(error) => {
-                    cache.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
-                    Err(error)
+            let result = loop {
+                let attempted = urgency.as_ref().map(|u| u.current());
+                let outcome = match fetch(urgency.clone()) {
+                    Some(attempt) => attempt.await,
+                    None => Err(UpstreamError::Unavailable {
+                        detail: "the fetch could not start".into(),
+                    }),
+                };
+                match outcome {
+                    Ok((value, freshness)) => {
+                        let now = Instant::now();
+                        let fresh_until = now + freshness.fresh_for;
+                        let entry = Arc::new(Cached {
+                            value,
+                            fetched_at: now,
+                            fresh_until,
+                            stale_until: fresh_until
+                                + freshness.stale_if_error.max(cache.stale_while_revalidate),
+                        });
+                        cache.store.insert(key.clone(), entry.clone()).await;
+                        cache.flights().remove(&key);
+                        break Ok(entry);
+                    }
+                    Err(error) => {
+                        let mut flights = cache.flights();
+                        let raised_since = matches!(error, UpstreamError::Overloaded { .. })
+                            && urgency
+                                .as_ref()
+                                .zip(attempted.as_ref())
+                                .is_some_and(|(urgency, attempted)| urgency.is_above(attempted));
+                        if !raised_since {
+                            flights.remove(&key);
+                            drop(flights);
+                            cache.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
+                            break Err(error);
+                        }
+                        drop(flights);
+                        tracing::debug!(
+                            %error,
+                            "the budget refused a fetch that a joiner has raised since: asking again"
+                        );
+                    }
                 }
             };
-            cache.flights().remove(&key);
             let _ = sender.send(Some(result));
         }));
         (receiver, true)
@@ -328,6 +396,48 @@ where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<(V, Freshness), UpstreamError>> + Send + 'static,
     {
+        let mut fetch = Some(fetch);
+        self.serve(key, deadline, None, move |_| fetch.take().map(|f| f()))
+            .await
+    }
+
+    /// As [`Self::get`], for a fetch whose budget demand those who join it may raise:
+    /// `demand` is this caller's (class, client, and the deadline its fetch must meet).
+    /// A fetch this call starts is handed the [`Urgency`] every joiner raises (build the
+    /// upstream call's context from it); this call joining a fetch raises it to `demand`.
+    /// `fetch` may be called again, with the same urgency, when the budget refused the
+    /// previous attempt after a joiner raised it.
+    ///
+    /// # Errors
+    /// As [`Self::get`].
+    pub async fn get_raising<F, Fut>(
+        self: &Arc<Self>,
+        key: K,
+        deadline: Instant,
+        demand: Demand,
+        mut fetch: F,
+    ) -> Result<Served<V>, UpstreamError>
+    where
+        F: FnMut(Arc<Urgency>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(V, Freshness), UpstreamError>> + Send + 'static,
+    {
+        self.serve(key, deadline, Some(demand), move |urgency| {
+            urgency.map(&mut fetch)
+        })
+        .await
+    }
+
+    async fn serve<A, Fut>(
+        self: &Arc<Self>,
+        key: K,
+        deadline: Instant,
+        demand: Option<Demand>,
+        fetch: A,
+    ) -> Result<Served<V>, UpstreamError>
+    where
+        A: FnMut(Option<Arc<Urgency>>) -> Option<Fut> + Send + 'static,
+        Fut: Future<Output = Result<(V, Freshness), UpstreamError>> + Send + 'static,
+    {
         let now = Instant::now();
         let mut stale = None;
         if let Some(entry) = self.store.get(&key).await {
@@ -340,7 +450,8 @@ where
             }
             if now < entry.fresh_until + self.stale_while_revalidate {
                 self.counters.stale.fetch_add(1, Ordering::Relaxed);
-                let _ = self.join_or_start(&key, fetch);
+                // Not waiting on it: a background refresh is not raised.
+                let _ = self.join_or_start(&key, demand.as_ref(), false, fetch);
                 return Ok(Served {
                     entry,
                     status: CacheStatus::StaleWhileRevalidate,
@@ -350,7 +461,7 @@ where
                 stale = Some(entry);
             }
         }
-        let (mut receiver, leader) = self.join_or_start(&key, fetch);
+        let (mut receiver, leader) = self.join_or_start(&key, demand.as_ref(), true, fetch);
         // With a stale copy to fall back on, do not keep the client waiting on a slow
         // Genesys: the fetch goes on and refreshes the entry for the next request.
         let wait_until = match &stale {
@@ -395,5 +506,222 @@ where
                 _ => Err(error),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::upstream::Class;
+
+    #[derive(Debug)]
+    struct Value(u32);
+
+    impl Weighted for Value {
+        fn weight(&self) -> u32 {
+            100
+        }
+    }
+
+    fn demand(class: Class, client: &str, deadline: Instant) -> Demand {
+        Demand {
+            class,
+            client: Arc::from(client),
+            weight: 1,
+            deadline,
+        }
+    }
+
+    const FRESH: Freshness = Freshness {
+        fresh_for: Duration::from_secs(60),
+        stale_if_error: Duration::from_secs(60),
+    };
+
+    type Attempt =
+        std::pin::Pin<Box<dyn Future<Output = Result<(Value, Freshness), UpstreamError>> + Send>>;
+
+    /// A fetch that counts its attempts, shows its urgency and waits for `release`; the
+    /// first attempt answers `first`, later ones a value.
+    #[derive(Clone)]
+    struct Probe {
+        attempts: Arc<AtomicU32>,
+        urgency: Arc<Mutex<Option<Arc<Urgency>>>>,
+        release: Arc<Notify>,
+    }
+
+    impl Probe {
+        fn new() -> Self {
+            Self {
+                attempts: Arc::new(AtomicU32::new(0)),
+                urgency: Arc::new(Mutex::new(None)),
+                release: Arc::new(Notify::new()),
+            }
+        }
+
+        fn fetch(
+            &self,
+            first: Result<u32, UpstreamError>,
+        ) -> impl FnMut(Arc<Urgency>) -> Attempt + Send + 'static {
+            let probe = self.clone();
+            move |urgency| {
+                let probe = probe.clone();
+                let first = first.clone();
+                Box::pin(async move {
+                    *probe.urgency.lock().expect("lock") = Some(urgency);
+                    let attempt = probe.attempts.fetch_add(1, Ordering::SeqCst);
+                    if attempt == 0 {
+                        probe.release.notified().await;
+                        first.map(|v| (Value(v), FRESH))
+                    } else {
+                        Ok((Value(attempt), FRESH))
+                    }
+                })
+            }
+        }
+
+        fn urgency(&self) -> Demand {
+            self.urgency
+                .lock()
+                .expect("lock")
+                .as_ref()
+                .expect("the fetch started")
+                .current()
+        }
+    }
+
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_joiner_raises_the_fetch_it_joins_and_outlasts_the_leader() {
+        let cache = SwrCache::<u32, Value>::new(1 << 20, Duration::ZERO, Duration::from_secs(1));
+        let start = Instant::now();
+        let probe = Probe::new();
+        let leader_deadline = start + Duration::from_secs(2);
+        let leader = tokio::spawn({
+            let (cache, fetch) = (cache.clone(), probe.fetch(Ok(7)));
+            let demand = demand(Class::Hydrate, "reporter", leader_deadline);
+            async move { cache.get_raising(1, leader_deadline, demand, fetch).await }
+        });
+        settle().await;
+        assert_eq!(probe.urgency().class, Class::Hydrate);
+        let joiner_deadline = start + Duration::from_secs(5);
+        let joiner = tokio::spawn({
+            let (cache, fetch) = (cache.clone(), probe.fetch(Ok(8)));
+            let demand = demand(Class::Realtime, "tester", joiner_deadline);
+            async move { cache.get_raising(1, joiner_deadline, demand, fetch).await }
+        });
+        settle().await;
+        let raised = probe.urgency();
+        assert_eq!(
+            (raised.class, &*raised.client, raised.deadline),
+            (Class::Realtime, "tester", joiner_deadline)
+        );
+        // The leader stops waiting at its own deadline; the fetch goes on for the joiner.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(matches!(
+            leader.await.expect("task"),
+            Err(UpstreamError::Overloaded { .. })
+        ));
+        probe.release.notify_one();
+        let served = joiner.await.expect("task").expect("served");
+        assert_eq!(served.status, CacheStatus::Collapsed);
+        assert_eq!(served.entry.value.0, 7);
+        assert_eq!(probe.attempts.load(Ordering::SeqCst), 1);
+        let stats = cache.stats();
+        assert_eq!((stats.fetches, stats.raised), (1, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_after_a_raise_asks_again_and_one_without_is_shared() {
+        let overloaded = UpstreamError::Overloaded {
+            retry_after: Duration::from_secs(1),
+        };
+        for raise in [true, false] {
+            let cache =
+                SwrCache::<u32, Value>::new(1 << 20, Duration::ZERO, Duration::from_secs(1));
+            let start = Instant::now();
+            let probe = Probe::new();
+            let deadline = start + Duration::from_secs(2);
+            let leader = tokio::spawn({
+                let (cache, fetch) = (cache.clone(), probe.fetch(Err(overloaded.clone())));
+                let demand = demand(Class::Hydrate, "reporter", deadline);
+                async move { cache.get_raising(1, deadline, demand, fetch).await }
+            });
+            settle().await;
+            // A real-time joiner raises; one of the same class with an earlier deadline
+            // does not.
+            let joiner_demand = if raise {
+                demand(Class::Realtime, "tester", start + Duration::from_secs(5))
+            } else {
+                demand(Class::Hydrate, "tester", start + Duration::from_secs(1))
+            };
+            let joiner = tokio::spawn({
+                let (cache, fetch) = (cache.clone(), probe.fetch(Ok(0)));
+                let until = joiner_demand.deadline;
+                async move { cache.get_raising(1, until, joiner_demand, fetch).await }
+            });
+            settle().await;
+            probe.release.notify_one();
+            let (leader, joiner) = (leader.await.expect("task"), joiner.await.expect("task"));
+            if raise {
+                assert_eq!(probe.attempts.load(Ordering::SeqCst), 2);
+                assert_eq!(leader.expect("served").entry.value.0, 1);
+                assert_eq!(joiner.expect("served").status, CacheStatus::Collapsed);
+                assert_eq!(cache.stats().fetch_errors, 0);
+            } else {
+                assert_eq!(probe.attempts.load(Ordering::SeqCst), 1);
+                assert_eq!(leader.expect_err("refused"), overloaded);
+                assert_eq!(joiner.expect_err("refused"), overloaded);
+                assert_eq!(cache.stats().fetch_errors, 1);
+            }
+            assert_eq!(cache.stats().fetches, 1);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_plain_get_joined_by_a_raising_one_is_not_raised() {
+        let cache = SwrCache::<u32, Value>::new(1 << 20, Duration::ZERO, Duration::from_secs(1));
+        let start = Instant::now();
+        let release = Arc::new(Notify::new());
+        let leader = tokio::spawn({
+            let (cache, release) = (cache.clone(), release.clone());
+            async move {
+                cache
+                    .get(1, start + Duration::from_secs(2), move || async move {
+                        release.notified().await;
+                        Ok((Value(3), FRESH))
+                    })
+                    .await
+            }
+        });
+        settle().await;
+        let probe = Probe::new();
+        let joiner = tokio::spawn({
+            let (cache, fetch) = (cache.clone(), probe.fetch(Ok(0)));
+            let demand = demand(Class::Realtime, "tester", start + Duration::from_secs(5));
+            async move {
+                cache
+                    .get_raising(1, start + Duration::from_secs(5), demand, fetch)
+                    .await
+            }
+        });
+        settle().await;
+        release.notify_one();
+        assert_eq!(
+            leader.await.expect("task").expect("served").entry.value.0,
+            3
+        );
+        assert_eq!(
+            joiner.await.expect("task").expect("served").entry.value.0,
+            3
+        );
+        assert_eq!(probe.attempts.load(Ordering::SeqCst), 0);
+        assert_eq!(cache.stats().raised, 0);
     }
 }

@@ -18,6 +18,7 @@ use crate::auth::Caller;
 use crate::cache::{
     CacheSettings, CacheStats, Cached, Freshness, HitHeaders, Served, SwrCache, Weighted,
 };
+use crate::upstream::budget::Demand;
 use crate::upstream::models::Conversation;
 use crate::upstream::{CallContext, Class, GenesysClient, UpstreamError};
 pub use view::{ConversationState, ConversationView};
@@ -141,6 +142,10 @@ impl ConversationService {
     /// The conversation `id` for `caller`, from the cache or Genesys, waiting at most until
     /// `deadline`.
     ///
+    /// A request that joins a fetch of `id` in flight raises that fetch to its `class` and
+    /// deadline when they are higher or later (a real-time lookup joining a hydration
+    /// fetch queued behind report work), and still waits only until its own deadline.
+    ///
     /// # Errors
     /// The classified upstream failure when nothing cached may be served.
     pub async fn get(
@@ -150,21 +155,31 @@ impl ConversationService {
         caller: &Caller,
         deadline: Instant,
     ) -> Result<Served<ConversationEntry>, UpstreamError> {
-        let (client_name, weight) = (caller.name.clone(), caller.weight);
+        // The budget serves the call only if it can start before the request that asked
+        // for it gives up (a call nobody waits for would spend quota for nothing), and the
+        // call lasts no longer than the fetch timeout.
+        let demand = Demand {
+            class,
+            client: caller.name.clone(),
+            weight: caller.weight,
+            deadline: deadline.min(Instant::now() + self.fetch_timeout),
+        };
         let client = self.client.clone();
         let settings = self.settings.clone();
-        let fetch_timeout = self.fetch_timeout;
         self.cache
-            .get(id, deadline, move || async move {
-                // The budget serves the call only if it can start before the request that
-                // asked for it gives up: a call nobody waits for would spend quota for nothing.
-                let ctx = CallContext::until(class, client_name, weight, deadline.min(Instant::now() + fetch_timeout));
-                match client.get_conversation(id, &ctx).await {
-                    Ok(fetched) => entry_from_document(id, fetched.body, &settings),
-                    Err(UpstreamError::NotFound) => Ok((ConversationEntry::NotFound, settings.not_found())),
-                    Err(error) => {
-                        tracing::warn!(conversation_id = %id, error = %error, kind = error.kind(), "conversation fetch failed");
-                        Err(error)
+            .get_raising(id, deadline, demand, move |urgency| {
+                let (client, settings) = (client.clone(), settings.clone());
+                async move {
+                    let ctx = CallContext::raisable(urgency);
+                    match client.get_conversation(id, &ctx).await {
+                        Ok(fetched) => entry_from_document(id, fetched.body, &settings),
+                        Err(UpstreamError::NotFound) => {
+                            Ok((ConversationEntry::NotFound, settings.not_found()))
+                        }
+                        Err(error) => {
+                            tracing::warn!(conversation_id = %id, error = %error, kind = error.kind(), "conversation fetch failed");
+                            Err(error)
+                        }
                     }
                 }
             })

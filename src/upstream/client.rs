@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use url::Url;
 use uuid::Uuid;
 
-use super::budget::{Budget, Class, Demand, Outcome, RateHeaders};
+use super::budget::{Budget, Class, Demand, Outcome, RateHeaders, Urgency};
 use super::error::UpstreamError;
 use super::models::{AggregatesResponse, DetailsResponse, ErrorBody, MultiGetResponse};
 use super::settings::{ClientCredentials, Endpoints, UpstreamSettings};
@@ -44,6 +44,10 @@ pub struct CallContext {
     pub weight: u32,
     /// The call must have finished by then.
     pub deadline: Instant,
+    /// Set when later callers may come to share the call (a cache fetch they join): the
+    /// class, client and deadline above are where it started, and the urgency is where it
+    /// stands now (raised while the call waits for the budget or between attempts).
+    pub urgency: Option<Arc<Urgency>>,
 }
 
 impl CallContext {
@@ -60,6 +64,40 @@ impl CallContext {
             client: client.into(),
             weight,
             deadline,
+            urgency: None,
+        }
+    }
+
+    /// A context that follows `urgency`: callers that join the call may raise its class
+    /// and deadline while it waits.
+    #[must_use]
+    pub fn raisable(urgency: Arc<Urgency>) -> Self {
+        let Demand {
+            class,
+            client,
+            weight,
+            deadline,
+        } = urgency.current();
+        Self {
+            class,
+            client,
+            weight,
+            deadline,
+            urgency: Some(urgency),
+        }
+    }
+
+    /// The budget demand as it stands now.
+    #[must_use]
+    pub fn demand(&self) -> Demand {
+        match &self.urgency {
+            Some(urgency) => urgency.current(),
+            None => Demand {
+                class: self.class,
+                client: self.client.clone(),
+                weight: self.weight,
+                deadline: self.deadline,
+            },
         }
     }
 
@@ -71,6 +109,7 @@ impl CallContext {
             client: client.into(),
             weight,
             deadline: Instant::now() + timeout,
+            urgency: None,
         }
     }
 }
@@ -291,17 +330,14 @@ impl GenesysClient {
             if probe.is_none() && self.tokens.refusing() {
                 return Err(UpstreamError::Unauthorized);
             }
-            let permit = self
-                .budget
-                .acquire(Demand {
-                    class: ctx.class,
-                    client: ctx.client.clone(),
-                    weight: ctx.weight,
-                    deadline: ctx.deadline,
-                })
-                .await?;
+            let permit = match &ctx.urgency {
+                Some(urgency) => self.budget.acquire_raisable(urgency.clone()).await?,
+                None => self.budget.acquire(ctx.demand()).await?,
+            };
+            // Where the demand stands now that it is granted (joiners may have raised it).
+            let demand = ctx.demand();
             queue_wait += permit.waited;
-            self.stats.waited(ctx.class, permit.waited);
+            self.stats.waited(demand.class, permit.waited);
             let bearer = match self.tokens.bearer().await {
                 Ok(bearer) => bearer,
                 Err(error) => {
@@ -309,7 +345,10 @@ impl GenesysClient {
                     return Err(error.into());
                 }
             };
-            let remaining = ctx.deadline.saturating_duration_since(Instant::now());
+            let remaining = ctx
+                .demand()
+                .deadline
+                .saturating_duration_since(Instant::now());
             // A call with only a few milliseconds left would spend quota and answer nobody.
             if remaining.is_zero() || remaining < min_call {
                 permit.finish(Outcome::Responded(None));
@@ -333,8 +372,8 @@ impl GenesysClient {
             let span = tracing::info_span!(
                 "genesys.call",
                 endpoint = super::stats::ENDPOINTS[endpoint],
-                class = ctx.class.as_str(),
-                client = %ctx.client,
+                class = demand.class.as_str(),
+                client = %demand.client,
                 attempt = attempts,
                 queue_wait_ms = u64::try_from(permit.waited.as_millis()).unwrap_or(u64::MAX),
             );
@@ -421,7 +460,7 @@ impl GenesysClient {
                         }
                         transient_retries += 1;
                     }
-                    if Instant::now() + pause + min_call >= ctx.deadline {
+                    if Instant::now() + pause + min_call >= ctx.demand().deadline {
                         return Err(error);
                     }
                     tracing::debug!(%error, pause_ms = pause.as_millis(), "retrying upstream call");

@@ -11,7 +11,7 @@ pub mod stats;
 pub mod token;
 mod trace;
 
-pub use budget::{Budget, Class, LocalBudget};
+pub use budget::{Budget, Class, LocalBudget, Urgency};
 pub use client::{CallContext, Fetched, GenesysClient};
 pub use error::UpstreamError;
 pub use settings::{ClientCredentials, Endpoints, UpstreamSettings};

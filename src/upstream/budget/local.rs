@@ -4,7 +4,9 @@
 //!
 //! A demand is served only if its call can start at least `min_call_ms` before its
 //! deadline: at enqueue (refused at once when the expected wait is too long) and while it
-//! waits (told as soon as that latest start has passed).
+//! waits (told as soon as that latest start has passed). A raisable demand
+//! ([`Budget::acquire_raisable`]) is watched by its own acquirer instead, because a caller
+//! that joins it may extend its deadline (or re-queue it in a higher class) while it waits.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -16,6 +18,7 @@ use super::fair::{Waiter, WaitingRoom};
 use super::window::RateWindow;
 use super::{
     BoxFuture, Budget, BudgetSettings, BudgetStats, Class, Demand, Lease, Outcome, Permit, Refusal,
+    Urgency,
 };
 
 #[derive(Debug)]
@@ -118,52 +121,180 @@ fn secs_ceil(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(Duration::from_secs(1))
 }
 
+/// A queued demand, as its acquirer holds it.
+struct Queued {
+    reply: oneshot::Receiver<Result<Permit, Refusal>>,
+    /// The latest useful start: its deadline less the minimum call time.
+    latest_start: Instant,
+    /// When the room itself gives up on the waiter: its latest start, or for a raisable
+    /// demand (whose acquirer watches the deadline itself, as joiners may move it) later.
+    held_until: Instant,
+}
+
+/// How long past its latest start a raisable demand is kept in the room: the acquirer
+/// enforces the real bound, and re-queues the demand if a raise takes it past this.
+const HOLD: Duration = Duration::from_secs(3_600);
+
+impl LocalBudget {
+    /// Queues `demand`, or refuses it at once (queue full, or its expected wait ends too
+    /// late). A `raisable` demand's acquirer watches its deadline itself.
+    fn enqueue(&self, demand: &Demand, raisable: bool) -> Result<Queued, Refusal> {
+        let now = Instant::now();
+        let mut state = self.inner.state();
+        if state.room.len() >= self.inner.settings.max_queue {
+            state.stats.refused += 1;
+            let retry_after = secs_ceil(
+                Self::first_start(&mut state, demand.class, now)
+                    + state.window.spacing() * u32::try_from(state.room.len()).unwrap_or(u32::MAX),
+            );
+            return Err(Refusal::QueueFull { retry_after });
+        }
+        let expected_wait = Self::expected_wait(&mut state, demand, now);
+        // A call that starts with less than the minimum useful time left spends quota and
+        // answers nobody.
+        let latest_start = demand
+            .deadline
+            .checked_sub(self.inner.settings.min_call())
+            .filter(|&at| now + expected_wait <= at);
+        let Some(latest_start) = latest_start else {
+            state.stats.refused += 1;
+            return Err(Refusal::WouldMissDeadline { expected_wait });
+        };
+        let held_until = if raisable {
+            latest_start + HOLD
+        } else {
+            latest_start
+        };
+        Ok(Self::push(
+            &mut state,
+            demand,
+            now,
+            latest_start,
+            held_until,
+        ))
+    }
+
+    fn push(
+        state: &mut State,
+        demand: &Demand,
+        enqueued: Instant,
+        latest_start: Instant,
+        held_until: Instant,
+    ) -> Queued {
+        let (reply, receiver) = oneshot::channel();
+        state.room.push(
+            demand.class,
+            demand.client.clone(),
+            demand.weight,
+            Waiter {
+                latest_start: held_until,
+                enqueued,
+                reply,
+            },
+        );
+        Queued {
+            reply: receiver,
+            latest_start,
+            held_until,
+        }
+    }
+
+    /// Stops waiting: returns the permit if one was granted meanwhile, else tells when
+    /// the class could start again. The waiter left in the room is dropped at the
+    /// dispatcher's next look.
+    fn give_up(&self, queued: &mut Queued, class: Class) -> Result<Permit, Refusal> {
+        queued.reply.close();
+        if let Ok(granted) = queued.reply.try_recv() {
+            return granted;
+        }
+        self.inner.wake.notify_one();
+        let mut state = self.inner.state();
+        let now = Instant::now();
+        let spacing = state.window.spacing();
+        let retry_after = secs_ceil(Self::first_start(&mut state, class, now).max(spacing));
+        Err(Refusal::DeadlinePassed { retry_after })
+    }
+}
+
+fn answer(
+    reply: Result<Result<Permit, Refusal>, oneshot::error::RecvError>,
+) -> Result<Permit, Refusal> {
+    match reply {
+        Ok(result) => result,
+        // The dispatcher is gone: only when the budget is being dropped.
+        Err(_) => Err(Refusal::QueueFull {
+            retry_after: Duration::from_secs(1),
+        }),
+    }
+}
+
 impl Budget for LocalBudget {
     fn acquire(&self, demand: Demand) -> BoxFuture<'_, Result<Permit, Refusal>> {
         Box::pin(async move {
-            let now = Instant::now();
-            let receiver = {
-                let mut state = self.inner.state();
-                if state.room.len() >= self.inner.settings.max_queue {
-                    state.stats.refused += 1;
-                    let retry_after = secs_ceil(
-                        Self::first_start(&mut state, demand.class, now)
-                            + state.window.spacing()
-                                * u32::try_from(state.room.len()).unwrap_or(u32::MAX),
-                    );
-                    return Err(Refusal::QueueFull { retry_after });
-                }
-                let expected_wait = Self::expected_wait(&mut state, &demand, now);
-                // A call that starts with less than the minimum useful time left spends
-                // quota and answers nobody.
-                let latest_start = demand
-                    .deadline
-                    .checked_sub(self.inner.settings.min_call())
-                    .filter(|&at| now + expected_wait <= at);
-                let Some(latest_start) = latest_start else {
-                    state.stats.refused += 1;
-                    return Err(Refusal::WouldMissDeadline { expected_wait });
-                };
-                let (reply, receiver) = oneshot::channel();
-                state.room.push(
-                    demand.class,
-                    demand.client.clone(),
-                    demand.weight,
-                    Waiter {
-                        latest_start,
-                        enqueued: now,
-                        reply,
-                    },
-                );
-                receiver
-            };
+            let queued = self.enqueue(&demand, false)?;
             self.inner.wake.notify_one();
-            match receiver.await {
-                Ok(result) => result,
-                // The dispatcher is gone: only when the budget is being dropped.
-                Err(_) => Err(Refusal::QueueFull {
-                    retry_after: Duration::from_secs(1),
-                }),
+            answer(queued.reply.await)
+        })
+    }
+
+    /// A raise re-prioritises the queued demand at once: a higher class (or another
+    /// client) re-queues it there, keeping its enqueue time (the copy left behind is
+    /// closed, and dropped at the dispatcher's next look); a later deadline lets it wait
+    /// longer where it is.
+    fn acquire_raisable(&self, urgency: Arc<Urgency>) -> BoxFuture<'_, Result<Permit, Refusal>> {
+        Box::pin(async move {
+            let mut raises = urgency.watch();
+            let mut demand = raises.borrow_and_update().clone();
+            let enqueued = Instant::now();
+            let mut queued = self.enqueue(&demand, true)?;
+            self.inner.wake.notify_one();
+            let mut open = true;
+            loop {
+                tokio::select! {
+                    biased;
+                    reply = &mut queued.reply => return answer(reply),
+                    () = tokio::time::sleep_until(queued.latest_start) => {
+                        return self.give_up(&mut queued, demand.class);
+                    }
+                    raised = raises.changed(), if open => {
+                        if raised.is_err() {
+                            // Nobody can raise it any more.
+                            open = false;
+                            continue;
+                        }
+                        let raised = raises.borrow_and_update().clone();
+                        let latest_start = raised
+                            .deadline
+                            .checked_sub(self.inner.settings.min_call())
+                            .map_or(queued.latest_start, |at| at.max(queued.latest_start));
+                        if raised.class != demand.class
+                            || raised.client != demand.client
+                            || latest_start > queued.held_until
+                        {
+                            queued.reply.close();
+                            if let Ok(granted) = queued.reply.try_recv() {
+                                return granted;
+                            }
+                            let mut state = self.inner.state();
+                            queued = Self::push(
+                                &mut state,
+                                &raised,
+                                enqueued,
+                                latest_start,
+                                latest_start + HOLD,
+                            );
+                        } else {
+                            queued.latest_start = latest_start;
+                        }
+                        tracing::debug!(
+                            class = raised.class.as_str(),
+                            client = %raised.client,
+                            "a queued demand was raised by a caller that joined it"
+                        );
+                        demand = raised;
+                        self.inner.wake.notify_one();
+                    }
+                }
             }
         })
     }
@@ -267,5 +398,139 @@ async fn dispatch(inner: Weak<Inner>, wake: Arc<Notify>) {
             }
             None => wake.notified().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex as StdMutex;
+
+    use super::*;
+
+    fn demand(class: Class, client: &str, deadline: Instant) -> Demand {
+        Demand {
+            class,
+            client: Arc::from(client),
+            weight: 1,
+            deadline,
+        }
+    }
+
+    /// Lets the dispatcher and the acquirers run (time is paused: nothing else moves).
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_demand_raised_to_real_time_is_served_before_the_hydration_queued_ahead_of_it() {
+        let budget = LocalBudget::new(BudgetSettings {
+            rate: 60,
+            period_secs: 60.0,
+            burst: 0,
+            realtime_reserve: 0,
+            ..BudgetSettings::default()
+        });
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(60);
+        let granted = Arc::new(StdMutex::new(Vec::new()));
+        let mut urgencies = Vec::new();
+        for i in 0..4 {
+            let urgency = Urgency::new(demand(Class::Hydrate, "reporter", deadline));
+            urgencies.push(urgency.clone());
+            let (budget, granted) = (budget.clone(), granted.clone());
+            tokio::spawn(async move {
+                let permit = budget.acquire_raisable(urgency).await.expect("granted");
+                granted
+                    .lock()
+                    .expect("lock")
+                    .push((i, Instant::now() - start));
+                permit.finish(Outcome::Responded(None));
+            });
+            settle().await;
+        }
+        // One call a second: the first went at once, three hydration demands wait.
+        assert_eq!(budget.stats().queued, [0, 0, 3]);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(urgencies[3].raise(&demand(Class::Realtime, "tester", start)));
+        settle().await;
+        // Moved, not copied: the copy left in the hydration queue is gone.
+        assert_eq!(budget.stats().queued, [1, 0, 2]);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let order: Vec<(i32, u64)> = granted
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|&(i, at)| (i, at.as_secs()))
+            .collect();
+        assert_eq!(order, [(0, 0), (3, 1), (1, 2), (2, 3)]);
+        let stats = budget.stats();
+        assert_eq!(stats.granted_by_class, [1, 0, 3]);
+        assert_eq!(stats.queued, [0, 0, 0]);
+        assert_eq!(stats.in_flight, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_later_deadline_keeps_a_queued_demand_waiting_past_its_first_one() {
+        let budget = LocalBudget::new(BudgetSettings {
+            max_concurrency: 1,
+            ..BudgetSettings::default()
+        });
+        let start = Instant::now();
+        let blocker = budget
+            .acquire(demand(
+                Class::Realtime,
+                "a",
+                start + Duration::from_secs(60),
+            ))
+            .await
+            .expect("granted at once");
+        let spawn = |urgency: Arc<Urgency>| {
+            let budget = budget.clone();
+            tokio::spawn(async move {
+                let result = budget.acquire_raisable(urgency).await;
+                let at = Instant::now() - start;
+                result
+                    .map(|permit| permit.finish(Outcome::Responded(None)))
+                    .map(|()| at)
+                    .map_err(|refusal| (refusal, at))
+            })
+        };
+        let first_deadline = start + Duration::from_secs(2);
+        let raised = Urgency::new(demand(Class::Realtime, "b", first_deadline));
+        let left = Urgency::new(demand(Class::Realtime, "c", first_deadline));
+        let raised_task = spawn(raised.clone());
+        let left_task = spawn(left.clone());
+        settle().await;
+        assert_eq!(budget.stats().queued, [2, 0, 0]);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(raised.raise(&demand(
+            Class::Realtime,
+            "b",
+            start + Duration::from_secs(10)
+        )));
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        // The one left alone was told at its latest start (deadline less the minimum call).
+        let Err((Refusal::DeadlinePassed { retry_after }, at)) = left_task.await.expect("task")
+        else {
+            panic!("refused at its deadline")
+        };
+        assert_eq!(at, Duration::from_millis(1_900));
+        assert!(retry_after >= Duration::from_secs(1));
+        assert_eq!(budget.stats().queued, [1, 0, 0]);
+        // Raised again, far beyond how long the room holds it: re-queued, still waiting.
+        assert!(raised.raise(&demand(
+            Class::Realtime,
+            "b",
+            start + Duration::from_secs(3 * 3_600)
+        )));
+        tokio::time::sleep(Duration::from_secs(2 * 3_600)).await;
+        assert_eq!(budget.stats().queued, [1, 0, 0]);
+        blocker.finish(Outcome::Responded(None));
+        let granted_at = raised_task
+            .await
+            .expect("task")
+            .expect("granted once the blocker finished");
+        assert_eq!(granted_at.as_secs(), 2 * 3_600 + 5);
+        assert_eq!(budget.stats().queued, [0, 0, 0]);
     }
 }

@@ -14,6 +14,12 @@
 //! refused at once, with the expected wait, so the route can serve stale or answer 503 +
 //! `Retry-After`; that wait counts down truthfully (a freeze's end, the window's reset).
 //!
+//! A demand that later callers may come to share (a cache fetch that other requests join)
+//! is queued through [`Budget::acquire_raisable`] with an [`Urgency`]: while it waits, a
+//! joiner of a higher class moves it to that class's queue, and a joiner with a later
+//! deadline keeps it waiting longer, so nobody waits at another caller's class or shares
+//! a refusal that its own deadline would have avoided.
+//!
 //! [`Budget`] is a small trait so that a shared (multi-replica, e.g. Redis-backed)
 //! implementation can replace [`LocalBudget`] later.
 
@@ -28,6 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 pub use local::LocalBudget;
@@ -69,6 +76,63 @@ pub struct Demand {
     /// When the caller stops waiting: the call must have finished by then. The budget
     /// grants a permit only while at least `min_call_ms` is left before it.
     pub deadline: Instant,
+}
+
+/// The demand of a call that more callers may come to wait on (a cache fetch that later
+/// requests join): its class and deadline can be raised, never lowered, while it waits.
+/// A higher class brings the raising caller's client and weight with it (that caller is
+/// the one waiting at that class); a later deadline keeps the demand queued longer.
+#[derive(Debug)]
+pub struct Urgency {
+    current: watch::Sender<Demand>,
+}
+
+impl Urgency {
+    /// Starts at `demand`.
+    #[must_use]
+    pub fn new(demand: Demand) -> Arc<Self> {
+        Arc::new(Self {
+            current: watch::channel(demand).0,
+        })
+    }
+
+    /// The demand as it stands.
+    #[must_use]
+    pub fn current(&self) -> Demand {
+        self.current.borrow().clone()
+    }
+
+    /// Raises the demand to `other`'s class (with its client and weight) when that is
+    /// higher, and to its deadline when that is later; returns whether anything changed.
+    pub fn raise(&self, other: &Demand) -> bool {
+        self.current.send_if_modified(|current| {
+            let mut raised = false;
+            if other.class < current.class {
+                current.class = other.class;
+                current.client = other.client.clone();
+                current.weight = other.weight;
+                raised = true;
+            }
+            if other.deadline > current.deadline {
+                current.deadline = other.deadline;
+                raised = true;
+            }
+            raised
+        })
+    }
+
+    /// Whether the demand now stands above `earlier` (a higher class or a later deadline).
+    #[must_use]
+    pub fn is_above(&self, earlier: &Demand) -> bool {
+        let current = self.current.borrow();
+        current.class < earlier.class || current.deadline > earlier.deadline
+    }
+
+    /// Follows the raises from now on (a budget that re-queues the demand).
+    #[must_use]
+    pub fn watch(&self) -> watch::Receiver<Demand> {
+        self.current.subscribe()
+    }
 }
 
 /// Why a demand was not granted.
@@ -191,6 +255,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Budget: Send + Sync + fmt::Debug {
     /// Waits for permission to make one upstream call, or refuses.
     fn acquire(&self, demand: Demand) -> BoxFuture<'_, Result<Permit, Refusal>>;
+    /// As [`Budget::acquire`], for the demand `urgency` holds, re-prioritised while it
+    /// waits when it is raised. This default reads it once, when the demand is queued.
+    fn acquire_raisable(&self, urgency: Arc<Urgency>) -> BoxFuture<'_, Result<Permit, Refusal>> {
+        self.acquire(urgency.current())
+    }
     /// Current figures.
     fn stats(&self) -> BudgetStats;
     /// The shortest time left before a deadline for which a call is still worth making.
@@ -356,6 +425,48 @@ impl BudgetSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_urgency_is_raised_never_lowered() {
+        let now = Instant::now();
+        let demand = |class, client: &str, secs| Demand {
+            class,
+            client: Arc::from(client),
+            weight: 1,
+            deadline: now + Duration::from_secs(secs),
+        };
+        let urgency = Urgency::new(demand(Class::Hydrate, "reporter", 5));
+        let changes = urgency.watch();
+        // Lower or equal: nothing changes, nobody is woken.
+        assert!(!urgency.raise(&demand(Class::Hydrate, "other", 4)));
+        assert!(!changes.has_changed().expect("open"));
+        // A later deadline of the same class keeps the client.
+        assert!(urgency.raise(&demand(Class::Hydrate, "other", 8)));
+        assert!(changes.has_changed().expect("open"));
+        let current = urgency.current();
+        assert_eq!(
+            (current.class, &*current.client, current.deadline),
+            (Class::Hydrate, "reporter", now + Duration::from_secs(8))
+        );
+        // A higher class brings its client and weight, and keeps the later deadline.
+        let earlier = urgency.current();
+        assert!(urgency.raise(&Demand {
+            weight: 3,
+            ..demand(Class::Realtime, "tester", 2)
+        }));
+        assert!(urgency.is_above(&earlier));
+        let current = urgency.current();
+        assert_eq!(
+            (
+                current.class,
+                &*current.client,
+                current.weight,
+                current.deadline
+            ),
+            (Class::Realtime, "tester", 3, now + Duration::from_secs(8))
+        );
+        assert!(!urgency.is_above(&current));
+    }
 
     #[test]
     fn minimum_shares_must_leave_room_for_real_time() {
