@@ -171,7 +171,8 @@ impl Part {
         );
     }
 
-    fn record_answer(
+    /// Counts one answer (for callers that send their own requests).
+    pub fn record_answer(
         &mut self,
         latency: Duration,
         status: u16,
@@ -193,7 +194,8 @@ impl Part {
         }
     }
 
-    fn error(&mut self, reason: &str) {
+    /// Counts one request that got no answer.
+    pub fn error(&mut self, reason: &str) {
         *self.errors.entry(reason.to_owned()).or_default() += 1;
     }
 

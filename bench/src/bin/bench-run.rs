@@ -6,10 +6,13 @@
 //! 1. cache-hit throughput and latency at 64 connections, proxy vs ceiling vs nginx;
 //! 2. coalescing: 1000 concurrent cold requests for one id -> upstream calls;
 //! 3. budget: 10x oversubscribed mixed load against a simulator enforcing the same limit;
-//! 4. memory: RSS and cache bytes at 10k and 100k cached conversations.
+//! 4. memory: RSS and cache bytes at 10k and 100k cached conversations;
+//! 5. dashboards: 50 dashboards polling the same 10 report queries every 10 s -> upstream
+//!    calls per minute, as a share of the token's 300 calls per minute.
 //!
 //! Exits 1 when a hard invariant fails (coalescing != 1 upstream call, any upstream 429 in
-//! the budget run, a scenario that could not run), never for a performance ratio.
+//! the budget or dashboards run, a client 429 or malformed report in the dashboards run, a
+//! scenario that could not run), never for a performance ratio.
 
 #![allow(clippy::too_many_arguments)]
 
@@ -33,6 +36,7 @@ use tokio::time::Instant;
 const SIM_BASIC: &str = "Basic c2ltLWNsaWVudDpzaW0tc2VjcmV0"; // sim-client:sim-secret
 const SERVER_CPU: &str = "1";
 const LOAD_CPU: &str = "0";
+const SCENARIOS: [&str; 5] = ["hits", "coalescing", "budget", "memory", "dashboards"];
 
 // ---------------------------------------------------------------------------------------
 // Options
@@ -40,6 +44,8 @@ const LOAD_CPU: &str = "0";
 #[derive(Debug, Clone)]
 struct Options {
     bin_dir: PathBuf,
+    /// Where genesys-sim is, when not beside the proxy.
+    sim_bin_dir: Option<PathBuf>,
     bench_bin_dir: PathBuf,
     nginx: PathBuf,
     work: PathBuf,
@@ -56,6 +62,9 @@ struct Options {
     mem_points: Vec<usize>,
     mem_budgets_mib: Vec<u64>,
     conversations: usize,
+    dash_count: usize,
+    dash_every_secs: u64,
+    dash_secs: u64,
     out: Option<PathBuf>,
     only: Vec<String>,
 }
@@ -66,6 +75,7 @@ impl Options {
         let bench_bin_dir = here.parent().context("a directory")?.to_path_buf();
         let mut o = Self {
             bin_dir: PathBuf::from("target/release"),
+            sim_bin_dir: None,
             bench_bin_dir,
             nginx: PathBuf::from("/usr/sbin/nginx"),
             work: std::env::temp_dir().join(format!("genesys-bench-{}", std::process::id())),
@@ -82,6 +92,9 @@ impl Options {
             mem_points: vec![10_000, 100_000],
             mem_budgets_mib: vec![1024, 64],
             conversations: 110_000,
+            dash_count: 50,
+            dash_every_secs: 10,
+            dash_secs: 180,
             out: None,
             only: Vec::new(),
         };
@@ -91,6 +104,7 @@ impl Options {
             let mut value = || args.next().with_context(|| format!("a value after {arg}"));
             match arg.as_str() {
                 "--bin-dir" => o.bin_dir = value()?.into(),
+                "--sim-bin-dir" => o.sim_bin_dir = Some(value()?.into()),
                 "--nginx" => o.nginx = value()?.into(),
                 "--work" => o.work = value()?.into(),
                 "--out" => o.out = Some(value()?.into()),
@@ -101,6 +115,8 @@ impl Options {
                 "--rounds" => o.rounds = value()?.parse()?,
                 "--budget-rate" => o.budget_rate = value()?.parse()?,
                 "--budget-secs" => o.budget_secs = value()?.parse()?,
+                "--dash-secs" => o.dash_secs = value()?.parse()?,
+                "--dashboards" => o.dash_count = value()?.parse()?,
                 "--only" => o.only = value()?.split(',').map(str::to_owned).collect(),
                 "-h" | "--help" => {
                     println!("{}", include_str!("../../USAGE.txt"));
@@ -117,8 +133,26 @@ impl Options {
             o.mem_points = vec![2_000, 20_000];
             o.mem_budgets_mib = vec![1024, 16];
             o.conversations = 22_000;
+            o.dash_secs = o.dash_secs.min(60);
+        }
+        ensure!(o.dash_count >= 1, "--dashboards must be at least 1");
+        ensure!(o.dash_secs >= 1, "--dash-secs must be at least 1");
+        for name in &o.only {
+            ensure!(
+                SCENARIOS.contains(&name.as_str()),
+                "--only: unknown scenario {name:?} (one of {})",
+                SCENARIOS.join(",")
+            );
         }
         Ok(o)
+    }
+
+    /// The simulator's binary.
+    fn sim_bin(&self) -> PathBuf {
+        self.sim_bin_dir
+            .as_ref()
+            .unwrap_or(&self.bin_dir)
+            .join("genesys-sim")
     }
 
     fn wants(&self, scenario: &str) -> bool {
@@ -270,7 +304,7 @@ async fn start_sim(
     let mut args = vec!["--listen".to_owned(), format!("127.0.0.1:{port}")];
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     let started = Instant::now();
-    let mut proc = spawn(o, name, cpu, &o.bin_dir.join("genesys-sim"), &args, &[])?;
+    let mut proc = spawn(o, name, cpu, &o.sim_bin(), &args, &[])?;
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(http, &mut proc, &format!("{base}/sim/org"), 120).await?;
     eprintln!(
@@ -1582,6 +1616,659 @@ async fn scenario_memory(
 }
 
 // ---------------------------------------------------------------------------------------
+// Scenario 5: dashboards
+
+/// The token's budget in the dashboards run: Genesys' default, as the proxy and the
+/// simulator have it by default.
+const DASH_BUDGET: u32 = 300;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReportKind {
+    Search,
+    Aggregates,
+}
+
+/// One report a dashboard shows: a GET of page 1.
+#[derive(Debug, Clone)]
+struct DashQuery {
+    kind: ReportKind,
+    /// Path and query string, as sent.
+    path: String,
+    /// The same, as printed (the queue id named).
+    label: String,
+}
+
+/// What the polls of one query got.
+#[derive(Debug, Default)]
+struct DashStats {
+    part: Part,
+    /// 200 answers without `results` (search) or `series` (aggregates).
+    malformed: u64,
+    /// Fewest and most items (`results` or `series`) of a 200 answer.
+    items: Option<(usize, usize)>,
+    /// Ticks skipped because the dashboard's previous poll of this query was still running.
+    skipped: u64,
+    /// Per polling period of the run (by the poll's start): polls, answers other than 200
+    /// (or none).
+    by_period: Vec<(u64, u64)>,
+}
+
+/// The ten reports every dashboard polls.
+fn dashboard_queries(queue: &str, queue_name: &str) -> Vec<DashQuery> {
+    let search = |q: &str| ("search", format!("/reports/search?{q}&page_size=50"));
+    let aggregates = |q: &str| ("aggregates", format!("/reports/aggregates?{q}"));
+    let queue_q = format!("queue_ids={queue}");
+    [
+        search("last=PT15M&order=desc"),
+        search("last=PT15M&media_types=voice&order=desc"),
+        search("last=PT1H&order=desc"),
+        search(&format!("last=PT1H&{queue_q}&order=asc")),
+        search("last=P1D&order=asc"),
+        search("last=P1D&media_types=voice&order=desc"),
+        search(&format!("last=P1D&{queue_q}&order=desc")),
+        aggregates("last=P1D&granularity=PT1H&group_by=queue_id&metrics=offered,handle"),
+        aggregates("last=PT1H&granularity=PT15M&group_by=media_type&metrics=offered,wait,handle"),
+        aggregates("last=PT15M&group_by=queue_id&metrics=offered,answered,abandon"),
+    ]
+    .into_iter()
+    .map(|(kind, path)| DashQuery {
+        kind: if kind == "search" {
+            ReportKind::Search
+        } else {
+            ReportKind::Aggregates
+        },
+        label: format!("`{}`", path.replace(queue, &format!("{{{queue_name}}}"))),
+        path,
+    })
+    .collect()
+}
+
+/// Whether `genesys-sim` in the binary directory offers `flag` (without a value), read
+/// from its `--help`: `Some(true)` a switch, `Some(false)` a flag taking a value, `None`
+/// not offered.
+fn sim_flag(o: &Options, flag: &str) -> Option<bool> {
+    let help = Command::new(o.sim_bin()).arg("--help").output().ok()?;
+    let text = String::from_utf8_lossy(&help.stdout);
+    // clap lists each option at the start of a line: `--flag`, `--flag <VALUE>` or
+    // `-f, --flag ...`; a mention in another option's help is not a definition.
+    text.lines().find_map(|line| {
+        let line = line.trim_start();
+        let rest = line.strip_prefix(flag).or_else(|| {
+            line.split_once(", ")
+                .and_then(|(_, r)| r.strip_prefix(flag))
+        })?;
+        if rest.is_empty() || rest.starts_with("  ") {
+            Some(true)
+        } else if rest.starts_with(" <") || rest.starts_with('=') || rest.starts_with(" [") {
+            Some(false)
+        } else {
+            None
+        }
+    })
+}
+
+/// Upstream API calls of a counters snapshot: (analytics queries, other API calls).
+fn dash_calls(c: &Counters) -> (u64, u64) {
+    let analytics = c.calls_to("details_query") + c.calls_to("aggregates_query");
+    (analytics, c.api_calls() - analytics)
+}
+
+/// One poll: status, latency and the answer's shape.
+async fn dash_poll(
+    http: &Control,
+    base: &str,
+    key: &str,
+    query: &DashQuery,
+    stats: &std::sync::Mutex<Vec<DashStats>>,
+    index: usize,
+    period: usize,
+) {
+    let started = Instant::now();
+    let answer = http
+        .get(&format!("{base}{}", query.path), &[("x-api-key", key)])
+        .await;
+    let latency = started.elapsed();
+    let mut all = stats
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let s = &mut all[index];
+    if s.by_period.len() <= period {
+        s.by_period.resize(period + 1, (0, 0));
+    }
+    s.by_period[period].0 += 1;
+    if !answer.as_ref().is_ok_and(|a| a.status.as_u16() == 200) {
+        s.by_period[period].1 += 1;
+    }
+    match answer {
+        Ok(answer) => {
+            let status = answer.status.as_u16();
+            s.part
+                .record_answer(latency, status, answer.body.len() as u64, None);
+            if status == 200 {
+                let field = match query.kind {
+                    ReportKind::Search => "results",
+                    ReportKind::Aggregates => "series",
+                };
+                let items = serde_json::from_slice::<serde_json::Value>(&answer.body)
+                    .ok()
+                    .and_then(|v| v.get(field).and_then(|f| f.as_array().map(Vec::len)));
+                match items {
+                    Some(n) => {
+                        s.items = Some(s.items.map_or((n, n), |(lo, hi)| (lo.min(n), hi.max(n))));
+                    }
+                    None => s.malformed += 1,
+                }
+            }
+        }
+        Err(e) => {
+            let reason = if format!("{e:#}").contains("no answer within") {
+                "time-out"
+            } else {
+                "connection"
+            };
+            s.part.error(reason);
+        }
+    }
+}
+
+/// The largest difference of `f` over any `window` seconds of `samples` (time, counters),
+/// among windows ending at or after `from` seconds.
+fn max_window(
+    samples: &[(f64, Counters)],
+    window: f64,
+    from: f64,
+    f: impl Fn(&Counters) -> u64,
+) -> Option<u64> {
+    let mut best = None;
+    for (j, (t, c)) in samples.iter().enumerate() {
+        if *t < from.max(window.min(samples.last()?.0)) {
+            continue;
+        }
+        // The earliest sample no more than `window` seconds before this one.
+        let i = samples[..=j]
+            .iter()
+            .position(|(ti, _)| *ti >= t - window - 0.5)
+            .unwrap_or(0);
+        let v = f(c).saturating_sub(f(&samples[i].1));
+        best = Some(best.map_or(v, |b: u64| b.max(v)));
+    }
+    best
+}
+
+#[allow(clippy::too_many_lines)]
+async fn scenario_dashboards(
+    o: &Options,
+    http: &Control,
+    out: &mut String,
+    failures: &mut Vec<String>,
+    key: &Key,
+) -> Result<()> {
+    let budget = DASH_BUDGET;
+    let mut sim_args: Vec<String> = [
+        "--conversations",
+        "20000",
+        "--days",
+        "2",
+        "--rate-limit",
+        &budget.to_string(),
+        "--rate-window",
+        "60",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let continuous = match sim_flag(o, "--continuous") {
+        Some(true) => {
+            sim_args.push("--continuous".to_owned());
+            "`--continuous` passed: conversations keep arriving during the run"
+        }
+        Some(false) => {
+            "this simulator's `--continuous` takes a value the bench does not know: not passed; no conversation arrives during the run"
+        }
+        None => {
+            "this simulator has no `--continuous`: no conversation arrives during the run, the last one starts when it starts"
+        }
+    };
+    let arg_refs: Vec<&str> = sim_args.iter().map(String::as_str).collect();
+    let sim = start_sim(o, http, "sim-dashboards", Some(LOAD_CPU), &arg_refs).await?;
+    let proxy = start_proxy(
+        o,
+        http,
+        "proxy-dashboards",
+        Some(SERVER_CPU),
+        &sim,
+        key,
+        &format!("[budget]\nrate = {budget}\nperiod_secs = 60\n"),
+    )
+    .await?;
+
+    // A queue of the org, from the simulator's directory (not an API call).
+    let org = http
+        .get(&format!("{}/sim/org", sim.base), &[])
+        .await?
+        .json()?;
+    let queue = &org["queues"][0];
+    let queue_id = queue["id"]
+        .as_str()
+        .context("a queue id in /sim/org")?
+        .to_owned();
+    let queue_name = queue["name"].as_str().unwrap_or("queue").to_owned();
+    let queries = Arc::new(dashboard_queries(&queue_id, &queue_name));
+
+    let every = Duration::from_secs(o.dash_every_secs);
+    let length = Duration::from_secs(o.dash_secs);
+    let n = o.dash_count;
+    let stats = Arc::new(std::sync::Mutex::new(
+        (0..queries.len())
+            .map(|_| DashStats::default())
+            .collect::<Vec<_>>(),
+    ));
+    let poll_http = Control::new(Duration::from_secs(30));
+    let proxy_before = metrics(http, &proxy).await?;
+    reset_counters(http, &sim).await?;
+    let t0 = Instant::now();
+    let end = t0 + length;
+    eprintln!(
+        "bench: dashboards: {n} dashboards x {} queries every {} s for {} s",
+        queries.len(),
+        o.dash_every_secs,
+        o.dash_secs
+    );
+
+    // Every (dashboard, query) pair is a task polling on the dashboard's schedule: the
+    // dashboards start spread evenly over the first period, and each fires its queries
+    // together, skipping a tick while its previous poll of that query is still running.
+    let mut tasks = tokio::task::JoinSet::new();
+    for d in 0..n {
+        let offset = every.mul_f64(d as f64 / n as f64);
+        for q in 0..queries.len() {
+            let (queries, stats, http) = (queries.clone(), stats.clone(), poll_http.clone());
+            let (base, key) = (proxy.base.clone(), key.key.clone());
+            tasks.spawn(async move {
+                let mut tick = t0 + offset;
+                while tick < end {
+                    tokio::time::sleep_until(tick).await;
+                    let period = (tick - t0).as_secs() / every.as_secs().max(1);
+                    let period = usize::try_from(period).unwrap_or(usize::MAX);
+                    dash_poll(&http, &base, &key, &queries[q], &stats, q, period).await;
+                    tick += every;
+                    let now = Instant::now();
+                    while tick < now && tick < end {
+                        stats
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)[q]
+                            .skipped += 1;
+                        tick += every;
+                    }
+                }
+            });
+        }
+    }
+    // The simulator's counters, once a second, until the last poll is answered.
+    let mut samples: Vec<(f64, Counters)> = vec![(0.0, Counters::default())];
+    let mut sampler = tokio::time::interval_at(t0 + Duration::from_secs(1), Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => match joined {
+                Some(r) => r.context("a dashboard task")?,
+                None => break,
+            },
+            _ = sampler.tick() => {
+                let c = counters(http, &sim).await?;
+                samples.push((t0.elapsed().as_secs_f64(), c));
+            }
+        }
+    }
+    let drained = t0.elapsed().as_secs_f64();
+    let last = counters(http, &sim).await?;
+    samples.push((drained, last));
+    let proxy_after = metrics(http, &proxy).await?;
+    let last = &samples.last().context("a sample")?.1;
+    let stats = std::mem::take(
+        &mut *stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+
+    let mut total = Part::default();
+    for s in &stats {
+        for (status, count) in &s.part.statuses {
+            *total.statuses.entry(*status).or_default() += count;
+        }
+        for (e, count) in &s.part.errors {
+            *total.errors.entry(e.clone()).or_default() += count;
+        }
+        total.answered += s.part.answered;
+        let _ = total.latency.add(&s.part.latency);
+    }
+    let polls = total.answered + total.error_count();
+    let client_429 = total.statuses.get(&429).copied().unwrap_or(0);
+    let non_200 = total.answered - total.statuses.get(&200).copied().unwrap_or(0);
+    let malformed: u64 = stats.iter().map(|s| s.malformed).sum();
+    let skipped: u64 = stats.iter().map(|s| s.skipped).sum();
+    let upstream_429 = last.rate_limited;
+    eprintln!(
+        "bench: dashboards: {polls} polls in {drained:.1} s; statuses {:?}; errors {:?}; p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; upstream {:?}",
+        total.statuses,
+        total.errors,
+        total.ms(0.5),
+        total.ms(0.99),
+        total.ms(1.0),
+        last.calls
+    );
+    if upstream_429 > 0 {
+        failures.push(format!(
+            "dashboards: the simulator sent {upstream_429} 429s"
+        ));
+    }
+    if client_429 > 0 {
+        failures.push(format!("dashboards: clients saw {client_429} 429s"));
+    }
+    if malformed > 0 {
+        failures.push(format!(
+            "dashboards: {malformed} 200 answers had no `results` (search) or `series` (aggregates)"
+        ));
+    }
+    if total.answered == 0 {
+        failures.push("dashboards: no poll was answered".to_owned());
+    }
+
+    let secs = o.dash_secs as f64;
+    let pct = |calls: u64| {
+        f64::from(u32::try_from(calls).unwrap_or(u32::MAX)) * 100.0 / f64::from(budget)
+    };
+    let (analytics, other) = dash_calls(last);
+    let analytics_of = |c: &Counters| dash_calls(c).0;
+    let all_of = |c: &Counters| c.api_calls();
+    let max_analytics = max_window(&samples, 60.0, 0.0, analytics_of).unwrap_or(0);
+    let max_all = max_window(&samples, 60.0, 0.0, all_of).unwrap_or(0);
+    let steady = (secs >= 120.0).then(|| {
+        (
+            max_window(&samples, 60.0, 120.0, analytics_of).unwrap_or(0),
+            max_window(&samples, 60.0, 120.0, all_of).unwrap_or(0),
+        )
+    });
+    let proxy_upstream = metric_sum(&proxy_after, "genesys_proxy_upstream_requests_total", &[])
+        - metric_sum(&proxy_before, "genesys_proxy_upstream_requests_total", &[]);
+    let verdict = |calls: u64| {
+        let p = pct(calls);
+        format!(
+            "{p:.1}% of {budget} ({})",
+            if p <= 10.0 { "met" } else { "NOT met" }
+        )
+    };
+
+    let _ = writeln!(
+        out,
+        "## 5. Dashboards: {n} dashboards polling the same {} reports every {} s for {} s (budget {budget} calls per 60 s; simulator enforces {budget} per 60 s per token)\n",
+        queries.len(),
+        o.dash_every_secs,
+        o.dash_secs
+    );
+    let _ = writeln!(
+        out,
+        "Simulator: `genesys-sim {}` ({continuous}). Binaries: {}. Each dashboard asks for page 1 of every report with `X-API-Key` and the GET form, all ten at once, every {} s; the dashboards start spread over the first {} s. Queue `{{{queue_name}}}` = `{queue_id}`.\n",
+        sim_args.join(" "),
+        binaries(o),
+        o.dash_every_secs,
+        o.dash_every_secs
+    );
+    let _ = writeln!(
+        out,
+        "| report (page 1) | polls | client statuses | p50 / p99 / max ms | items on page 1 (min-max) | ticks skipped (previous poll still running) |"
+    );
+    let _ = writeln!(out, "|---|---:|---|---|---|---:|");
+    for (q, s) in queries.iter().zip(&stats) {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.1} / {:.1} / {:.1} | {}{} | {} |",
+            q.label,
+            s.part.answered + s.part.error_count(),
+            statuses(&s.part),
+            s.part.ms(0.5),
+            s.part.ms(0.99),
+            s.part.ms(1.0),
+            s.items.map_or("-".to_owned(), |(lo, hi)| format!(
+                "{lo}-{hi} {}",
+                if q.kind == ReportKind::Search {
+                    "results"
+                } else {
+                    "series"
+                }
+            )),
+            if s.malformed > 0 {
+                format!(" ({} malformed)", s.malformed)
+            } else {
+                String::new()
+            },
+            s.skipped
+        );
+    }
+    let _ = writeln!(out);
+
+    let _ = writeln!(
+        out,
+        "| minute of the run | details queries | aggregates queries | other upstream API calls | analytics queries, % of budget | all upstream API calls, % of budget |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    let at = |t: f64| -> Counters {
+        samples
+            .iter()
+            .rev()
+            .find(|(ts, _)| *ts <= t + 0.5)
+            .map_or_else(Counters::default, |(_, c)| Counters {
+                calls: c.calls.clone(),
+                rate_limited: c.rate_limited,
+            })
+    };
+    let minutes = (secs / 60.0).ceil() as usize;
+    let mut bounds: Vec<(String, f64, f64)> = (0..minutes)
+        .map(|m| {
+            let (a, b) = (m as f64 * 60.0, ((m + 1) as f64 * 60.0).min(secs));
+            (format!("{} ({a:.0}-{b:.0} s)", m + 1), a, b)
+        })
+        .collect();
+    if drained > secs + 0.5 {
+        bounds.push((
+            format!("after the last tick ({secs:.0}-{drained:.1} s)"),
+            secs,
+            drained + 1.0,
+        ));
+    }
+    for (name, a, b) in &bounds {
+        let (ca, cb) = (at(*a), at(*b));
+        let d = |e: &str| cb.calls_to(e) - ca.calls_to(e);
+        let (an, ot) = (
+            dash_calls(&cb).0 - dash_calls(&ca).0,
+            dash_calls(&cb).1 - dash_calls(&ca).1,
+        );
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {ot} | {an} = {:.1}% | {} = {:.1}% |",
+            d("details_query"),
+            d("aggregates_query"),
+            pct(an),
+            an + ot,
+            pct(an + ot)
+        );
+    }
+    let _ = writeln!(out);
+
+    let _ = writeln!(out, "| figure | value |");
+    let _ = writeln!(out, "|---|---|");
+    let _ = writeln!(
+        out,
+        "| upstream analytics queries (details + aggregates), whole run | {analytics} (details {}, aggregates {}) = {:.1}/min over {drained:.0} s |",
+        last.calls_to("details_query"),
+        last.calls_to("aggregates_query"),
+        analytics as f64 * 60.0 / drained.max(1.0)
+    );
+    let others: Vec<String> = last
+        .calls
+        .iter()
+        .filter(|(k, _)| {
+            !["oauth_token", "details_query", "aggregates_query"].contains(&k.as_str())
+        })
+        .map(|(k, by)| format!("{k} {}", by.values().sum::<u64>()))
+        .collect();
+    let _ = writeln!(
+        out,
+        "| other upstream API calls, whole run | {other}{} (tokens {}) |",
+        if others.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", others.join(", "))
+        },
+        last.calls_to("oauth_token")
+    );
+    let _ = writeln!(
+        out,
+        "| max analytics queries in any 60 s (target <= 10% of the budget) | {max_analytics} = {} |",
+        verdict(max_analytics)
+    );
+    let _ = writeln!(
+        out,
+        "| max upstream API calls of any kind in any 60 s | {max_all} = {:.1}% of {budget} |",
+        pct(max_all)
+    );
+    if let Some((a, b)) = steady {
+        let _ = writeln!(
+            out,
+            "| the same, windows ending after 120 s (the first minute's cold cache left out) | analytics {a} = {:.1}%, all {b} = {:.1}% |",
+            pct(a),
+            pct(b)
+        );
+    }
+    let periods = (secs / o.dash_every_secs as f64).ceil() as usize;
+    let upstream_timeline: Vec<String> = (0..periods)
+        .map(|k| {
+            let step = o.dash_every_secs as f64;
+            let (a, b) = (k as f64 * step, ((k + 1) as f64 * step).min(secs));
+            (dash_calls(&at(b)).0 - dash_calls(&at(a)).0).to_string()
+        })
+        .collect();
+    let mut bad_timeline = vec![0u64; periods];
+    for s in &stats {
+        for (k, (_, bad)) in s.by_period.iter().enumerate() {
+            if let Some(slot) = bad_timeline.get_mut(k) {
+                *slot += bad;
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "| upstream analytics queries per {} s of the run | {} |",
+        o.dash_every_secs,
+        upstream_timeline.join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "| client non-200 per {} s of the run (by the poll's start) | {} |",
+        o.dash_every_secs,
+        bad_timeline
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "| upstream statuses (simulator) / upstream calls (proxy metrics) | {:?} / {proxy_upstream:.0} |",
+        last.by_status()
+    );
+    let _ = writeln!(
+        out,
+        "| upstream 429s (must be 0) | {upstream_429} ({}) |",
+        if upstream_429 == 0 { "PASS" } else { "FAIL" }
+    );
+    let _ = writeln!(
+        out,
+        "| polls | {polls} ({:.1}/s; {} search, {} aggregates); {skipped} ticks skipped |",
+        polls as f64 / secs,
+        queries
+            .iter()
+            .zip(&stats)
+            .filter(|(q, _)| q.kind == ReportKind::Search)
+            .map(|(_, s)| s.part.answered + s.part.error_count())
+            .sum::<u64>(),
+        queries
+            .iter()
+            .zip(&stats)
+            .filter(|(q, _)| q.kind == ReportKind::Aggregates)
+            .map(|(_, s)| s.part.answered + s.part.error_count())
+            .sum::<u64>()
+    );
+    let _ = writeln!(
+        out,
+        "| poll latency p50 / p99 / max | {:.1} / {:.1} / {:.1} ms |",
+        total.ms(0.5),
+        total.ms(0.99),
+        total.ms(1.0)
+    );
+    let _ = writeln!(
+        out,
+        "| client statuses (non-200: {non_200}{}) | {} |",
+        if malformed > 0 {
+            format!("; 200 without results/series: {malformed}")
+        } else {
+            String::new()
+        },
+        statuses(&total)
+    );
+    let _ = writeln!(
+        out,
+        "| client 429s (must be 0) | {client_429} ({}) |\n",
+        if client_429 == 0 { "PASS" } else { "FAIL" }
+    );
+    drop(proxy);
+    drop(sim);
+    Ok(())
+}
+
+/// Where the binaries under test come from, and the commit of their tree when it is one.
+fn binaries(o: &Options) -> String {
+    let describe = |dir: &Path| {
+        let dir = dir.display().to_string();
+        match tree_commit(&dir) {
+            Some((commit, dirty)) => format!(
+                "`{dir}` (tree at {commit}{})",
+                if dirty {
+                    " with uncommitted changes"
+                } else {
+                    ""
+                }
+            ),
+            None => format!("`{dir}`"),
+        }
+    };
+    match &o.sim_bin_dir {
+        Some(sim) if *sim != o.bin_dir => format!(
+            "proxy from {}, simulator from {}",
+            describe(&o.bin_dir),
+            describe(sim)
+        ),
+        _ => describe(&o.bin_dir),
+    }
+}
+
+/// The short commit of the git tree holding `dir`, and whether tracked files differ from it.
+fn tree_commit(dir: &str) -> Option<(String, bool)> {
+    let head = Command::new("git")
+        .args(["-C", dir, "rev-parse", "--short", "HEAD"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|out| out.status.success())?;
+    let commit = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    let dirty = Command::new("git")
+        .args(["-C", dir, "status", "--porcelain", "--untracked-files=no"])
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|out| !out.stdout.is_empty());
+    Some((commit, dirty))
+}
+
+// ---------------------------------------------------------------------------------------
 
 fn command_line(program: &str, args: &[&str]) -> String {
     Command::new(program)
@@ -1616,8 +2303,10 @@ fn machine(o: &Options) -> String {
         });
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let commit = command_line("git", &["rev-parse", "--short", "HEAD"]);
-    let dirty = !command_line("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty();
+    // The tree the binaries under test were built from (--bin-dir), else this one.
+    let (commit, dirty) = tree_commit(&o.bin_dir.display().to_string())
+        .or_else(|| tree_commit("."))
+        .unwrap_or_else(|| ("unknown".to_owned(), false));
     format!(
         "Machine: {} CPUs ({model}), {mem} RAM, Linux {}, {}, {}; genesys-proxy at {commit}{}; load average at start {}.\n",
         num_cpus_total(),
@@ -1648,10 +2337,36 @@ async fn run(o: &Options, out: &mut String, failures: &mut Vec<String>) -> Resul
     let key = new_key();
     let _ = &key.key;
     // One simulator with a large org and no effective rate limit for scenarios 1, 2 and 4.
+    if (o.wants("hits") || o.wants("coalescing") || o.wants("memory"))
+        && let Err(e) = main_sim_scenarios(o, &http, out, failures, &key).await
+    {
+        failures.push(format!("{e:#}"));
+    }
+    if o.wants("budget")
+        && let Err(e) = scenario_budget(o, &http, out, failures, &key).await
+    {
+        failures.push(format!("budget: {e:#}"));
+    }
+    if o.wants("dashboards")
+        && let Err(e) = scenario_dashboards(o, &http, out, failures, &key).await
+    {
+        failures.push(format!("dashboards: {e:#}"));
+    }
+    Ok(())
+}
+
+/// Scenarios 1, 2 and 4, on one simulator with a large org and no effective rate limit.
+async fn main_sim_scenarios(
+    o: &Options,
+    http: &Control,
+    out: &mut String,
+    failures: &mut Vec<String>,
+    key: &Key,
+) -> Result<()> {
     let conversations = o.conversations.to_string();
     let sim = start_sim(
         o,
-        &http,
+        http,
         "sim",
         Some(LOAD_CPU),
         &[
@@ -1669,7 +2384,7 @@ async fn run(o: &Options, out: &mut String, failures: &mut Vec<String>) -> Resul
     )
     .await?;
     let started = Instant::now();
-    let listed = list_conversations(&http, &sim, 30).await?;
+    let listed = list_conversations(http, &sim, 30).await?;
     eprintln!(
         "bench: listed {} conversations in {:.1} s",
         listed.len(),
@@ -1690,31 +2405,25 @@ async fn run(o: &Options, out: &mut String, failures: &mut Vec<String>) -> Resul
     if o.wants("hits") || o.wants("coalescing") {
         let proxy = start_proxy(
             o,
-            &http,
+            http,
             "proxy",
             Some(SERVER_CPU),
             &sim,
-            &key,
+            key,
             "[budget]\nrate = 1000000\nburst = 100000\nmax_concurrency = 64\n",
         )
         .await?;
         if o.wants("hits")
-            && let Err(e) =
-                scenario_hits(o, &http, out, failures, &sim, &proxy, &key, &hit_id).await
+            && let Err(e) = scenario_hits(o, http, out, failures, &sim, &proxy, key, &hit_id).await
         {
             failures.push(format!("hit throughput: {e:#}"));
         }
         if o.wants("coalescing")
             && let Err(e) =
-                scenario_coalescing(o, &http, out, failures, &sim, &proxy, &key, &cold_id).await
+                scenario_coalescing(o, http, out, failures, &sim, &proxy, key, &cold_id).await
         {
             failures.push(format!("coalescing: {e:#}"));
         }
-    }
-    if o.wants("budget")
-        && let Err(e) = scenario_budget(o, &http, out, failures, &key).await
-    {
-        failures.push(format!("budget: {e:#}"));
     }
     if o.wants("memory") {
         let mut fresh: Vec<Listed> = listed
@@ -1724,7 +2433,7 @@ async fn run(o: &Options, out: &mut String, failures: &mut Vec<String>) -> Resul
             .collect();
         fastrand::seed(4);
         fastrand::shuffle(&mut fresh);
-        if let Err(e) = scenario_memory(o, &http, out, failures, &sim, &key, &fresh).await {
+        if let Err(e) = scenario_memory(o, http, out, failures, &sim, key, &fresh).await {
             failures.push(format!("memory: {e:#}"));
         }
     }
