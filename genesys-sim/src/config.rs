@@ -83,13 +83,28 @@ impl Default for AnalyticsLimits {
 pub struct SimConfig {
     /// Seed of every generated value: the same seed gives the same org and conversations.
     pub seed: u64,
-    /// Number of historical (ended) conversations.
+    /// Number of historical conversations: they start over the `days` before `anchor`.
+    /// Without `continuous` they are all over two hours before `anchor`.
     pub conversations: usize,
     /// Number of days, ending at `anchor`, over which historical conversations start.
     pub days: u32,
     /// Number of live conversations: they start shortly before `anchor` and advance as the
-    /// simulator's clock runs.
+    /// simulator's clock runs. Not used with `continuous`, where the conversations running
+    /// at any instant are simply those that arrived shortly before it.
     pub live_conversations: usize,
+    /// Continuous arrivals (default off): conversations arrive at the historical rate
+    /// (`conversations / days` a day) right up to `anchor` and keep arriving for
+    /// [`ARRIVALS_AHEAD_DAYS`](crate::data::ARRIVALS_AHEAD_DAYS) days after it. The API
+    /// shows each one only from its start on (by the simulator's clock), running and then
+    /// ended as the clock moves, as in a real contact centre; `last=PT15M` at any hour
+    /// holds about a 96th of a day's conversations (more in busy hours with `diurnal`).
+    pub continuous: bool,
+    /// Diurnal arrivals (default off): arrival density follows a contact-centre day, busy
+    /// 08:00-18:00 UTC and quiet (never empty) at night
+    /// ([`DIURNAL_WEIGHTS`](crate::data::DIURNAL_WEIGHTS)), for historical conversations and
+    /// continuous arrivals alike; the number of conversations a day is unchanged. Live
+    /// conversations (without `continuous`) still start just before `anchor`.
+    pub diurnal: bool,
     /// The instant the data is generated around. Defaults to the start time, to the minute.
     pub anchor: Option<DateTime<Utc>>,
     /// Accepted OAuth client id.
@@ -121,6 +136,8 @@ impl Default for SimConfig {
             conversations: 2_000,
             days: 30,
             live_conversations: 20,
+            continuous: false,
+            diurnal: false,
             anchor: None,
             client_id: DEFAULT_CLIENT_ID.to_owned(),
             client_secret: DEFAULT_CLIENT_SECRET.to_owned(),

@@ -6,10 +6,13 @@
 //! whether the proxy works on the day it meets a real org.
 //!
 //! Tour:
-//! - [`config`]: what shapes an org (seed, size, credentials, limits, faults).
-//! - [`data`]: the seeded org directory and conversations, read-only after start.
-//! - [`render`]: a conversation as Genesys shows it at an instant (real-time and analytics).
-//! - [`query`]: the analytics query language (details and aggregates).
+//! - [`config`]: what shapes an org (seed, size, arrivals, credentials, limits, faults).
+//! - [`data`]: the seeded org directory and conversations, read-only after start (with
+//!   continuous arrivals, some start after the simulator does).
+//! - [`render`]: a conversation as Genesys shows it at an instant (real-time and analytics,
+//!   the latter from one flat record that queries read too).
+//! - [`query`]: the analytics query language (details, with the memo that serves page
+//!   after page of a walk, and aggregates).
 //! - [`tokens`], [`faults`], [`counters`]: OAuth tokens and rate windows, injected
 //!   faults, and the counters tests read.
 //! - `http`: the routes (token endpoint, `/api/v2/...`, `/sim/...` control API).

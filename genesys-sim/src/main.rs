@@ -36,15 +36,24 @@ struct Args {
     /// Seed of all generated data.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Number of historical conversations.
+    /// Number of historical conversations (they start over the --days before the anchor).
     #[arg(long, default_value_t = 2_000)]
     conversations: usize,
-    /// Days, ending now, over which historical conversations start.
+    /// Days, ending at the anchor, over which historical conversations start.
     #[arg(long, default_value_t = 30)]
     days: u32,
-    /// Number of live conversations (started in the last minutes, still running).
+    /// Number of live conversations (started in the last minutes, still running). Ignored
+    /// with --continuous.
     #[arg(long, default_value_t = 20)]
     live: usize,
+    /// Conversations keep arriving at the historical rate (--conversations / --days a day)
+    /// up to the anchor and for two days after it; each one appears in the API when the
+    /// clock reaches its start, runs, then ends.
+    #[arg(long)]
+    continuous: bool,
+    /// Arrivals follow a contact-centre day: busy 08:00-18:00 UTC, quiet at night.
+    #[arg(long)]
+    diurnal: bool,
     /// Instant the data is generated around (RFC 3339); defaults to now.
     #[arg(long)]
     anchor: Option<DateTime<Utc>>,
@@ -125,6 +134,8 @@ impl Args {
             conversations: self.conversations,
             days: self.days,
             live_conversations: self.live,
+            continuous: self.continuous,
+            diurnal: self.diurnal,
             anchor: self.anchor,
             client_id: self.client_id,
             client_secret: self.client_secret,
@@ -167,6 +178,12 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let (client_id, conversations) = (config.client_id.clone(), config.conversations);
+    let arrivals = match (config.continuous, config.diurnal) {
+        (false, false) => "",
+        (true, false) => ", arriving continuously",
+        (false, true) => ", diurnal",
+        (true, true) => ", arriving continuously, diurnal",
+    };
     let sim = match Simulator::start_on(config, listen).await {
         Ok(sim) => sim,
         Err(error) => {
@@ -175,7 +192,7 @@ async fn main() -> std::process::ExitCode {
         }
     };
     println!(
-        "genesys-sim: simulated Genesys Cloud org on {} ({conversations} conversations, client id {client_id})",
+        "genesys-sim: simulated Genesys Cloud org on {} ({conversations} conversations{arrivals}, client id {client_id})",
         sim.base_url()
     );
     println!("  token:    POST {}/oauth/token", sim.base_url());
@@ -204,4 +221,33 @@ async fn stop_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> SimConfig {
+        let args = std::iter::once("genesys-sim").chain(args.iter().copied());
+        Args::try_parse_from(args)
+            .expect("valid flags")
+            .into_config()
+            .expect("a valid config")
+    }
+
+    #[test]
+    fn arrivals_are_historical_unless_asked_otherwise() {
+        let plain = config(&[]);
+        assert!(!plain.continuous && !plain.diurnal);
+        let both = config(&[
+            "--continuous",
+            "--diurnal",
+            "--conversations",
+            "90000",
+            "--days",
+            "30",
+        ]);
+        assert!(both.continuous && both.diurnal);
+        assert_eq!((both.conversations, both.days), (90_000, 30));
+    }
 }

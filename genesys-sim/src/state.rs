@@ -1,5 +1,6 @@
 //! The simulator's shared state: configuration, generated data, issued tokens, counters,
-//! active faults and the simulated clock. One `Arc<SimState>` serves every request.
+//! active faults, the simulated clock and the memo of details walks. One `Arc<SimState>`
+//! serves every request.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -10,8 +11,10 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 
 use crate::config::SimConfig;
 use crate::counters::Counters;
-use crate::data::Dataset;
+use crate::data::{Arrivals, Dataset};
 use crate::faults::Faults;
+use crate::query::details::{DetailsPage, DetailsQuery};
+use crate::query::walks::Walks;
 use crate::rng::SimRng;
 use crate::tokens::TokenStore;
 
@@ -39,6 +42,7 @@ pub struct SimState {
     correlation_rng: Mutex<SimRng>,
     clock_offset: Mutex<Duration>,
     recent: Mutex<VecDeque<SeenRequest>>,
+    walks: Walks,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -54,12 +58,15 @@ impl SimState {
                 .duration_trunc(Duration::minutes(1))
                 .unwrap_or_else(|_| Utc::now())
         });
-        let data = Dataset::generate(
+        let data = Dataset::generate_with(
             config.seed,
             anchor,
             config.days,
-            config.conversations,
-            config.live_conversations,
+            (config.conversations, config.live_conversations),
+            Arrivals {
+                continuous: config.continuous,
+                diurnal: config.diurnal,
+            },
         );
         // With an explicit anchor, the simulated clock starts there, so a test's view of
         // live conversations does not depend on when it runs.
@@ -74,6 +81,7 @@ impl SimState {
             correlation_rng: Mutex::new(SimRng::new(config.seed ^ 0x636f_7272)),
             clock_offset: Mutex::new(offset),
             recent: Mutex::new(VecDeque::with_capacity(RECENT_REQUESTS)),
+            walks: Walks::default(),
             data,
             config,
         }
@@ -88,6 +96,18 @@ impl SimState {
     /// Moves the simulated clock forward (live conversations advance).
     pub fn advance_clock(&self, by: Duration) {
         *lock(&self.clock_offset) += by;
+    }
+
+    /// The page of a details query now, served from the memo of walks (the same page as
+    /// [`DetailsQuery::run`] computes from scratch at that instant).
+    #[must_use]
+    pub fn details_page(&self, query: &DetailsQuery) -> DetailsPage {
+        self.walks.page_now(
+            query,
+            &self.data,
+            || self.now(),
+            self.config.interval_matching,
+        )
     }
 
     /// The active faults.

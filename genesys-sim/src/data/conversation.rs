@@ -162,28 +162,63 @@ pub struct ConversationRecord {
     pub attributes: Vec<(String, String)>,
     /// Lowest MOS of the call (voice only).
     pub min_mos: Option<f64>,
+    /// `disconnected()` and `last_event()`, worked out once (queries ask them of every
+    /// conversation they look at).
+    ends: (DateTime<Utc>, DateTime<Utc>),
 }
 
 impl ConversationRecord {
-    /// When the customer's side ends: an abandon or the last agent's disconnect.
+    /// A record of these parts; the remaining fields are derived.
+    #[allow(clippy::too_many_arguments)]
     #[must_use]
-    pub fn disconnected(&self) -> DateTime<Utc> {
-        let last = self.legs.last().expect("every conversation has a leg");
-        match (&last.agent, &last.acd) {
+    pub(crate) fn new(
+        id: Uuid,
+        media: MediaType,
+        direction: Direction,
+        start: DateTime<Utc>,
+        customer: Customer,
+        ivr: Option<IvrLeg>,
+        legs: Vec<Leg>,
+        external_tag: Option<String>,
+        attributes: Vec<(String, String)>,
+        min_mos: Option<f64>,
+    ) -> Self {
+        let last = legs.last().expect("every conversation has a leg");
+        let disconnected = match (&last.agent, &last.acd) {
             (Some(agent), _) => agent.disconnected,
             (None, Some(acd)) => last.enter + Duration::milliseconds(acd.wait_ms),
             (None, None) => last.enter,
+        };
+        let last_event = legs
+            .iter()
+            .filter_map(|leg| leg.agent.as_ref().map(AgentWork::acw_end))
+            .fold(disconnected, DateTime::max);
+        Self {
+            id,
+            media,
+            direction,
+            start,
+            customer,
+            ivr,
+            legs,
+            external_tag,
+            attributes,
+            min_mos,
+            ends: (disconnected, last_event),
         }
+    }
+
+    /// When the customer's side ends: an abandon or the last agent's disconnect.
+    #[must_use]
+    pub fn disconnected(&self) -> DateTime<Utc> {
+        self.ends.0
     }
 
     /// When the last thing happens (the last wrap-up, or the disconnect): the analytics
     /// `conversationEnd`.
     #[must_use]
     pub fn last_event(&self) -> DateTime<Utc> {
-        self.legs
-            .iter()
-            .filter_map(|leg| leg.agent.as_ref().map(AgentWork::acw_end))
-            .fold(self.disconnected(), DateTime::max)
+        self.ends.1
     }
 
     /// True when every part of the conversation (wrap-up included) is over at `now`.

@@ -1,17 +1,46 @@
-//! Builds the seeded conversations: historical ones spread over the configured days, and
-//! live ones that start just before the anchor and run on past it.
+//! Builds the seeded conversations. By default: historical ones spread over the configured
+//! days (all over, wrap-up included, two hours before the anchor), and live ones that start
+//! just before the anchor and run on past it. With continuous arrivals
+//! ([`Arrivals::continuous`]): conversations arrive at the historical rate right up to the
+//! anchor and for [`ARRIVALS_AHEAD_DAYS`] after it, each one running its course in time, so
+//! that the API sees them arrive, run and end as the clock moves. With a diurnal profile
+//! ([`Arrivals::diurnal`]) arrivals follow a contact-centre day ([`DIURNAL_WEIGHTS`]).
 //!
 //! Durations are right-skewed around realistic medians per media type (see the constants);
 //! about one inbound wait in twelve is abandoned and one answered leg in twelve is
 //! transferred to a second queue.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, Timelike, Utc};
 
 use super::conversation::{
     AcdWait, AgentWork, ConversationRecord, Customer, Direction, IvrLeg, Leg, MediaType,
 };
 use super::org::Org;
 use crate::rng::SimRng;
+
+/// When conversations arrive (see [`crate::SimConfig`]'s `continuous` and `diurnal`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Arrivals {
+    /// Conversations arrive at the historical rate (historical conversations / days, per
+    /// day) up to the anchor and on for [`ARRIVALS_AHEAD_DAYS`] past it; there are no
+    /// separately generated live conversations.
+    pub continuous: bool,
+    /// The arrival density follows [`DIURNAL_WEIGHTS`] instead of being flat.
+    pub diurnal: bool,
+}
+
+/// With continuous arrivals, for how many days past the anchor conversations keep arriving.
+pub const ARRIVALS_AHEAD_DAYS: u32 = 2;
+
+/// Relative arrival density of each UTC hour of the day with a diurnal profile: a contact
+/// centre busy from 08:00 to 18:00, quiet (never empty) at night. The weights' mean is
+/// about 5.4, so a busy hour sees about 1.8 times the day's average rate and a night hour
+/// about a fifth of it.
+pub const DIURNAL_WEIGHTS: [u32; 24] = [
+    1, 1, 1, 1, 1, 1, 2, 5, // 00:00-07:59
+    10, 10, 10, 10, 10, 10, 10, 10, 10, 10, // 08:00-17:59
+    6, 4, 3, 2, 1, 1, // 18:00-23:59
+];
 
 /// Probability that an inbound queue wait is abandoned.
 const ABANDON_RATE: f64 = 0.08;
@@ -49,30 +78,78 @@ fn talk_spread(media: MediaType) -> (u64, u64, u64) {
     }
 }
 
-/// Builds `historical` ended conversations over `days` before `anchor`, then `live` ones
-/// around `anchor`; returns them sorted by start (ties by id).
+/// A start drawn in `[from, to)` (at `from` when that is empty), uniformly or, `diurnal`,
+/// with the density of [`DIURNAL_WEIGHTS`] (by rejection: a draw in an hour of weight `w`
+/// is kept with probability `w / 10`).
+fn arrival(
+    rng: &mut SimRng,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    diurnal: bool,
+) -> DateTime<Utc> {
+    let span_ms = (to - from).num_milliseconds();
+    if span_ms <= 0 {
+        return from;
+    }
+    let heaviest = DIURNAL_WEIGHTS.iter().copied().max().unwrap_or(1);
+    loop {
+        #[allow(clippy::cast_sign_loss, clippy::cast_possible_wrap)]
+        let at = from + Duration::milliseconds(rng.range(0, span_ms as u64 - 1) as i64);
+        if !diurnal
+            || rng.range(1, u64::from(heaviest)) <= u64::from(DIURNAL_WEIGHTS[at.hour() as usize])
+        {
+            return at;
+        }
+    }
+}
+
+/// Builds the conversations and returns them sorted by start (ties by id).
+///
+/// By default: `historical` ended conversations over `days` before `anchor`, then `live`
+/// ones around `anchor`. With continuous arrivals: `historical` conversations arriving over
+/// the `days` before `anchor` and as many per day again for [`ARRIVALS_AHEAD_DAYS`] after
+/// it (none when `days` is 0); `live` is not used.
 pub fn conversations(
     rng: &mut SimRng,
     org: &Org,
     anchor: DateTime<Utc>,
     days: u32,
-    historical: usize,
-    live: usize,
+    (historical, live): (usize, usize),
+    arrivals: Arrivals,
 ) -> Vec<ConversationRecord> {
     let history_start = anchor - Duration::days(i64::from(days));
+    if arrivals.continuous {
+        let ahead = if days == 0 {
+            0
+        } else {
+            historical * ARRIVALS_AHEAD_DAYS as usize / days as usize
+        };
+        let until = anchor + Duration::days(i64::from(ARRIVALS_AHEAD_DAYS));
+        let mut out = Vec::with_capacity(historical + ahead);
+        for _ in 0..historical {
+            let start = arrival(rng, history_start, anchor, arrivals.diurnal);
+            out.push(one(rng, org, start, None));
+        }
+        for _ in 0..ahead {
+            let start = arrival(rng, anchor, until, arrivals.diurnal);
+            out.push(one(rng, org, start, None));
+        }
+        out.sort_by(|a, b| a.start.cmp(&b.start).then(a.id.cmp(&b.id)));
+        return out;
+    }
     let span_ms = (anchor - HISTORY_GAP - history_start)
         .num_milliseconds()
         .max(1);
     let mut out = Vec::with_capacity(historical + live);
     for _ in 0..historical {
-        #[allow(clippy::cast_sign_loss, clippy::cast_possible_wrap)]
-        let offset = rng.range(0, span_ms as u64) as i64;
-        out.push(one(
-            rng,
-            org,
-            history_start + Duration::milliseconds(offset),
-            None,
-        ));
+        let start = if arrivals.diurnal {
+            arrival(rng, history_start, anchor - HISTORY_GAP, true)
+        } else {
+            #[allow(clippy::cast_sign_loss, clippy::cast_possible_wrap)]
+            let offset = rng.range(0, span_ms as u64) as i64;
+            history_start + Duration::milliseconds(offset)
+        };
+        out.push(one(rng, org, start, None));
     }
     for _ in 0..live {
         #[allow(clippy::cast_possible_wrap)]
@@ -192,7 +269,7 @@ fn one(
         .then(|| format!("CRM-{}", rng.range(10_000, 99_999)));
     #[allow(clippy::cast_precision_loss)]
     let min_mos = (media == MediaType::Voice).then(|| (rng.range(320, 450) as f64) / 100.0);
-    ConversationRecord {
+    ConversationRecord::new(
         id,
         media,
         direction,
@@ -203,7 +280,7 @@ fn one(
         external_tag,
         attributes,
         min_mos,
-    }
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

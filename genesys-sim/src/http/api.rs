@@ -6,9 +6,9 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::data::ConversationRecord;
@@ -55,8 +55,7 @@ pub async fn details_query(State(sim): State<Arc<SimState>>, body: Bytes) -> Res
         Ok(query) => query,
         Err(error) => return error.into_response(),
     };
-    let response = query.run(&sim.data, sim.now(), sim.config.interval_matching);
-    Json(response).into_response()
+    json_response(sim.details_page(&query).to_json())
 }
 
 /// `GET /api/v2/analytics/conversations/details?id=a,b&id=c` (multi-get).
@@ -89,19 +88,29 @@ pub async fn details_multi_get(
         .into_response();
     }
     let now = sim.now();
-    let conversations: Vec<_> = ids
-        .iter()
-        .filter_map(|id| visible(&sim, id))
-        .map(|record| render::analytics::at(record, &sim.data.org, now))
-        .collect();
-    Json(json!({ "conversations": conversations })).into_response()
+    let mut body = String::from("{\"conversations\":[");
+    for (i, record) in ids.iter().filter_map(|id| visible(&sim, id)).enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        render::analytics::at(record, &sim.data.org, now).write_json(&mut body);
+    }
+    body.push_str("]}");
+    json_response(body)
+}
+
+/// A 200 with a JSON body already written.
+fn json_response(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// `GET /api/v2/analytics/conversations/{conversationId}/details`.
 pub async fn details_get(State(sim): State<Arc<SimState>>, Path(id): Path<String>) -> Response {
     match visible(&sim, &id) {
         Some(record) => {
-            Json(render::analytics::at(record, &sim.data.org, sim.now())).into_response()
+            let mut body = String::new();
+            render::analytics::at(record, &sim.data.org, sim.now()).write_json(&mut body);
+            json_response(body)
         }
         None => ApiError::not_found("conversation").into_response(),
     }
@@ -114,7 +123,7 @@ pub async fn aggregates_query(State(sim): State<Arc<SimState>>, body: Bytes) -> 
         Ok(query) => query,
         Err(error) => return error.into_response(),
     };
-    Json(query.run(&sim.data, sim.now())).into_response()
+    json_response(query.run(&sim.data, sim.now()))
 }
 
 /// Any other `/api/v2` path: 404 ErrorBody.

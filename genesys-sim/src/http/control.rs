@@ -139,6 +139,8 @@ async fn org(State(sim): State<Arc<SimState>>) -> Json<Value> {
         "wrapupCodes": org.wrapup_codes.iter().map(|w| json!({"id": w.id, "name": w.name})).collect::<Vec<_>>(),
         "conversations": {
             "total": sim.data.conversations.len(),
+            "started": sim.data.conversations.partition_point(|c| c.start <= now),
+            "last_start": sim.data.conversations.last().map(|c| format_time(c.start)),
             "first_start": sim.data.conversations.first().map(|c| format_time(c.start)),
             "sample_live_ids": live,
             "sample_ended_ids": ended,

@@ -8,19 +8,26 @@
 //! its `emitDate`. `tWait` is observed wherever `tAcd` is (time waiting in queue).
 //! Stats are shaped as Genesys shapes them: `n` metrics carry only `count` (the sum of the
 //! values); `t` metrics carry `max`, `min`, `count` and `sum` in milliseconds.
+//!
+//! Observations are read from each conversation's flat analytics record
+//! ([`Observation`]) as it stands at the simulator's "now":
+//! a conversation that has not started yet observes nothing, a running one only what has
+//! happened so far.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value, json};
 
-use super::filter::{self, Filter, Subject, Vocabulary, bad, invalid_value};
+use super::filter::{self, DimensionValue, Filter, Vocabulary, bad, invalid_value};
+use super::subjects::Observation;
 use super::time::{Interval, period};
 use super::vocabulary;
 use crate::config::AnalyticsLimits;
 use crate::data::Dataset;
 use crate::error_body::ApiError;
-use crate::render::analytics::{self, AnalyticsConversation};
+use crate::render::flat::FlatConversation;
+use crate::render::json;
 
 const FILTER_VOCABULARY: Vocabulary = Vocabulary {
     model: "ConversationAggregateQueryPredicate",
@@ -57,29 +64,6 @@ pub struct AggregatesQuery {
     pub group_by: Vec<String>,
     pub metrics: Vec<String>,
     pub filter: Option<Filter>,
-}
-
-/// One metric observation with its dimensions.
-#[derive(Debug, Clone)]
-pub struct Observation {
-    pub name: &'static str,
-    pub value: i64,
-    pub emitted: DateTime<Utc>,
-    pub dimensions: BTreeMap<&'static str, String>,
-}
-
-impl Subject for Observation {
-    fn dimension(&self, name: &str) -> Vec<String> {
-        self.dimensions.get(name).cloned().into_iter().collect()
-    }
-
-    fn metric(&self, name: &str) -> Vec<i64> {
-        if self.name == name {
-            vec![self.value]
-        } else {
-            Vec::new()
-        }
-    }
 }
 
 fn strings(
@@ -176,11 +160,19 @@ impl AggregatesQuery {
         })
     }
 
-    fn bucket(&self, at: DateTime<Utc>) -> Interval {
+    /// The index of the bucket holding `at` (0 without a granularity).
+    fn bucket_index(&self, at: DateTime<Utc>) -> i64 {
+        match self.granularity {
+            None => 0,
+            Some(step) => (at - self.interval.start).num_milliseconds() / step.num_milliseconds(),
+        }
+    }
+
+    /// The bucket of index `index`.
+    fn bucket(&self, index: i64) -> Interval {
         match self.granularity {
             None => self.interval,
             Some(step) => {
-                let index = (at - self.interval.start).num_milliseconds() / step.num_milliseconds();
                 let start =
                     self.interval.start + Duration::milliseconds(index * step.num_milliseconds());
                 Interval {
@@ -191,69 +183,176 @@ impl AggregatesQuery {
         }
     }
 
-    /// Runs the query over `data` as it stands at `now`: the response body.
+    /// Runs the query over `data` as it stands at `now`: the response body, as JSON text.
     #[must_use]
-    pub fn run(&self, data: &Dataset, now: DateTime<Utc>) -> Value {
-        // group -> bucket start -> (bucket, metric -> values)
-        type Buckets = BTreeMap<DateTime<Utc>, (Interval, BTreeMap<String, Vec<i64>>)>;
-        let mut groups: BTreeMap<BTreeMap<String, String>, Buckets> = BTreeMap::new();
-        let until = self.interval.end.min(now + Duration::milliseconds(1));
-        for record in data.started_between(self.interval.start - LOOKBACK, until) {
-            let conversation = analytics::at(record, &data.org, now);
-            for observation in observations(&conversation, &data.org) {
-                if !self.interval.contains(observation.emitted) {
+    pub fn run(&self, data: &Dataset, now: DateTime<Utc>) -> String {
+        // Groups are keyed by typed values (the query's groupBy dimensions, then the media
+        // type) and printed at the end. An aggregates filter names dimensions only, and an
+        // observation's dimensions are its session's, so the filter and the group are
+        // settled once per session.
+        type GroupKey = Vec<Option<DimensionValue<'static>>>;
+        // bucket index -> metric -> summary
+        type Buckets = BTreeMap<i64, BTreeMap<&'static str, Summary>>;
+        let mut index: BTreeMap<GroupKey, usize> = BTreeMap::new();
+        let mut groups: Vec<Buckets> = Vec::new();
+        let from = self.interval.start - LOOKBACK;
+        let candidates = data.visible_between(from, self.interval.end, now);
+        let mut flat: Option<FlatConversation<'_>> = None;
+        let mut sessions: Vec<Option<Option<usize>>> = Vec::new();
+        for record in &data.conversations[candidates] {
+            let conversation: &FlatConversation<'_> = match flat.as_mut() {
+                Some(flat) => {
+                    flat.refill_at(record, now);
+                    flat
+                }
+                None => flat.insert(FlatConversation::at(record, &data.org, now)),
+            };
+            // Per session: not looked at yet (None), filtered out (Some(None)), or its group.
+            sessions.clear();
+            sessions.resize(conversation.parties.len(), None);
+            for (party, metric) in &conversation.metrics {
+                if !self.interval.contains(metric.emit_date) {
                     continue;
                 }
-                if !self.metrics.iter().any(|m| m == observation.name) {
-                    continue;
-                }
-                if self.filter.as_ref().is_some_and(|f| !f.holds(&observation)) {
-                    continue;
-                }
-                let mut group = BTreeMap::new();
-                for dimension in &self.group_by {
-                    if let Some(value) = observation.dimensions.get(dimension.as_str()) {
-                        group.insert(dimension.clone(), value.clone());
+                let names: &[&'static str] = if metric.name == "tAcd" {
+                    &["tAcd", "tWait"]
+                } else {
+                    &[metric.name]
+                };
+                for &name in names {
+                    if !self.metrics.iter().any(|m| m == name) {
+                        continue;
                     }
+                    let group = *sessions[*party].get_or_insert_with(|| {
+                        let observation = Observation {
+                            conversation,
+                            party: *party,
+                            name,
+                            metric,
+                        };
+                        if self.filter.as_ref().is_some_and(|f| !f.holds(&observation)) {
+                            return None;
+                        }
+                        let mut key: GroupKey = self
+                            .group_by
+                            .iter()
+                            .map(|dimension| observation.value(dimension))
+                            .collect();
+                        if !self.group_by.is_empty() {
+                            key.push(observation.value("mediaType"));
+                        }
+                        Some(*index.entry(key).or_insert_with(|| {
+                            groups.push(Buckets::new());
+                            groups.len() - 1
+                        }))
+                    });
+                    let Some(group) = group else {
+                        continue;
+                    };
+                    groups[group]
+                        .entry(self.bucket_index(metric.emit_date))
+                        .or_default()
+                        .entry(name)
+                        .or_default()
+                        .add(metric.value);
                 }
-                if !self.group_by.is_empty() {
-                    // As in Genesys' own sample, the media type is always part of the group.
-                    if let Some(media) = observation.dimensions.get("mediaType") {
-                        group.insert("mediaType".to_owned(), media.clone());
-                    }
-                }
-                let bucket = self.bucket(observation.emitted);
-                groups
-                    .entry(group)
-                    .or_default()
-                    .entry(bucket.start)
-                    .or_insert_with(|| (bucket, BTreeMap::new()))
-                    .1
-                    .entry(observation.name.to_owned())
-                    .or_default()
-                    .push(observation.value);
             }
         }
         if groups.is_empty() {
-            return json!({});
+            return "{}".to_owned();
         }
-        let results: Vec<Value> = groups
+        // As in Genesys' own sample, the media type is always part of a group; groups are
+        // listed in the order of their printed values.
+        let printed: BTreeMap<BTreeMap<String, String>, &Buckets> = index
             .into_iter()
-            .map(|(group, buckets)| {
-                let data: Vec<Value> = buckets
-                    .into_values()
-                    .map(|(bucket, metrics)| {
-                        let metrics: Vec<Value> = metrics
-                            .into_iter()
-                            .map(|(name, values)| json!({"metric": name, "stats": stats(&name, &values)}))
-                            .collect();
-                        json!({"interval": bucket.wire(), "metrics": metrics})
-                    })
-                    .collect();
-                json!({"group": group, "data": data})
+            .map(|(key, group)| {
+                let mut printed = BTreeMap::new();
+                let names = self
+                    .group_by
+                    .iter()
+                    .map(String::as_str)
+                    .chain(["mediaType"]);
+                for (dimension, value) in names.zip(key) {
+                    if let Some(value) = value {
+                        printed.insert(dimension.to_owned(), value.wire());
+                    }
+                }
+                (printed, &groups[group])
             })
             .collect();
-        json!({ "results": results })
+        let mut out = String::from("{\"results\":");
+        let printed: Vec<_> = printed.into_iter().collect();
+        json::put_list(&mut out, &printed, |out, (group, buckets)| {
+            out.push('{');
+            json::put_key(out, "group");
+            out.push('{');
+            for (dimension, value) in group {
+                json::put_key(out, dimension);
+                json::put_str(out, value);
+            }
+            out.push('}');
+            json::put_key(out, "data");
+            let buckets: Vec<_> = buckets.iter().collect();
+            json::put_list(out, &buckets, |out, (bucket, metrics)| {
+                out.push('{');
+                json::put_key(out, "interval");
+                json::put_str(out, &self.bucket(**bucket).wire());
+                json::put_key(out, "metrics");
+                let metrics: Vec<_> = metrics.iter().collect();
+                json::put_list(out, &metrics, |out, (name, summary)| {
+                    out.push('{');
+                    json::put_key(out, "metric");
+                    json::put_literal(out, name);
+                    json::put_key(out, "stats");
+                    summary.write_json(out, name);
+                    out.push('}');
+                });
+                out.push('}');
+            });
+            out.push('}');
+        });
+        out.push('}');
+        out
+    }
+}
+
+/// What the stats of a metric need of its values: how many, their sum, the extremes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Summary {
+    count: usize,
+    sum: i64,
+    min: Option<i64>,
+    max: Option<i64>,
+}
+
+impl Summary {
+    fn add(&mut self, value: i64) {
+        self.count += 1;
+        self.sum += value;
+        self.min = Some(self.min.map_or(value, |m| m.min(value)));
+        self.max = Some(self.max.map_or(value, |m| m.max(value)));
+    }
+
+    /// Writes the `StatisticalSummary` as [`stats`] shapes it.
+    fn write_json(&self, out: &mut String, name: &str) {
+        out.push('{');
+        if name.starts_with('n') {
+            json::put_key(out, "count");
+            json::put_int(out, self.sum);
+        } else {
+            for (key, value) in [("max", self.max), ("min", self.min)] {
+                json::put_key(out, key);
+                match value {
+                    Some(value) => json::put_int(out, value),
+                    None => out.push_str("null"),
+                }
+            }
+            json::put_key(out, "count");
+            json::put_int(out, i64::try_from(self.count).unwrap_or(i64::MAX));
+            json::put_key(out, "sum");
+            json::put_int(out, self.sum);
+        }
+        out.push('}');
     }
 }
 
@@ -270,61 +369,4 @@ pub fn stats(name: &str, values: &[i64]) -> Value {
             "sum": values.iter().sum::<i64>(),
         })
     }
-}
-
-/// Every metric observation of a rendered conversation.
-#[must_use]
-pub fn observations(
-    conversation: &AnalyticsConversation,
-    org: &crate::data::Org,
-) -> Vec<Observation> {
-    let mut out = Vec::new();
-    for participant in &conversation.participants {
-        for session in &participant.sessions {
-            let queue_id = session.segments.iter().find_map(|s| s.queue_id);
-            let wrap_up = session.segments.iter().find_map(|s| s.wrap_up_code);
-            let division = queue_id
-                .and_then(|q| org.queues.iter().find(|queue| queue.id == q))
-                .map(|queue| org.divisions[queue.division].id)
-                .or_else(|| conversation.division_ids.first().copied());
-            let mut dimensions: BTreeMap<&'static str, String> = BTreeMap::new();
-            dimensions.insert("conversationId", conversation.conversation_id.to_string());
-            dimensions.insert(
-                "originatingDirection",
-                conversation.originating_direction.to_owned(),
-            );
-            dimensions.insert("mediaType", session.media_type.to_owned());
-            dimensions.insert("direction", session.direction.to_owned());
-            dimensions.insert("purpose", participant.purpose.to_owned());
-            if let Some(q) = queue_id {
-                dimensions.insert("queueId", q.to_string());
-            }
-            if let Some(user) = participant.user_id {
-                dimensions.insert("userId", user.to_string());
-            }
-            if let Some(code) = wrap_up {
-                dimensions.insert("wrapUpCode", code.to_string());
-            }
-            if let Some(d) = division {
-                dimensions.insert("divisionId", d.to_string());
-            }
-            for metric in &session.metrics {
-                out.push(Observation {
-                    name: metric.name,
-                    value: metric.value,
-                    emitted: metric.emit_date,
-                    dimensions: dimensions.clone(),
-                });
-                if metric.name == "tAcd" {
-                    out.push(Observation {
-                        name: "tWait",
-                        value: metric.value,
-                        emitted: metric.emit_date,
-                        dimensions: dimensions.clone(),
-                    });
-                }
-            }
-        }
-    }
-    out
 }

@@ -2,8 +2,14 @@
 //! evaluated against anything that can answer "what are your values of dimension X / metric
 //! Y". Details queries evaluate segment filters per segment and conversation filters per
 //! conversation; aggregates evaluate their filter per metric observation.
+//!
+//! Subjects hand out typed values ([`DimensionValue`]) instead of wire strings, so that a
+//! filter over tens of thousands of conversations formats nothing: a value matches a
+//! predicate exactly when its wire form (what the API prints) equals the predicate's value.
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::error_body::ApiError;
 
@@ -55,6 +61,9 @@ pub struct Predicate {
     pub target: Target,
     pub operator: Operator,
     pub value: Option<String>,
+    /// `value` read as an id, when it is one in its wire form (lower-case, hyphenated):
+    /// only then can it equal an id dimension.
+    pub value_id: Option<Uuid>,
     pub range: Option<Range>,
 }
 
@@ -66,12 +75,73 @@ pub struct Filter {
     pub clauses: Vec<Filter>,
 }
 
+/// One value of a dimension, typed; its wire form is [`DimensionValue::wire`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DimensionValue<'v> {
+    Text(&'v str),
+    Id(Uuid),
+    Time(DateTime<Utc>),
+    Flag(bool),
+}
+
+impl DimensionValue<'_> {
+    /// The value as the API prints it.
+    #[must_use]
+    pub fn wire(&self) -> String {
+        match *self {
+            Self::Text(text) => text.to_owned(),
+            Self::Id(id) => id.to_string(),
+            Self::Time(at) => crate::render::format_time(at),
+            Self::Flag(flag) => flag.to_string(),
+        }
+    }
+
+    /// Whether the wire form equals `text` (`id` is `text` read as a wire-form id).
+    fn equals(&self, text: &str, id: Option<Uuid>) -> bool {
+        match *self {
+            Self::Text(value) => value == text,
+            Self::Id(value) => id == Some(value),
+            Self::Time(at) => crate::render::format_time(at) == text,
+            Self::Flag(flag) => text == if flag { "true" } else { "false" },
+        }
+    }
+}
+
+/// `text` as an id, when `text` is exactly an id's wire form.
+#[must_use]
+pub fn wire_id(text: &str) -> Option<Uuid> {
+    Uuid::parse_str(text)
+        .ok()
+        .filter(|id| id.hyphenated().encode_lower(&mut Uuid::encode_buffer()) == text)
+}
+
 /// Something a predicate can be evaluated against.
 pub trait Subject {
-    /// Values of a dimension (empty when absent).
-    fn dimension(&self, name: &str) -> Vec<String>;
-    /// Values of a metric (empty when absent).
-    fn metric(&self, name: &str) -> Vec<i64>;
+    /// Calls `found` with each value of dimension `name` (none when the subject has no such
+    /// value) until it returns true; whether it did.
+    fn any_dimension(&self, name: &str, found: &mut dyn FnMut(DimensionValue<'_>) -> bool) -> bool;
+    /// Calls `found` with each value of metric `name` until it returns true; whether it did.
+    fn any_metric(&self, name: &str, found: &mut dyn FnMut(i64) -> bool) -> bool;
+
+    /// The wire forms of a dimension's values (for tests and diagnostics).
+    fn dimension(&self, name: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        self.any_dimension(name, &mut |v| {
+            out.push(v.wire());
+            false
+        });
+        out
+    }
+
+    /// A metric's values (for tests and diagnostics).
+    fn metric(&self, name: &str) -> Vec<i64> {
+        let mut out = Vec::new();
+        self.any_metric(name, &mut |v| {
+            out.push(v);
+            false
+        });
+        out
+    }
 }
 
 /// Which names a filter may use, and whether metric predicates are allowed.
@@ -86,31 +156,32 @@ pub struct Vocabulary {
 impl Predicate {
     fn holds(&self, subject: &dyn Subject) -> bool {
         match &self.target {
-            Target::Dimension(name) => {
-                let values = subject.dimension(name);
-                match self.operator {
-                    Operator::Exists => !values.is_empty(),
-                    Operator::NotExists => values.is_empty(),
-                    Operator::Matches => values
-                        .iter()
-                        .any(|v| Some(v.as_str()) == self.value.as_deref()),
-                }
-            }
-            Target::Metric(name) => {
-                let values = subject.metric(name);
-                match self.operator {
-                    Operator::Exists => !values.is_empty(),
-                    Operator::NotExists => values.is_empty(),
-                    Operator::Matches => values.iter().any(|&v| {
-                        self.range.is_none_or(|r| r.contains(v))
-                            && self
-                                .value
-                                .as_deref()
-                                .is_none_or(|want| want.parse::<i64>() == Ok(v))
-                    }),
-                }
-            }
+            Target::Dimension(name) => match self.operator {
+                Operator::Exists => subject.any_dimension(name, &mut |_| true),
+                Operator::NotExists => !subject.any_dimension(name, &mut |_| true),
+                Operator::Matches => match self.value.as_deref() {
+                    Some(want) => {
+                        subject.any_dimension(name, &mut |v| v.equals(want, self.value_id))
+                    }
+                    None => false,
+                },
+            },
+            Target::Metric(name) => match self.operator {
+                Operator::Exists => subject.any_metric(name, &mut |_| true),
+                Operator::NotExists => !subject.any_metric(name, &mut |_| true),
+                Operator::Matches => subject.any_metric(name, &mut |v| self.matches_metric(v)),
+            },
         }
+    }
+
+    /// Whether a metric value satisfies this (`matches`) predicate's range and value.
+    #[must_use]
+    pub fn matches_metric(&self, value: i64) -> bool {
+        self.range.is_none_or(|r| r.contains(value))
+            && self
+                .value
+                .as_deref()
+                .is_none_or(|want| want.parse::<i64>() == Ok(value))
     }
 }
 
@@ -119,6 +190,22 @@ impl Filter {
     pub fn holds(&self, subject: &dyn Subject) -> bool {
         let predicates = self.predicates.iter().map(|p| p.holds(subject));
         let clauses = self.clauses.iter().map(|c| c.holds(subject));
+        let mut all = predicates.chain(clauses).peekable();
+        if all.peek().is_none() {
+            return true;
+        }
+        match self.logic {
+            Logic::And => all.all(|b| b),
+            Logic::Or => all.any(|b| b),
+        }
+    }
+
+    /// Whether the filter may hold, given `may`, which says for each predicate whether it
+    /// may hold (false only when it certainly does not). A quick necessary condition: when
+    /// this is false, [`Filter::holds`] is false for every subject `may` speaks for.
+    pub fn may_hold(&self, may: &dyn Fn(&Predicate) -> bool) -> bool {
+        let predicates = self.predicates.iter().map(may);
+        let clauses = self.clauses.iter().map(|c| c.may_hold(may));
         let mut all = predicates.chain(clauses).peekable();
         if all.peek().is_none() {
             return true;
@@ -380,6 +467,7 @@ fn parse_predicate(
     Ok(Predicate {
         target,
         operator,
+        value_id: value.as_deref().and_then(wire_id),
         value,
         range,
     })

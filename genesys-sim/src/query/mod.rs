@@ -1,5 +1,5 @@
 //! The analytics query language: intervals and periods, filters and their vocabularies,
-//! the details query and the aggregates query.
+//! the details query (and the memo that serves its pages) and the aggregates query.
 
 pub mod aggregates;
 pub mod details;
@@ -7,3 +7,4 @@ pub mod filter;
 pub mod subjects;
 pub mod time;
 pub mod vocabulary;
+pub mod walks;
