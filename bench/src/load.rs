@@ -16,7 +16,8 @@
 //! - [`all_at_once`]: N connections opened first, then one request each released at the
 //!   same instant (the coalescing run);
 //! - [`OpenLoop`]: requests started at a fixed rate whatever the answers do, each on a
-//!   pooled connection, with a client time-out (the budget run).
+//!   pooled connection, with a client time-out (the budget run); a request may carry a
+//!   [`Tally`] that counts things in its 200 answer's body (say, report hits).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -41,6 +42,10 @@ use tokio::time::Instant;
 /// Largest latency recorded: 60 s, in microseconds.
 const MAX_MICROS: u64 = 60_000_000;
 
+/// Counts things in the body of a 200 answer (say, hits and hydrated hits of a report
+/// page), as named counts that [`Part::tallies`] sums. Only [`OpenLoop`] applies it.
+pub type Tally = fn(&[u8]) -> Vec<(&'static str, u64)>;
+
 /// One request to send.
 #[derive(Debug, Clone)]
 pub struct Req {
@@ -51,6 +56,8 @@ pub struct Req {
     pub body: Bytes,
     /// Which part of the report its answer is counted in.
     pub tag: usize,
+    /// What to count in a 200 answer's body ([`OpenLoop`] only).
+    pub tally: Option<Tally>,
 }
 
 impl Req {
@@ -74,6 +81,7 @@ impl Req {
                 .collect(),
             body: Bytes::new(),
             tag: 0,
+            tally: None,
         }
     }
 
@@ -94,6 +102,13 @@ impl Req {
     #[must_use]
     pub fn tagged(mut self, tag: usize) -> Self {
         self.tag = tag;
+        self
+    }
+
+    /// The same request, its 200 answers' bodies counted by `tally` ([`OpenLoop`] only).
+    #[must_use]
+    pub fn tallied(mut self, tally: Tally) -> Self {
+        self.tally = Some(tally);
         self
     }
 
@@ -146,6 +161,8 @@ pub struct Part {
     pub body_bytes: u64,
     /// Values of the captured response header (e.g. `cache-status`).
     pub captured: BTreeMap<String, u64>,
+    /// Sums of the requests' [`Tally`] counts over their 200 answers.
+    pub tallies: BTreeMap<&'static str, u64>,
 }
 
 impl Default for Part {
@@ -157,6 +174,7 @@ impl Default for Part {
             errors: BTreeMap::new(),
             body_bytes: 0,
             captured: BTreeMap::new(),
+            tallies: BTreeMap::new(),
         }
     }
 }
@@ -169,6 +187,9 @@ impl Part {
             outcome.body_bytes,
             outcome.captured.as_deref(),
         );
+        for (name, n) in &outcome.tallies {
+            *self.tallies.entry(name).or_default() += n;
+        }
     }
 
     /// Counts one answer (for callers that send their own requests).
@@ -211,6 +232,9 @@ impl Part {
         self.body_bytes += other.body_bytes;
         for (k, v) in &other.captured {
             *self.captured.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.tallies {
+            *self.tallies.entry(k).or_default() += v;
         }
     }
 
@@ -290,6 +314,7 @@ struct Outcome {
     status: u16,
     body_bytes: u64,
     captured: Option<String>,
+    tallies: Vec<(&'static str, u64)>,
 }
 
 type Sender = SendRequest<Full<Bytes>>;
@@ -332,6 +357,7 @@ async fn exchange(
         status,
         body_bytes,
         captured,
+        tallies: Vec::new(),
     })
 }
 
@@ -570,10 +596,15 @@ impl OpenLoop {
                         let response = client.request(request).await?;
                         let status = response.status().as_u16();
                         let body = response.into_body().collect().await?.to_bytes();
+                        let tallies = match req.tally {
+                            Some(tally) if status == 200 => tally(&body),
+                            _ => Vec::new(),
+                        };
                         Ok::<_, anyhow::Error>(Outcome {
                             status,
                             body_bytes: body.len() as u64,
                             captured: None,
+                            tallies,
                         })
                     };
                     let result = tokio::time::timeout(timeout, call).await;

@@ -5,14 +5,17 @@
 //!
 //! 1. cache-hit throughput and latency at 64 connections, proxy vs ceiling vs nginx;
 //! 2. coalescing: 1000 concurrent cold requests for one id -> upstream calls;
-//! 3. budget: 10x oversubscribed mixed load against a simulator enforcing the same limit;
+//! 3. budget: 10x oversubscribed mixed load (real-time lookups, report searches and a
+//!    stream of hydration searches) against a simulator enforcing the same limit ->
+//!    upstream calls granted per class against the classes' minimum shares;
 //! 4. memory: RSS and cache bytes at 10k and 100k cached conversations;
 //! 5. dashboards: 50 dashboards polling the same 10 report queries every 10 s -> upstream
 //!    calls per minute, as a share of the token's 300 calls per minute.
 //!
 //! Exits 1 when a hard invariant fails (coalescing != 1 upstream call, any upstream 429 in
-//! the budget or dashboards run, a client 429 or malformed report in the dashboards run, a
-//! scenario that could not run), never for a performance ratio.
+//! the budget or dashboards run, a client 429 in either, a malformed report in the
+//! dashboards run, a budget class with demand below its minimum share less
+//! [`MIN_SHARE_TOLERANCE`], a scenario that could not run), never for a performance ratio.
 
 #![allow(clippy::too_many_arguments)]
 
@@ -1287,6 +1290,65 @@ async fn scenario_coalescing(
 // ---------------------------------------------------------------------------------------
 // Scenario 3: budget
 
+/// The minimum shares the budget run configures (`budget.report_min_share` and
+/// `budget.hydrate_min_share`; the proxy's defaults, config.example.toml `[budget]`), per
+/// class (realtime, report, hydrate): real time has none, it has priority.
+const MIN_SHARES: [f64; 3] = [0.0, 0.2, 0.05];
+/// How far below its minimum share a class with demand may fall (a fraction of the grants:
+/// 0.03 is 3 percentage points) before the run fails. The budget pays a class its share
+/// turn by turn, but a few grants are not its to have: the window's last
+/// `realtime_reserve` calls go to real time only, hydration has no demand until the first
+/// hydration page is found, and the count is read while calls are being granted. 3 points
+/// is 9 grants of the full run's 300 and 2 of the quick run's 75.
+const MIN_SHARE_TOLERANCE: f64 = 0.03;
+/// One request in this many of the budget run is a hydration search (the first at index 7).
+const HYDRATE_EVERY: usize = 100;
+/// Page size of a hydration search: that many conversation calls when its hits are cold.
+const HYDRATE_PAGE: usize = 5;
+const CLASSES: [&str; 3] = ["realtime", "report", "hydrate"];
+
+/// Upstream calls the proxy's budget granted per class (realtime, report, hydrate), from
+/// `GET /admin/cache` (`budget.granted_by_class`); None when this proxy does not say.
+async fn granted_by_class(http: &Control, proxy: &Proxy, key: &Key) -> Result<Option<[u64; 3]>> {
+    let answer = http
+        .get(
+            &format!("{}/admin/cache", proxy.base),
+            &[("authorization", &key.bearer)],
+        )
+        .await?;
+    ensure!(
+        answer.status.is_success(),
+        "GET /admin/cache: {} {}",
+        answer.status,
+        answer.text()
+    );
+    let v = answer.json()?;
+    let Some(by_class) = v["budget"]["granted_by_class"].as_array() else {
+        return Ok(None);
+    };
+    let mut out = [0; 3];
+    for (slot, value) in out.iter_mut().zip(by_class) {
+        *slot = value.as_u64().context("budget.granted_by_class")?;
+    }
+    Ok(Some(out))
+}
+
+/// Hits and hydrated hits (those with a `conversation`) of a report page.
+fn hydration_tally(body: &[u8]) -> Vec<(&'static str, u64)> {
+    let Ok(page) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return vec![("unreadable pages", 1)];
+    };
+    let results = page["results"].as_array().map_or(&[][..], Vec::as_slice);
+    let hydrated = results
+        .iter()
+        .filter(|hit| hit.get("conversation").is_some_and(|c| !c.is_null()))
+        .count();
+    vec![
+        ("hits", results.len() as u64),
+        ("hydrated", hydrated as u64),
+    ]
+}
+
 #[allow(clippy::too_many_lines)]
 async fn scenario_budget(
     o: &Options,
@@ -1318,18 +1380,54 @@ async fn scenario_budget(
     )
     .await?;
     let listed = list_conversations(http, &sim, 30).await?;
-    let proxy = start_proxy(
+    // The hydration searches come from a second client (a reporting app), so that their
+    // report pages take turns with the other searches in the report class instead of
+    // queueing behind them; every other request is the admin client's.
+    let hydrator = new_key();
+    let cache = "[cache]\nactive_fresh_secs = 1\nended_fresh_secs = 1\nsettled_fresh_secs = 1\nreport_recent_fresh_secs = 1\nreport_old_fresh_secs = 1\n";
+    let client = format!(
+        "[[clients]]\nname = \"hydrator\"\nkey_sha256 = \"{}\"\nscopes = [\"reports:read\"]\nweight = 1\n",
+        hydrator.hash
+    );
+    let shares = format!(
+        "report_min_share = {}\nhydrate_min_share = {}\n",
+        MIN_SHARES[1], MIN_SHARES[2]
+    );
+    let sections = |shares: &str| {
+        format!(
+            "[budget]\nrate = {r}\nperiod_secs = 60\nreset_guard_ms = 0\n{shares}\n{cache}\n{client}"
+        )
+    };
+    // A proxy that predates the minimum shares refuses their settings: run it without.
+    let (proxy, shares_set) = match start_proxy(
         o,
         http,
         "proxy-budget",
         None,
         &sim,
         key,
-        &format!(
-            "[budget]\nrate = {r}\nperiod_secs = 60\nreset_guard_ms = 0\n\n[cache]\nactive_fresh_secs = 1\nended_fresh_secs = 1\nsettled_fresh_secs = 1\nreport_recent_fresh_secs = 1\nreport_old_fresh_secs = 1\n"
-        ),
+        &sections(&shares),
     )
-    .await?;
+    .await
+    {
+        Ok(proxy) => (proxy, true),
+        Err(e) => {
+            eprintln!(
+                "bench: budget run: the proxy did not start with minimum shares ({e:#}); starting it without"
+            );
+            let proxy = start_proxy(
+                o,
+                http,
+                "proxy-budget-plain",
+                None,
+                &sim,
+                key,
+                &sections(""),
+            )
+            .await?;
+            (proxy, false)
+        }
+    };
     let per_sec = f64::from(r) * f64::from(o.oversubscription) / 60.0;
     let total = (per_sec * o.budget_secs as f64).round() as usize;
     let mut ids: Vec<&Listed> = listed.iter().collect();
@@ -1342,12 +1440,57 @@ async fn scenario_budget(
         .and_hms_opt(0, 0, 0)
         .context("midnight")?
         .and_utc();
-    let mut windows: Vec<i64> = (0..29 * 48).collect();
+    let n_windows = 29 * 48;
+    let window_of = |t: DateTime<Utc>| {
+        let w = (t - base).num_minutes().div_euclid(30);
+        (0..n_windows).contains(&w).then_some(w)
+    };
+    let mut per_window = vec![0usize; n_windows as usize];
+    for c in &listed {
+        if let Some(w) = window_of(c.start) {
+            per_window[w as usize] += 1;
+        }
+    }
+    let mut windows: Vec<i64> = (0..n_windows).collect();
     fastrand::shuffle(&mut windows);
-    let (mut n_get, mut n_report) = (0usize, 0usize);
+    // Hydration searches ask for windows with a full page of conversations; the other
+    // searches for the other windows, and the real-time lookups for conversations outside
+    // them, so that no hydration call is served by another request's fetch.
+    let hydrations = (0..total).filter(|i| i % HYDRATE_EVERY == 7).count();
+    let busy: Vec<i64> = windows
+        .iter()
+        .copied()
+        .filter(|&w| per_window[w as usize] >= HYDRATE_PAGE)
+        .take(hydrations)
+        .collect();
+    ensure!(
+        busy.len() == hydrations,
+        "only {} half-hour windows hold {HYDRATE_PAGE} conversations; the budget run needs {hydrations}",
+        busy.len()
+    );
+    windows.retain(|w| !busy.contains(w));
+    ids.retain(|c| window_of(c.start).is_none_or(|w| !busy.contains(&w)));
+    let interval = |w: i64| {
+        let from = base + chrono::Duration::minutes(30 * w);
+        (rfc3339(from), rfc3339(from + chrono::Duration::minutes(30)))
+    };
+    let (mut n_get, mut n_report, mut n_hydrate) = (0usize, 0usize, 0usize);
     let mut requests = Vec::with_capacity(total);
     for i in 0..total {
-        if i % 10 < 7 {
+        if i % HYDRATE_EVERY == 7 {
+            let (from, to) = interval(busy[n_hydrate]);
+            n_hydrate += 1;
+            requests.push(
+                Req::get(
+                    &format!(
+                        "/reports/search?from={from}&to={to}&page_size={HYDRATE_PAGE}&include=conversation"
+                    ),
+                    &[("authorization", &hydrator.bearer)],
+                )
+                .tagged(2)
+                .tallied(hydration_tally),
+            );
+        } else if i % 10 < 7 {
             let c = ids
                 .get(n_get)
                 .context("not enough distinct conversations for the budget run")?;
@@ -1360,12 +1503,9 @@ async fn scenario_budget(
                 .tagged(0),
             );
         } else {
-            let w = windows[n_report % windows.len()];
+            let (from, to) = interval(windows[n_report % windows.len()]);
             n_report += 1;
-            let from = base + chrono::Duration::minutes(30 * w);
-            let to = from + chrono::Duration::minutes(30);
-            let body =
-                serde_json::json!({"from": rfc3339(from), "to": rfc3339(to), "page_size": 50});
+            let body = serde_json::json!({"from": from, "to": to, "page_size": 50});
             requests.push(
                 Req::post_json(
                     "/reports/search",
@@ -1378,6 +1518,7 @@ async fn scenario_budget(
     }
     reset_counters(http, &sim).await?;
     let before = metrics(http, &proxy).await?;
+    let granted_before = granted_by_class(http, &proxy, key).await?;
     eprintln!(
         "bench: budget run: {total} requests at {per_sec:.1}/s for {} s against a budget of {r} per 60 s",
         o.budget_secs
@@ -1385,8 +1526,10 @@ async fn scenario_budget(
     let running = OpenLoop::start(&proxy.base, requests, per_sec, Duration::from_secs(15));
     let draining = running.sent().await?;
     let at_end = counters(http, &sim).await?;
+    let granted_at_end = granted_by_class(http, &proxy, key).await?;
     let report = draining.finish().await?;
     let after_all = counters(http, &sim).await?;
+    let granted_after_all = granted_by_class(http, &proxy, key).await?;
     let after = metrics(http, &proxy).await?;
     let secs = o.budget_secs as f64;
     let budget = f64::from(r) * secs / 60.0;
@@ -1397,15 +1540,18 @@ async fn scenario_budget(
     if upstream_429 > 0 {
         failures.push(format!("budget: the simulator sent {upstream_429} 429s"));
     }
-    let client_429: u64 = report
-        .parts
+    let part = |tag: usize| report.parts.get(tag).cloned().unwrap_or_default();
+    let parts = [part(0), part(1), part(2)];
+    let client_429: u64 = parts
         .iter()
         .map(|p| p.statuses.get(&429).copied().unwrap_or(0))
         .sum();
     if client_429 > 0 {
         failures.push(format!("budget: clients saw {client_429} 429s"));
     }
-    let waits: Vec<String> = ["realtime", "report"]
+    let ok = |p: &Part| p.statuses.get(&200).copied().unwrap_or(0);
+    let tally = |name: &str| parts[2].tallies.get(name).copied().unwrap_or(0);
+    let waits: Vec<String> = CLASSES
         .iter()
         .map(|class| {
             let label = format!("class=\"{class}\"");
@@ -1429,7 +1575,7 @@ async fn scenario_budget(
     );
     let _ = writeln!(
         out,
-        "Demand: {total} requests at {per_sec:.1}/s = {:.0}/min ({n_get} `GET /conversations/{{id}}` of distinct cold ids, {n_report} `POST /reports/search` of distinct half-hour intervals), open loop, client time-out 15 s.\n",
+        "Demand: {total} requests at {per_sec:.1}/s = {:.0}/min ({n_get} `GET /conversations/{{id}}` of distinct cold ids, {n_report} `POST /reports/search` of distinct half-hour intervals, {n_hydrate} `GET /reports/search?page_size={HYDRATE_PAGE}&include=conversation` of other half-hour intervals holding at least {HYDRATE_PAGE} conversations, from a second client key), open loop, client time-out 15 s.\n",
         per_sec * 60.0
     );
     let _ = writeln!(out, "| figure | value |");
@@ -1459,35 +1605,109 @@ async fn scenario_budget(
         "| upstream 429s (must be 0) | {upstream_429} ({}) |",
         if upstream_429 == 0 { "PASS" } else { "FAIL" }
     );
-    let _ = writeln!(out, "| client 429s (target 0) | {client_429} |");
-    let client_200: u64 = report
-        .parts
-        .iter()
-        .map(|p| p.statuses.get(&200).copied().unwrap_or(0))
-        .sum();
     let _ = writeln!(
         out,
-        "| client 200s per upstream call (drain included) | {client_200} / {} = {:.0}% |",
-        after_all.api_calls(),
-        client_200 as f64 * 100.0 / after_all.api_calls().max(1) as f64
+        "| client 429s (must be 0) | {client_429} ({}) |",
+        if client_429 == 0 { "PASS" } else { "FAIL" }
     );
-    for (tag, name) in [
-        (0, "realtime `GET /conversations/{id}`"),
-        (1, "report `POST /reports/search`"),
-    ] {
-        let p = report.parts.get(tag).cloned().unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "| client statuses, {name} | {} (p50 {:.0} ms, p99 {:.0} ms) |",
-            statuses(&p),
-            p.ms(0.5),
-            p.ms(0.99)
-        );
-    }
+    // Each 200 of a lookup or a search stands for one upstream call (every id and interval
+    // is asked once), each conversation attached to a hydration page for one more.
+    let served = ok(&parts[0]) + ok(&parts[1]) + ok(&parts[2]) + tally("hydrated");
+    let _ = writeln!(
+        out,
+        "| upstream calls that served a client (drain included): lookup and search 200s + conversations attached to hydration pages | {served} / {} = {:.0}% |",
+        after_all.api_calls(),
+        served as f64 * 100.0 / after_all.api_calls().max(1) as f64
+    );
     let _ = writeln!(
         out,
         "| budget wait of granted calls (from the proxy's histogram buckets) | {} |\n",
         waits.join("; ")
+    );
+
+    // Per class: demand, grants, shares.
+    let delta = |a: Option<[u64; 3]>, b: Option<[u64; 3]>| {
+        a.zip(b)
+            .map(|(a, b)| [0, 1, 2].map(|c| b[c].saturating_sub(a[c])))
+    };
+    let during = delta(granted_before, granted_at_end);
+    let with_drain = delta(granted_before, granted_after_all);
+    let granted_total = during.map_or(0, |g| g.iter().sum::<u64>());
+    let demand = [
+        format!("{n_get} `GET /conversations/{{id}}` of distinct cold ids: one call each"),
+        format!(
+            "{n_report} `POST /reports/search`, and the report pages of the {n_hydrate} hydration searches: one call each"
+        ),
+        format!(
+            "{n_hydrate} `GET /reports/search?include=conversation` (client `hydrator`): up to {HYDRATE_PAGE} conversation calls each, at most {}",
+            n_hydrate * HYDRATE_PAGE
+        ),
+    ];
+    let has_demand = [n_get > 0, n_report + n_hydrate > 0, n_hydrate > 0];
+    let _ = writeln!(
+        out,
+        "| class | demand offered by the load generator | upstream calls granted during the load | share of those grants | minimum share (configured; must reach it less {:.0} points) | granted including the drain | client answers of the class's requests (p50 / p99) |",
+        MIN_SHARE_TOLERANCE * 100.0
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---|---:|---|");
+    for (c, class) in CLASSES.iter().enumerate() {
+        let (granted, share) = match during {
+            Some(g) => (
+                g[c].to_string(),
+                Some(g[c] as f64 / granted_total.max(1) as f64),
+            ),
+            None => ("not reported".to_owned(), None),
+        };
+        let floor = MIN_SHARES[c] - MIN_SHARE_TOLERANCE;
+        let verdict = if c == 0 {
+            "none: first once the others have their minimum shares".to_owned()
+        } else if !shares_set {
+            "not set: this proxy has no minimum shares".to_owned()
+        } else {
+            let min = format!("{:.0}%", MIN_SHARES[c] * 100.0);
+            match share {
+                _ if !has_demand[c] => format!("{min} (no demand)"),
+                Some(s) if s >= floor => format!("{min} (PASS)"),
+                Some(s) => {
+                    failures.push(format!(
+                        "budget: the {class} class had demand and got {:.1}% of the {granted_total} upstream calls granted during the load, below its minimum share of {min} less {:.0} points",
+                        s * 100.0,
+                        MIN_SHARE_TOLERANCE * 100.0
+                    ));
+                    format!("{min} (FAIL)")
+                }
+                None => format!("{min} (not checked: the proxy does not report grants per class)"),
+            }
+        };
+        let p = &parts[c];
+        let mut answers = format!("{} ({:.0} / {:.0} ms)", statuses(p), p.ms(0.5), p.ms(0.99));
+        if c == 2 {
+            let _ = write!(
+                answers,
+                "; {} hits on the 200 pages, {} with their conversation attached",
+                tally("hits"),
+                tally("hydrated")
+            );
+            if tally("unreadable pages") > 0 {
+                let _ = write!(answers, ", {} pages unreadable", tally("unreadable pages"));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "| {class} | {} | {granted} | {} | {verdict} | {} | {answers} |",
+            demand[c],
+            share.map_or("-".to_owned(), |s| format!("{:.1}%", s * 100.0)),
+            with_drain.map_or("not reported".to_owned(), |g| g[c].to_string()),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| all | {total} requests | {} | 100% | | {} | |\n",
+        during.map_or("not reported".to_owned(), |_| granted_total.to_string()),
+        with_drain.map_or("not reported".to_owned(), |g| g
+            .iter()
+            .sum::<u64>()
+            .to_string()),
     );
     drop(proxy);
     drop(sim);
