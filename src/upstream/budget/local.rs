@@ -5,8 +5,9 @@
 //! A demand is served only if its call can start at least `min_call_ms` before its
 //! deadline: at enqueue (refused at once when the expected wait is too long) and while it
 //! waits (told as soon as that latest start has passed). A raisable demand
-//! ([`Budget::acquire_raisable`]) is watched by its own acquirer instead, because a caller
-//! that joins it may extend its deadline (or re-queue it in a higher class) while it waits.
+//! ([`Budget::acquire_raisable`]) is re-queued, keeping its place in time, when a caller
+//! that joins it extends its deadline or raises its class while it waits: the room never
+//! holds a waiter past the latest start it can use, so no grant is wasted on one.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -124,21 +125,16 @@ fn secs_ceil(d: Duration) -> Duration {
 /// A queued demand, as its acquirer holds it.
 struct Queued {
     reply: oneshot::Receiver<Result<Permit, Refusal>>,
-    /// The latest useful start: its deadline less the minimum call time.
+    /// The latest useful start: its deadline less the minimum call time. The room never
+    /// grants the waiter after it (a grant the caller cannot use would spend a pacing slot
+    /// for nothing), so a raise that moves it later re-queues the demand.
     latest_start: Instant,
-    /// When the room itself gives up on the waiter: its latest start, or for a raisable
-    /// demand (whose acquirer watches the deadline itself, as joiners may move it) later.
-    held_until: Instant,
 }
-
-/// How long past its latest start a raisable demand is kept in the room: the acquirer
-/// enforces the real bound, and re-queues the demand if a raise takes it past this.
-const HOLD: Duration = Duration::from_secs(3_600);
 
 impl LocalBudget {
     /// Queues `demand`, or refuses it at once (queue full, or its expected wait ends too
-    /// late). A `raisable` demand's acquirer watches its deadline itself.
-    fn enqueue(&self, demand: &Demand, raisable: bool) -> Result<Queued, Refusal> {
+    /// late).
+    fn enqueue(&self, demand: &Demand) -> Result<Queued, Refusal> {
         let now = Instant::now();
         let mut state = self.inner.state();
         if state.room.len() >= self.inner.settings.max_queue {
@@ -160,18 +156,7 @@ impl LocalBudget {
             state.stats.refused += 1;
             return Err(Refusal::WouldMissDeadline { expected_wait });
         };
-        let held_until = if raisable {
-            latest_start + HOLD
-        } else {
-            latest_start
-        };
-        Ok(Self::push(
-            &mut state,
-            demand,
-            now,
-            latest_start,
-            held_until,
-        ))
+        Ok(Self::push(&mut state, demand, now, latest_start))
     }
 
     fn push(
@@ -179,7 +164,6 @@ impl LocalBudget {
         demand: &Demand,
         enqueued: Instant,
         latest_start: Instant,
-        held_until: Instant,
     ) -> Queued {
         let (reply, receiver) = oneshot::channel();
         state.room.push(
@@ -187,7 +171,7 @@ impl LocalBudget {
             demand.client.clone(),
             demand.weight,
             Waiter {
-                latest_start: held_until,
+                latest_start,
                 enqueued,
                 reply,
             },
@@ -195,7 +179,6 @@ impl LocalBudget {
         Queued {
             reply: receiver,
             latest_start,
-            held_until,
         }
     }
 
@@ -231,7 +214,7 @@ fn answer(
 impl Budget for LocalBudget {
     fn acquire(&self, demand: Demand) -> BoxFuture<'_, Result<Permit, Refusal>> {
         Box::pin(async move {
-            let queued = self.enqueue(&demand, false)?;
+            let queued = self.enqueue(&demand)?;
             self.inner.wake.notify_one();
             answer(queued.reply.await)
         })
@@ -246,7 +229,7 @@ impl Budget for LocalBudget {
             let mut raises = urgency.watch();
             let mut demand = raises.borrow_and_update().clone();
             let enqueued = Instant::now();
-            let mut queued = self.enqueue(&demand, true)?;
+            let mut queued = self.enqueue(&demand)?;
             self.inner.wake.notify_one();
             let mut open = true;
             loop {
@@ -269,22 +252,14 @@ impl Budget for LocalBudget {
                             .map_or(queued.latest_start, |at| at.max(queued.latest_start));
                         if raised.class != demand.class
                             || raised.client != demand.client
-                            || latest_start > queued.held_until
+                            || latest_start > queued.latest_start
                         {
                             queued.reply.close();
                             if let Ok(granted) = queued.reply.try_recv() {
                                 return granted;
                             }
                             let mut state = self.inner.state();
-                            queued = Self::push(
-                                &mut state,
-                                &raised,
-                                enqueued,
-                                latest_start,
-                                latest_start + HOLD,
-                            );
-                        } else {
-                            queued.latest_start = latest_start;
+                            queued = Self::push(&mut state, &raised, enqueued, latest_start);
                         }
                         tracing::debug!(
                             class = raised.class.as_str(),
