@@ -99,6 +99,18 @@ impl search::UpstreamPages for PageSource<'_> {
         self.service
             .page(self.query, chunk, order, number, self.caller, self.deadline)
     }
+
+    fn list_key(&self, chunk: &Interval, order: Order) -> String {
+        let days = search::touched_days(chunk);
+        let list = translate::details_query(
+            self.query,
+            &days,
+            order,
+            1,
+            self.service.settings.upstream_page_size,
+        );
+        serde_json::to_string(&list).unwrap_or_default()
+    }
 }
 
 /// A page of search results.
@@ -150,6 +162,8 @@ pub struct ReportService {
     /// Whether Genesys has been seen to widen a details query to the UTC days it touches
     /// (learned from the pages, never assumed: see `search::Walk::widens`).
     upstream_widens: AtomicBool,
+    /// Where earlier walks found the pages of the lists Genesys answers.
+    page_hints: search::PageHints,
 }
 
 impl ReportService {
@@ -183,6 +197,7 @@ impl ReportService {
             signer: CursorSigner::new(cursor_secret),
             fetch_timeout,
             upstream_widens: AtomicBool::new(false),
+            page_hints: search::PageHints::default(),
         }
     }
 
@@ -368,6 +383,7 @@ impl ReportService {
             upstream_page_size: self.settings.upstream_page_size,
             now,
             widens: &self.upstream_widens,
+            hints: &self.page_hints,
         };
         let returned_before = position.returned;
         let outcome = walk

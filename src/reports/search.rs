@@ -25,10 +25,11 @@
 //! upstream (Genesys' pages move while an interval still receives data) neither repeats nor
 //! skips a hit.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -62,6 +63,87 @@ pub trait UpstreamPages {
         order: Order,
         number: u32,
     ) -> impl Future<Output = Result<Self::Page, ApiError>> + Send;
+
+    /// The identity of the list Genesys answers for `chunk` in `order` when it widens
+    /// intervals to whole UTC days: the same for every chunk that touches the same days.
+    fn list_key(&self, chunk: &Interval, order: Order) -> String;
+}
+
+/// The UTC days `chunk` touches, as one interval (what Genesys answers for when it widens).
+#[must_use]
+pub fn touched_days(chunk: &Interval) -> Interval {
+    Interval {
+        from: day_start(chunk.from),
+        to: day_start(chunk.to - Duration::microseconds(1)) + Duration::days(1),
+    }
+}
+
+/// Lists tracked at most; past it the oldest half is forgotten.
+const MAX_HINT_LISTS: usize = 512;
+/// Pages remembered per list (the most recent).
+const MAX_HINT_PAGES: usize = 16;
+
+/// Where earlier walks found the pages of an upstream list: for each list (see
+/// [`UpstreamPages::list_key`]), the first and last start of pages read. A dashboard that
+/// polls `last=P1D` every minute asks for a window whose edge moved by a minute: the page
+/// that held it a minute ago (or the next one) holds it now, so the poll reads that page
+/// instead of searching again. A hint is only a guess: the page read is checked, and a
+/// stale hint falls back to the search.
+#[derive(Debug, Default)]
+pub struct PageHints {
+    lists: Mutex<HashMap<String, (u64, Vec<Span>)>>,
+}
+
+/// One page of a list as last seen: its number and its first and last walk keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    page: u32,
+    first: i64,
+    last: i64,
+}
+
+impl PageHints {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Vec<Span>)>> {
+        self.lists.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn record(&self, list: String, span: Span) {
+        let mut lists = self.lock();
+        if lists.len() >= MAX_HINT_LISTS && !lists.contains_key(&list) {
+            // Forget the oldest half (by when they were last used).
+            let mut ages: Vec<u64> = lists.values().map(|(at, _)| *at).collect();
+            ages.sort_unstable();
+            let cut = ages[ages.len() / 2];
+            lists.retain(|_, (at, _)| *at > cut);
+        }
+        let tick = lists.values().map(|(at, _)| *at).max().unwrap_or(0) + 1;
+        let entry = lists.entry(list).or_default();
+        entry.0 = tick;
+        entry.1.retain(|known| known.page != span.page);
+        entry.1.push(span);
+        if entry.1.len() > MAX_HINT_PAGES {
+            entry.1.remove(0);
+        }
+    }
+
+    /// The page that should hold `edge` (the first key at or after it) in `list`: one
+    /// that held it last time, or else the one after the last page seen wholly before it.
+    /// With it, whether the page before it was seen to end before the edge.
+    fn holding(&self, list: &str, edge: i64) -> Option<(u32, bool)> {
+        let lists = self.lock();
+        let (_, spans) = lists.get(list)?;
+        if let Some(span) = spans
+            .iter()
+            .find(|s| (s.first < edge || s.page == 1) && edge <= s.last)
+        {
+            return Some((span.page, false));
+        }
+        let before = spans
+            .iter()
+            .filter(|s| s.last < edge)
+            .max_by_key(|s| s.page)?;
+        Some((before.page + 1, true))
+    }
 }
 
 /// Whether `c` comes after the cursor's last returned conversation in `order`.
@@ -153,6 +235,8 @@ pub struct Walk<'a, P> {
     /// (right at once for an upstream that matches intervals exactly); once seen, it
     /// reasons from the day's edges instead.
     pub widens: &'a AtomicBool,
+    /// Where earlier walks found pages (used once the upstream is known to widen).
+    pub hints: &'a PageHints,
 }
 
 impl<P: UpstreamPages + Sync> Walk<'_, P> {
@@ -254,6 +338,18 @@ impl<P: UpstreamPages + Sync> Walk<'_, P> {
     ) -> Result<P::Page, ApiError> {
         let page = self.pages.page(chunk, order, number).await?;
         *reads += 1;
+        if let (Some(first), Some(last)) = (page.conversations.first(), page.conversations.last())
+            && self.widens.load(Ordering::Relaxed)
+        {
+            self.hints.record(
+                self.pages.list_key(chunk, order),
+                Span {
+                    page: number,
+                    first: walk_key(first.conversation_start, order),
+                    last: walk_key(last.conversation_start, order),
+                },
+            );
+        }
         if !self.widens.load(Ordering::Relaxed)
             && page
                 .conversations
@@ -301,6 +397,22 @@ impl<P: UpstreamPages + Sync> Walk<'_, P> {
         let edge = near_edge_key(chunk, order);
         if self.near_edge_is_the_lists(chunk) {
             return Ok(Start::Page(1));
+        }
+        if self.widens.load(Ordering::Relaxed)
+            && let Some((hinted, after_a_page_before)) =
+                self.hints.holding(&self.pages.list_key(chunk, order), edge)
+        {
+            let page = self.read(chunk, order, hinted, reads).await?;
+            if let (Some(first), Some(last)) =
+                (page.conversations.first(), page.conversations.last())
+                && walk_key(last.conversation_start, order) >= edge
+                && (hinted == 1
+                    || after_a_page_before
+                    || walk_key(first.conversation_start, order) < edge)
+            {
+                return Ok(Start::Page(hinted));
+            }
+            // The list moved since: search as if nothing were known.
         }
         // The edge nearer the list's end than its start (by time) is read from the end.
         let nearer_the_end = edge - self.list_start_key(chunk) > self.list_end_key(chunk) - edge;

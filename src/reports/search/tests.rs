@@ -129,6 +129,10 @@ impl UpstreamPages for FakeUpstream {
         let page = Page(self.answer(chunk, order, number));
         async move { Ok(page) }
     }
+
+    fn list_key(&self, chunk: &Interval, order: Order) -> String {
+        format!("{} {order:?}", touched_days(chunk).wire())
+    }
 }
 
 /// A small deterministic generator (SplitMix64).
@@ -219,6 +223,7 @@ async fn walk_all(
         upstream_page_size: 100,
         now,
         widens,
+        hints: &PageHints::default(),
     };
     let mut position = Position {
         v: crate::reports::cursor::VERSION,
@@ -506,4 +511,69 @@ async fn records_dropped_on_decoding_do_not_end_a_walk_early() {
         .await;
         assert!(r.hits > 500, "{} hits", r.hits);
     }
+}
+
+/// Dashboards poll the first page of `last=P1D` every minute: once a walk has found the
+/// window's edge, the next minute's poll reads the page that holds it, without searching.
+#[tokio::test]
+async fn a_poll_a_minute_later_finds_its_edge_from_the_last_polls_pages() {
+    let start = at("2025-03-12T13:55:00Z");
+    let records = contact_centre(21, 3, 3_000, start + Duration::minutes(10));
+    let upstream = FakeUpstream {
+        lists: Mutex::new(sorted_both_ways(&records)),
+        matching: Matching::TouchedDay,
+        page_size: 100,
+        asked: Mutex::new(HashSet::new()),
+    };
+    let widens = AtomicBool::new(true);
+    let hints = PageHints::default();
+    let mut costs = Vec::new();
+    for minute in 0..5 {
+        let now = start + Duration::minutes(minute);
+        let window = Interval {
+            from: now - Duration::days(1),
+            to: now,
+        };
+        let chunks = window.day_chunks(31);
+        let walk = Walk {
+            pages: &upstream,
+            chunks: &chunks,
+            order: Order::Asc,
+            upstream_page_size: 100,
+            now,
+            widens: &widens,
+            hints: &hints,
+        };
+        let mut position = Position {
+            v: crate::reports::cursor::VERSION,
+            q: String::new(),
+            s: walk_settings(100, 31),
+            from: window.from,
+            to: window.to,
+            chunk: 0,
+            page: 0,
+            reversed: false,
+            last_start: None,
+            last_ids: Vec::new(),
+            returned: 0,
+            total: None,
+        };
+        let before = upstream.distinct_pages();
+        let outcome = walk.next_page(&mut position, 50).await.expect("page");
+        let first_expected = records
+            .iter()
+            .find(|(start, _)| window.contains(*start))
+            .map(|(_, id)| id.clone());
+        assert_eq!(
+            outcome.results.first().map(|r| r.id.clone()),
+            first_expected
+        );
+        assert_eq!(outcome.results.len(), 50);
+        costs.push(upstream.distinct_pages() - before);
+    }
+    println!("upstream pages per poll: {costs:?}");
+    assert!(
+        costs[1..].iter().all(|&c| c == 1),
+        "later polls read only the page that holds the edge: {costs:?}"
+    );
 }
