@@ -58,19 +58,22 @@ where
     D: Deserializer<'de>,
 {
     deserializer.deserialize_option(Items {
-        keep: |index, record: AnalyticsRecord| {
-            AnalyticsConversation::try_from(record)
-                .inspect_err(|missing| {
-                    tracing::debug!(
-                        index,
-                        missing,
-                        "dropped an analytics record the proxy cannot place"
-                    );
-                })
-                .ok()
-        },
+        keep: usable_hit,
         marker: PhantomData,
     })
+}
+
+/// The hit of record `index` of a page, or `None` (logged) when it lacks an id or a start.
+fn usable_hit(index: usize, record: AnalyticsRecord) -> Option<AnalyticsConversation> {
+    AnalyticsConversation::try_from(record)
+        .inspect_err(|missing| {
+            tracing::debug!(
+                index,
+                missing,
+                "dropped an analytics record the proxy cannot place"
+            );
+        })
+        .ok()
 }
 
 /// A list visitor: `null` is an empty list, `null` items are left out, and `keep` turns
@@ -160,17 +163,7 @@ impl From<DetailsPage> for DetailsResponse {
             .conversations
             .into_iter()
             .enumerate()
-            .filter_map(|(index, record)| {
-                AnalyticsConversation::try_from(record?)
-                    .inspect_err(|missing| {
-                        tracing::debug!(
-                            index,
-                            missing,
-                            "dropped an analytics record the proxy cannot place"
-                        );
-                    })
-                    .ok()
-            })
+            .filter_map(|(index, record)| usable_hit(index, record?))
             .collect();
         Self {
             conversations,

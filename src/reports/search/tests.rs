@@ -135,6 +135,24 @@ impl UpstreamPages for FakeUpstream {
     }
 }
 
+/// The position of a walk that has not begun.
+fn start_of(window: Interval) -> Position {
+    Position {
+        v: crate::reports::cursor::VERSION,
+        q: String::new(),
+        s: walk_settings(100, 31),
+        from: window.from,
+        to: window.to,
+        chunk: 0,
+        page: 0,
+        reversed: false,
+        last_start: None,
+        last_ids: Vec::new(),
+        returned: 0,
+        total: None,
+    }
+}
+
 /// A small deterministic generator (SplitMix64).
 struct Rng(u64);
 
@@ -225,20 +243,7 @@ async fn walk_all(
         widens,
         hints: &PageHints::default(),
     };
-    let mut position = Position {
-        v: crate::reports::cursor::VERSION,
-        q: String::new(),
-        s: walk_settings(100, 31),
-        from: window.from,
-        to: window.to,
-        chunk: 0,
-        page: 0,
-        reversed: false,
-        last_start: None,
-        last_ids: Vec::new(),
-        returned: 0,
-        total: None,
-    };
+    let mut position = start_of(window);
     let mut ids = Vec::new();
     let mut pages = 0;
     let mut totals = Vec::new();
@@ -544,20 +549,7 @@ async fn a_poll_a_minute_later_finds_its_edge_from_the_last_polls_pages() {
             widens: &widens,
             hints: &hints,
         };
-        let mut position = Position {
-            v: crate::reports::cursor::VERSION,
-            q: String::new(),
-            s: walk_settings(100, 31),
-            from: window.from,
-            to: window.to,
-            chunk: 0,
-            page: 0,
-            reversed: false,
-            last_start: None,
-            last_ids: Vec::new(),
-            returned: 0,
-            total: None,
-        };
+        let mut position = start_of(window);
         let before = upstream.distinct_pages();
         let outcome = walk.next_page(&mut position, 50).await.expect("page");
         let first_expected = records
