@@ -554,8 +554,7 @@ impl<P: UpstreamPages + Sync> Walk<'_, P> {
 
     /// The end of the last UTC day the chunk touches, or now if earlier.
     fn list_last_instant(&self, chunk: &Interval) -> DateTime<Utc> {
-        let last_day_end = day_start(chunk.to - Duration::microseconds(1)) + Duration::days(1);
-        last_day_end.min(self.now)
+        touched_days(chunk).to.min(self.now)
     }
 }
 

@@ -190,7 +190,12 @@ impl Filter {
     pub fn holds(&self, subject: &dyn Subject) -> bool {
         let predicates = self.predicates.iter().map(|p| p.holds(subject));
         let clauses = self.clauses.iter().map(|c| c.holds(subject));
-        let mut all = predicates.chain(clauses).peekable();
+        self.combine(predicates.chain(clauses))
+    }
+
+    /// The filter's logic over its predicates' and clauses' answers (an empty filter holds).
+    fn combine(&self, answers: impl Iterator<Item = bool>) -> bool {
+        let mut all = answers.peekable();
         if all.peek().is_none() {
             return true;
         }
@@ -206,14 +211,7 @@ impl Filter {
     pub fn may_hold(&self, may: &dyn Fn(&Predicate) -> bool) -> bool {
         let predicates = self.predicates.iter().map(may);
         let clauses = self.clauses.iter().map(|c| c.may_hold(may));
-        let mut all = predicates.chain(clauses).peekable();
-        if all.peek().is_none() {
-            return true;
-        }
-        match self.logic {
-            Logic::And => all.all(|b| b),
-            Logic::Or => all.any(|b| b),
-        }
+        self.combine(predicates.chain(clauses))
     }
 
     /// Parses a filter at `path` (e.g. `segmentFilters[0]`); `allow_clauses` is false for

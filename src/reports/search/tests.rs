@@ -55,10 +55,10 @@ impl FakeUpstream {
     fn answer(&self, chunk: &Interval, order: Order, number: u32) -> DetailsResponse {
         let (from, to) = match self.matching {
             Matching::Exact => (chunk.from, chunk.to),
-            Matching::TouchedDay => (
-                day_start(chunk.from),
-                day_start(chunk.to - Duration::microseconds(1)) + Duration::days(1),
-            ),
+            Matching::TouchedDay => {
+                let days = touched_days(chunk);
+                (days.from, days.to)
+            }
         };
         let lists = self.lists.lock().expect("lock");
         let (list, range) = match order {
