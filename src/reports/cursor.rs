@@ -51,10 +51,12 @@ pub struct Position {
     pub total: Option<u64>,
 }
 
-/// The settings stamp of cursors: what must not change between two pages of one walk.
+/// The settings stamp of cursors: what must not change between two pages of one walk
+/// (the page size and the chunking settings, and `w2`: the chunk layout of
+/// [`super::interval::Interval::walk_chunks`], so cursors of the earlier layout are refused).
 #[must_use]
 pub fn walk_settings(upstream_page_size: u32, max_interval_days: u32) -> String {
-    format!("p{upstream_page_size}d{max_interval_days}")
+    format!("p{upstream_page_size}d{max_interval_days}w2")
 }
 
 /// Signs and checks cursors.

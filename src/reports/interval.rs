@@ -43,6 +43,45 @@ impl Interval {
         out
     }
 
+    /// The chunks a search walks, earliest first: [`Interval::day_chunks`], except that the
+    /// partial UTC day at the walk's near edge (the first day for `asc`, the last for
+    /// `desc`, named by `near_edge_first`) is a chunk of its own. Under whole-day matching
+    /// that day's list then ends (or starts) exactly at the chunk's far edge, so the chunk
+    /// is the list's tail: read from the list's other end, it needs no search through the
+    /// days before it. Under exact matching it costs at most one partial page more.
+    #[must_use]
+    pub fn walk_chunks(&self, max_days: u32, near_edge_first: bool) -> Vec<Self> {
+        let mut chunks = self.day_chunks(max_days);
+        if near_edge_first {
+            let midnight = day_start(self.from) + Duration::days(1);
+            if let Some(first) = chunks.first_mut()
+                && first.from != day_start(first.from)
+                && first.to > midnight
+            {
+                let rest = Self {
+                    from: midnight,
+                    to: first.to,
+                };
+                first.to = midnight;
+                chunks.insert(1, rest);
+            }
+        } else {
+            let midnight = day_start(self.to);
+            if let Some(last) = chunks.last_mut()
+                && last.to != midnight
+                && last.from < midnight
+            {
+                let rest = Self {
+                    from: midnight,
+                    to: last.to,
+                };
+                last.to = midnight;
+                chunks.push(rest);
+            }
+        }
+        chunks
+    }
+
     /// Whether the interval is made of whole UTC days.
     #[must_use]
     pub fn is_whole_days(&self) -> bool {

@@ -34,7 +34,7 @@ use cursor::{CursorSigner, Position};
 use interval::Interval;
 use request::{AggregatesQuery, Order, SearchQuery};
 use search::UpstreamPages as _;
-pub use settings::ReportSettings;
+pub use settings::{IntervalMatching, ReportSettings};
 use summary::ConversationSummary;
 
 /// A cached upstream response and its size.
@@ -159,8 +159,9 @@ pub struct ReportService {
     cache: Arc<CacheSettings>,
     signer: CursorSigner,
     fetch_timeout: Duration,
-    /// Whether Genesys has been seen to widen a details query to the UTC days it touches
-    /// (learned from the pages, never assumed: see `search::Walk::widens`).
+    /// Whether Genesys widens a details query to the UTC days it touches: assumed under
+    /// `upstream_interval_matching = "touched-day"`, else learned from the pages (see
+    /// `search::Walk::widens`).
     upstream_widens: AtomicBool,
     /// Where earlier walks found the pages of the lists Genesys answers.
     page_hints: search::PageHints,
@@ -179,6 +180,7 @@ impl ReportService {
     ) -> Self {
         // Upstream pages take most of the report budget; aggregates answers are small.
         let bytes = cache.report_max_bytes;
+        let assume_whole_days = settings.upstream_interval_matching == IntervalMatching::TouchedDay;
         Self {
             pages: SwrCache::new(
                 bytes / 5 * 4,
@@ -196,7 +198,7 @@ impl ReportService {
             cache: Arc::new(cache),
             signer: CursorSigner::new(cursor_secret),
             fetch_timeout,
-            upstream_widens: AtomicBool::new(false),
+            upstream_widens: AtomicBool::new(assume_whole_days),
             page_hints: search::PageHints::default(),
         }
     }
@@ -350,7 +352,8 @@ impl ReportService {
             from: position.from,
             to: position.to,
         };
-        let mut chunks = interval.day_chunks(self.settings.max_interval_days);
+        let mut chunks =
+            interval.walk_chunks(self.settings.max_interval_days, query.order == Order::Asc);
         if query.order == Order::Desc {
             chunks.reverse();
         }

@@ -16,8 +16,16 @@
 //!
 //! From there pages are read in order until a hit lies past the window's far edge (or the
 //! list ends), so a full walk reads the window's pages, the page before it once, and at most
-//! one page on each chunk boundary. Chunks start at UTC midnights (see
-//! [`Interval::day_chunks`]), so a long window wastes nothing at its inner boundaries.
+//! one page on each chunk boundary. Chunks start at UTC midnights, and the partial day at
+//! the walk's near edge is a chunk of its own (see [`Interval::walk_chunks`]): under
+//! whole-day matching that chunk is the tail of its day's list, so it is read from the
+//! list's other end, and when the walk reaches the list's last page, the first page in the
+//! opposite order (read to locate the window, so cached) serves what is left of it.
+//!
+//! Whether Genesys widens intervals is a setting (`reports.upstream_interval_matching`):
+//! assumed (the documented behaviour, the default) or learned from the first page that
+//! holds a conversation outside its interval. Results are right under both; only the
+//! number of probes differs (see `search/tests.rs` for the measured bounds).
 //!
 //! Every upstream page goes through the page cache (see `ReportService::page`), so probes,
 //! repeat polls and the next page of a walk cost nothing while fresh. The cursor remembers
@@ -91,7 +99,16 @@ const MAX_HINT_PAGES: usize = 16;
 /// stale hint falls back to the search.
 #[derive(Debug, Default)]
 pub struct PageHints {
-    lists: Mutex<HashMap<String, (u64, Vec<Span>)>>,
+    lists: Mutex<HashMap<String, ListHints>>,
+}
+
+/// What is known of one list: when it was last used (a tick), its count as last seen,
+/// and where its pages were.
+#[derive(Debug, Default)]
+struct ListHints {
+    used: u64,
+    total: u64,
+    spans: Vec<Span>,
 }
 
 /// One page of a list as last seen: its number and its first and last walk keys.
@@ -103,27 +120,33 @@ struct Span {
 }
 
 impl PageHints {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Vec<Span>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ListHints>> {
         self.lists.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn record(&self, list: String, span: Span) {
+    fn record(&self, list: String, span: Span, total: u64) {
         let mut lists = self.lock();
         if lists.len() >= MAX_HINT_LISTS && !lists.contains_key(&list) {
             // Forget the oldest half (by when they were last used).
-            let mut ages: Vec<u64> = lists.values().map(|(at, _)| *at).collect();
+            let mut ages: Vec<u64> = lists.values().map(|l| l.used).collect();
             ages.sort_unstable();
             let cut = ages[ages.len() / 2];
-            lists.retain(|_, (at, _)| *at > cut);
+            lists.retain(|_, l| l.used > cut);
         }
-        let tick = lists.values().map(|(at, _)| *at).max().unwrap_or(0) + 1;
+        let tick = lists.values().map(|l| l.used).max().unwrap_or(0) + 1;
         let entry = lists.entry(list).or_default();
-        entry.0 = tick;
-        entry.1.retain(|known| known.page != span.page);
-        entry.1.push(span);
-        if entry.1.len() > MAX_HINT_PAGES {
-            entry.1.remove(0);
+        entry.used = tick;
+        entry.total = total;
+        entry.spans.retain(|known| known.page != span.page);
+        entry.spans.push(span);
+        if entry.spans.len() > MAX_HINT_PAGES {
+            entry.spans.remove(0);
         }
+    }
+
+    /// The list's count (`totalHits`) when a page of it was last read.
+    fn total(&self, list: &str) -> Option<u64> {
+        self.lock().get(list).map(|l| l.total)
     }
 
     /// The page that should hold `edge` (the first key at or after it) in `list`: one
@@ -131,7 +154,7 @@ impl PageHints {
     /// With it, whether the page before it was seen to end before the edge.
     fn holding(&self, list: &str, edge: i64) -> Option<(u32, bool)> {
         let lists = self.lock();
-        let (_, spans) = lists.get(list)?;
+        let spans = &lists.get(list)?.spans;
         if let Some(span) = spans
             .iter()
             .find(|s| (s.first < edge || s.page == 1) && edge <= s.last)
@@ -251,6 +274,8 @@ impl<P: UpstreamPages + Sync> Walk<'_, P> {
     ) -> Result<WalkOutcome, ApiError> {
         let mut collector = Collector::new(page_size);
         let mut reads = 0;
+        // Set when the opposite page was tried for a chunk's tail and did not cover it.
+        let mut tail_refused = None;
         while let Some(chunk) = self.chunks.get(position.chunk).copied() {
             let enough_reads = if collector.results.is_empty() {
                 HARD_UPSTREAM_READS
@@ -266,14 +291,27 @@ impl<P: UpstreamPages + Sync> Walk<'_, P> {
                     Start::Reversed => position.reversed = true,
                 }
             }
+            if !position.reversed
+                && tail_refused != Some(position.chunk)
+                && self.is_the_lists_last_page(&chunk, position.page)
+            {
+                // The rest of the chunk is the list's tail, which the first page in the
+                // opposite order holds (read already when the walk was located there).
+                position.reversed = true;
+            }
             let (page, chunk_done) = if position.reversed {
                 let page = self
                     .read(&chunk, opposite(self.order), 1, &mut reads)
                     .await?;
-                if !self.holds_the_whole_chunk(&page, &chunk) {
-                    // Refetched since, it no longer reaches the chunk's near edge (more
-                    // conversations arrived after the window): walk the client's order.
+                if !self.covers_the_rest(&page, &chunk, position) {
+                    // Refetched since, it no longer reaches back to what the walk returned
+                    // (more conversations arrived after the window): walk the client's
+                    // order.
                     position.reversed = false;
+                    tail_refused = Some(position.chunk);
+                    if position.page == 0 {
+                        position.page = 1;
+                    }
                     continue;
                 }
                 (page, true)
@@ -348,6 +386,7 @@ impl<P: UpstreamPages + Sync> Walk<'_, P> {
                     first: walk_key(first.conversation_start, order),
                     last: walk_key(last.conversation_start, order),
                 },
+                page.total_hits,
             );
         }
         if !self.widens.load(Ordering::Relaxed)
@@ -359,6 +398,42 @@ impl<P: UpstreamPages + Sync> Walk<'_, P> {
             self.widens.store(true, Ordering::Relaxed);
         }
         Ok(page)
+    }
+
+    /// Whether `number` is the last page of the chunk's list in the client's order, and
+    /// the chunk runs to the list's end: then the first page in the opposite order holds
+    /// what is left of the chunk. Known from the list's count as last seen, once the
+    /// upstream is known to widen (under exact matching nothing is recorded).
+    fn is_the_lists_last_page(&self, chunk: &Interval, number: u32) -> bool {
+        let size = u64::from(self.upstream_page_size);
+        number > 1
+            && self.widens.load(Ordering::Relaxed)
+            && self.far_edge_is_the_lists(chunk)
+            && self
+                .hints
+                .total(&self.pages.list_key(chunk, self.order))
+                .is_some_and(|total| {
+                    u64::from(number - 1) * size < total && total <= u64::from(number) * size
+                })
+    }
+
+    /// Whether the first page in the opposite order holds every hit of the chunk not yet
+    /// returned: it holds the whole chunk, or it reaches back past the last hit returned.
+    fn covers_the_rest(
+        &self,
+        page: &DetailsResponse,
+        chunk: &Interval,
+        position: &Position,
+    ) -> bool {
+        if self.holds_the_whole_chunk(page, chunk) {
+            return true;
+        }
+        let (Some(returned), Some(earliest)) = (position.last_start, page.conversations.last())
+        else {
+            return false;
+        };
+        chunk.contains(returned)
+            && walk_key(earliest.conversation_start, self.order) < walk_key(returned, self.order)
     }
 
     /// Whether the first page in the opposite order holds every hit of the chunk: the
@@ -485,12 +560,17 @@ impl<P: UpstreamPages + Sync> Walk<'_, P> {
             Order::Desc => walk_key(chunk.from, self.order),
         };
         let mut probes = 0;
+        let mut last_probe_inside = false;
         while lo.page < hi.page && probes < MAX_PROBES {
-            let guess = if probes < INTERPOLATED_PROBES || probes % 2 == 0 {
+            let at_edge = interpolate(&lo, &hi, edge, size);
+            let guess = if last_probe_inside && hi.page - at_edge.clamp(lo.page, hi.page) <= 2 {
+                // The last probe landed inside the window, just past the edge: the page
+                // before it is either the edge's or one the walk reads anyway.
+                hi.page - 1
+            } else if probes < INTERPOLATED_PROBES || probes % 2 == 0 {
                 // A probe that lands inside the window is a page the walk reads anyway; one
                 // that lands before it is lost. So aim a little past the estimate, by at
                 // most half the window's estimated length.
-                let at_edge = interpolate(&lo, &hi, edge, size);
                 let window_end = interpolate(&lo, &hi, far_key, size);
                 let lean = ((hi.page - lo.page) / 16)
                     .max(1)
@@ -522,6 +602,7 @@ impl<P: UpstreamPages + Sync> Walk<'_, P> {
                     position: u64::from(guess) * size,
                     key: last_key,
                 };
+                last_probe_inside = false;
             } else if first_key < edge || guess == lo.page {
                 return Ok(guess);
             } else {
@@ -530,6 +611,7 @@ impl<P: UpstreamPages + Sync> Walk<'_, P> {
                     position: u64::from(guess - 1) * size,
                     key: first_key,
                 };
+                last_probe_inside = first_key < far_key;
             }
         }
         Ok(lo.page)

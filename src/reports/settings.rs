@@ -25,6 +25,22 @@ fn default_hydrate_max() -> u32 {
     25
 }
 
+/// How the proxy expects Genesys to match a details query's interval; either way the
+/// results are right (hits outside the window are dropped), only the cost differs.
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum IntervalMatching {
+    /// Genesys' documented behaviour ("conversations that started on a day touched by the
+    /// interval"): walks reason from the days' edges from the first query. Against an org
+    /// that matches exactly, a window at the tail of a day costs one query more.
+    #[default]
+    TouchedDay,
+    /// Start as if Genesys matched exactly (the first page of a window is then its own)
+    /// and switch for good once a page holds a conversation outside its interval. The
+    /// walk that finds out costs up to one query more, once per process.
+    Learn,
+}
+
 /// Report settings.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -54,6 +70,12 @@ pub struct ReportSettings {
     /// Most hits hydrated per page with `include=conversation`.
     #[serde(default = "default_hydrate_max")]
     pub hydrate_max: u32,
+    /// How Genesys matches a details query's interval: `touched-day` (documented: every
+    /// conversation that started on a UTC day the interval touches) or `learn` (assume
+    /// exact matching until a page shows a conversation outside its interval). See
+    /// [`IntervalMatching`].
+    #[serde(default)]
+    pub upstream_interval_matching: IntervalMatching,
     /// Not a setting (no file or variable sets it): how far the proxy's "now" for report
     /// intervals lies from the system clock, in milliseconds. Tests and benchmarks set it
     /// to run `last=` intervals against a simulated org whose clock is elsewhere.
@@ -71,6 +93,7 @@ impl Default for ReportSettings {
             relative_bucket_secs: default_relative_bucket_secs(),
             max_span_days: default_max_span_days(),
             hydrate_max: default_hydrate_max(),
+            upstream_interval_matching: IntervalMatching::default(),
             clock_offset_ms: 0,
         }
     }
