@@ -1,18 +1,21 @@
 //! The OpenAPI document: the committed `openapi/openapi.json` is exactly what the code
-//! generates (regenerate it with `UPDATE_OPENAPI=1 cargo test --test openapi`), the proxy
+//! generates (regenerate it with `UPDATE_OPENAPI=1 cargo test --test openapi`; under CI,
+//! where `CI` is set, that update mode fails instead of rewriting), the proxy
 //! serves that same document at `/openapi.json`, and the document is complete: OpenAPI 3.1,
 //! every route present, every API operation answering its errors as
 //! `application/problem+json`, every authenticated operation naming the `api_key` and
-//! `bearer` schemes, and every `$ref` resolving.
+//! `bearer` schemes, and every `$ref` resolving. Real responses are checked against the
+//! served document in `openapi_responses.rs`.
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use support::TestApp;
 
-/// The environment variable that makes the drift test rewrite the committed copy.
+/// The environment variable that makes the drift test rewrite the committed copy (outside
+/// CI only).
 const UPDATE: &str = "UPDATE_OPENAPI";
 
 /// The operations every client relies on: (method, path).
@@ -51,37 +54,94 @@ fn operation<'a>(doc: &'a Value, method: &str, path: &str) -> &'a Value {
     operation
 }
 
-#[test]
-fn the_committed_document_is_what_the_code_generates() {
-    let generated = genesys_proxy::routes::docs::openapi_json();
-    let path = committed_path();
+/// What the drift check did.
+#[derive(Debug, PartialEq, Eq)]
+enum Drift {
+    UpToDate,
+    Rewritten,
+}
+
+/// Compares `generated` with the committed copy at `path`; in update mode, rewrites the
+/// copy instead, except under CI, where update mode is refused: CI must check the
+/// committed document, never regenerate it and pass.
+fn check_drift(generated: &str, path: &Path, update: bool, ci: bool) -> Result<Drift, String> {
     let regenerate = format!(
         "regenerate it with `{UPDATE}=1 cargo test --test openapi`, review the diff and commit openapi/openapi.json"
     );
-    if std::env::var_os(UPDATE).is_some_and(|v| !v.is_empty() && v != "0") {
-        std::fs::create_dir_all(path.parent().expect("a parent directory"))
-            .expect("openapi/ can be created");
-        std::fs::write(&path, format!("{generated}\n")).expect("openapi/openapi.json is written");
-        println!("wrote {}", path.display());
-        return;
+    if update && ci {
+        return Err(format!(
+            "{UPDATE} is set under CI (the CI variable is set): CI checks the committed openapi/openapi.json and never rewrites it. Unset {UPDATE} here; to refresh the copy, run `{UPDATE}=1 cargo test --test openapi` on your machine, review the diff and commit openapi/openapi.json"
+        ));
     }
-    let committed = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{} cannot be read ({e}): {regenerate}", path.display()));
+    if update {
+        std::fs::create_dir_all(path.parent().expect("a parent directory"))
+            .map_err(|e| format!("{} cannot be created: {e}", path.display()))?;
+        std::fs::write(path, format!("{generated}\n"))
+            .map_err(|e| format!("{} cannot be written: {e}", path.display()))?;
+        return Ok(Drift::Rewritten);
+    }
+    let committed = std::fs::read_to_string(path)
+        .map_err(|e| format!("{} cannot be read ({e}): {regenerate}", path.display()))?;
     let committed = committed.replace("\r\n", "\n");
     let committed = committed.strip_suffix('\n').unwrap_or(&committed);
-    if committed != generated {
-        let first = committed
-            .lines()
-            .zip(generated.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or_else(|| committed.lines().count().min(generated.lines().count()));
-        panic!(
-            "openapi/openapi.json is out of date with the code (first difference at line {}: committed {:?}, generated {:?}): {regenerate}",
-            first + 1,
-            committed.lines().nth(first).unwrap_or("<end of file>"),
-            generated.lines().nth(first).unwrap_or("<end of file>"),
-        );
+    if committed == generated {
+        return Ok(Drift::UpToDate);
     }
+    let first = committed
+        .lines()
+        .zip(generated.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or_else(|| committed.lines().count().min(generated.lines().count()));
+    Err(format!(
+        "openapi/openapi.json is out of date with the code (first difference at line {}: committed {:?}, generated {:?}): {regenerate}",
+        first + 1,
+        committed.lines().nth(first).unwrap_or("<end of file>"),
+        generated.lines().nth(first).unwrap_or("<end of file>"),
+    ))
+}
+
+#[test]
+fn the_committed_document_is_what_the_code_generates() {
+    let update = std::env::var_os(UPDATE).is_some_and(|v| !v.is_empty() && v != "0");
+    let ci = std::env::var_os("CI").is_some();
+    let path = committed_path();
+    match check_drift(
+        &genesys_proxy::routes::docs::openapi_json(),
+        &path,
+        update,
+        ci,
+    ) {
+        Ok(Drift::Rewritten) => println!("wrote {}", path.display()),
+        Ok(Drift::UpToDate) => {}
+        Err(message) => panic!("{message}"),
+    }
+}
+
+#[test]
+fn update_mode_rewrites_the_copy_outside_ci_and_is_refused_under_ci() {
+    let dir = std::env::temp_dir().join(format!("openapi-drift-{}", std::process::id()));
+    let path = dir.join("openapi.json");
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    std::fs::write(&path, "{\"stale\": true}\n").expect("a stale copy");
+    let read = || std::fs::read_to_string(&path).expect("the copy");
+
+    let refused = check_drift("{}", &path, true, true).expect_err("refused under CI");
+    assert!(
+        refused.contains(UPDATE) && refused.contains("CI"),
+        "{refused}"
+    );
+    assert_eq!(
+        read(),
+        "{\"stale\": true}\n",
+        "nothing was rewritten under CI"
+    );
+    let stale = check_drift("{}", &path, false, true).expect_err("a stale copy fails");
+    assert!(stale.contains("out of date"), "{stale}");
+
+    assert_eq!(check_drift("{}", &path, true, false), Ok(Drift::Rewritten));
+    assert_eq!(read(), "{}\n");
+    assert_eq!(check_drift("{}", &path, false, true), Ok(Drift::UpToDate));
+    std::fs::remove_dir_all(&dir).expect("the scratch directory is removed");
 }
 
 #[tokio::test]

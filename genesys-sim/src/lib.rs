@@ -25,6 +25,7 @@ pub mod data;
 mod error_body;
 pub mod faults;
 mod http;
+pub mod journal;
 pub mod query;
 pub mod render;
 pub mod rng;

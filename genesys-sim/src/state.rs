@@ -1,6 +1,6 @@
 //! The simulator's shared state: configuration, generated data, issued tokens, counters,
-//! active faults, the simulated clock and the memo of details walks. One `Arc<SimState>`
-//! serves every request.
+//! the journal of analytics query bodies, active faults, the simulated clock and the memo
+//! of details walks. One `Arc<SimState>` serves every request.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -13,6 +13,7 @@ use crate::config::SimConfig;
 use crate::counters::Counters;
 use crate::data::{Arrivals, Dataset};
 use crate::faults::Faults;
+use crate::journal::QueryJournal;
 use crate::query::details::{DetailsPage, DetailsQuery};
 use crate::query::walks::Walks;
 use crate::rng::SimRng;
@@ -37,6 +38,8 @@ pub struct SimState {
     pub data: Dataset,
     pub tokens: TokenStore,
     pub counters: Counters,
+    /// The analytics query bodies received, for tests of what clients send.
+    pub journal: QueryJournal,
     faults: Mutex<Faults>,
     fault_rng: Mutex<SimRng>,
     correlation_rng: Mutex<SimRng>,
@@ -76,6 +79,7 @@ impl SimState {
         Self {
             tokens: TokenStore::new(config.seed),
             counters: Counters::default(),
+            journal: QueryJournal::default(),
             faults: Mutex::new(config.faults.clone()),
             fault_rng: Mutex::new(SimRng::new(config.seed ^ 0x6661_756c_7473)),
             correlation_rng: Mutex::new(SimRng::new(config.seed ^ 0x636f_7272)),

@@ -1,5 +1,6 @@
 //! Handlers of the simulated Platform API routes. Auth, rate limits and faults are
-//! already handled by the guard; these only answer with data or an ErrorBody.
+//! already handled by the guard; these only answer with data or an ErrorBody (and note
+//! each analytics query body in the journal first).
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use uuid::Uuid;
 
 use crate::data::ConversationRecord;
 use crate::error_body::ApiError;
+use crate::journal::QueryKind;
 use crate::query::aggregates::AggregatesQuery;
 use crate::query::details::DetailsQuery;
 use crate::render;
@@ -51,6 +53,7 @@ pub async fn get_conversation(
 
 /// `POST /api/v2/analytics/conversations/details/query`.
 pub async fn details_query(State(sim): State<Arc<SimState>>, body: Bytes) -> Response {
+    sim.journal.record(QueryKind::Details, &body);
     let query = match json_body(&body).and_then(|b| DetailsQuery::parse(&b, &sim.config.limits)) {
         Ok(query) => query,
         Err(error) => return error.into_response(),
@@ -118,6 +121,7 @@ pub async fn details_get(State(sim): State<Arc<SimState>>, Path(id): Path<String
 
 /// `POST /api/v2/analytics/conversations/aggregates/query`.
 pub async fn aggregates_query(State(sim): State<Arc<SimState>>, body: Bytes) -> Response {
+    sim.journal.record(QueryKind::Aggregates, &body);
     let query = match json_body(&body).and_then(|b| AggregatesQuery::parse(&b, &sim.config.limits))
     {
         Ok(query) => query,

@@ -1,5 +1,6 @@
-//! The `/sim` control API: read and set faults, read and reset counters, revoke tokens,
-//! move the simulated clock, and list the org's directory with sample conversation ids.
+//! The `/sim` control API: read and set faults, read and reset counters, read and clear
+//! the journal of analytics query bodies, revoke tokens, move the simulated clock, and list
+//! the org's directory with sample conversation ids.
 //! It is unauthenticated: the simulator is a test and demo tool, never exposed.
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub fn routes() -> Router<Arc<SimState>> {
             get(get_faults).put(put_faults).delete(clear_faults),
         )
         .route("/sim/counters", get(get_counters).delete(reset_counters))
+        .route("/sim/journal", get(get_journal).delete(clear_journal))
         .route("/sim/tokens/revoke", post(revoke_tokens))
         .route("/sim/clock", get(get_clock))
         .route("/sim/clock/advance", post(advance_clock))
@@ -64,6 +66,15 @@ async fn get_counters(State(sim): State<Arc<SimState>>) -> Response {
 
 async fn reset_counters(State(sim): State<Arc<SimState>>) -> StatusCode {
     sim.counters.reset();
+    StatusCode::NO_CONTENT
+}
+
+async fn get_journal(State(sim): State<Arc<SimState>>) -> Json<Value> {
+    Json(json!({ "queries": sim.journal.entries() }))
+}
+
+async fn clear_journal(State(sim): State<Arc<SimState>>) -> StatusCode {
+    sim.journal.clear();
     StatusCode::NO_CONTENT
 }
 
