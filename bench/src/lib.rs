@@ -1,9 +1,14 @@
 //! Benchmark tooling for genesys-proxy: a keep-alive HTTP/1.1 load generator (closed loop,
-//! each-once, all-at-once and open-loop modes, per-request latency in an HDR histogram) and
-//! a small control-plane client. Used in-process by `bench-run` and standalone by `loadgen`.
+//! each-once, all-at-once and open-loop modes, per-request latency in an HDR histogram), a
+//! paced loop timed from each request's scheduled send, the arithmetic of per-round ratios,
+//! and a small control-plane client. Used in-process by `bench-run` and standalone by
+//! `loadgen`.
 
 pub mod client;
 pub mod load;
+pub mod paced;
+mod raw;
+pub mod rounds;
 
 pub use client::Control;
 pub use load::{Report, Req};

@@ -1,11 +1,14 @@
-//! `loadgen`: a closed-loop keep-alive HTTP/1.1 load generator.
+//! `loadgen`: a keep-alive HTTP/1.1 load generator, closed loop or paced.
 //!
 //! ```text
 //! loadgen --url http://127.0.0.1:8080/conversations/ID [--url ...] [-H 'Name: value']...
-//!         [-c 64] [-d 10] [--warmup 2] [--threads 1] [--capture cache-status]
+//!         [-c 64] [-d 10] [--warmup 2] [--threads 1] [--capture cache-status] [--rate R]
 //! ```
-//! Prints one summary line (req/s, p50/p99/p99.9/max latency, statuses, errors). Run it
-//! under `taskset -c 0` and the server under `taskset -c 1` on a 2-core machine.
+//! Prints one summary line (req/s, p50/p99/p99.9/max latency, statuses, errors). With
+//! `--rate R` it sends R requests a second whatever the answers do and times each from its
+//! scheduled send ([`genesys_proxy_bench::paced`]), and adds a second line on how well it
+//! kept to the schedule. Run it under `taskset -c 0` and the server under `taskset -c 1`
+//! on a 2-core machine.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +17,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use genesys_proxy_bench::Req;
 use genesys_proxy_bench::load::{ClosedLoop, closed_loop};
+use genesys_proxy_bench::paced::{Paced, Schedule, paced_loop};
 use http::HeaderName;
 
 fn main() -> Result<()> {
@@ -22,6 +26,7 @@ fn main() -> Result<()> {
     let (mut connections, mut duration, mut warmup, mut threads) =
         (64usize, 10.0f64, 2.0f64, 1usize);
     let mut capture = None;
+    let mut rate: Option<f64> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().context("a value after the flag");
@@ -37,9 +42,10 @@ fn main() -> Result<()> {
             "--warmup" => warmup = value()?.parse()?,
             "--threads" => threads = value()?.parse()?,
             "--capture" => capture = Some(HeaderName::from_bytes(value()?.as_bytes())?),
+            "--rate" => rate = Some(value()?.parse()?),
             "-h" | "--help" => {
                 println!(
-                    "loadgen --url URL [--url URL]... [-H 'Name: value']... [-c 64] [-d 10] [--warmup 2] [--threads 1] [--capture HEADER]"
+                    "loadgen --url URL [--url URL]... [-H 'Name: value']... [-c 64] [-d 10] [--warmup 2] [--threads 1] [--capture HEADER] [--rate R]"
                 );
                 return Ok(());
             }
@@ -76,12 +82,45 @@ fn main() -> Result<()> {
         .worker_threads(threads.max(1))
         .enable_all()
         .build()?;
+    let addr = addr.context("an address")?;
+    let (warmup, duration) = (
+        Duration::from_secs_f64(warmup),
+        Duration::from_secs_f64(duration),
+    );
+    let requests = Arc::new(requests);
+    if let Some(rate) = rate {
+        let paced = runtime.block_on(paced_loop(Paced {
+            addr,
+            connections,
+            schedule: Schedule {
+                rate,
+                warmup,
+                duration,
+            },
+            requests,
+            capture,
+            grace: Duration::from_secs(5),
+        }))?;
+        let p = &paced.pacing;
+        println!("{}", paced.report.summary());
+        println!(
+            "paced at {rate} req/s: {} due, {} sent on time (own lateness p50 {:.0} us, p99 {:.0} us, max {:.0} us), {} queued behind busy connections, {} never sent",
+            p.scheduled,
+            p.on_time,
+            p.own_lateness_us(0.5),
+            p.own_lateness_us(0.99),
+            p.own_lateness_us(1.0),
+            p.queued,
+            p.unsent
+        );
+        return Ok(());
+    }
     let report = runtime.block_on(closed_loop(ClosedLoop {
-        addr: addr.context("an address")?,
+        addr,
         connections,
-        warmup: Duration::from_secs_f64(warmup),
-        duration: Duration::from_secs_f64(duration),
-        requests: Arc::new(requests),
+        warmup,
+        duration,
+        requests,
         capture,
     }))?;
     println!("{}", report.summary());
