@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use genesys_sim::Faults;
+use genesys_sim::{Faults, endpoint};
 use serde_json::json;
 use support::{ADMIN_KEY, REPORTS_KEY, TestApp, assert_problem, proxy_settings, sim_config};
 
@@ -127,6 +127,8 @@ async fn readiness_follows_the_genesys_login_and_recovers_without_a_restart() {
     );
 
     app.sim.set_faults(Faults::default());
+    // The login backoff after one failure is at most half a second: ten seconds only
+    // bound a proxy that never tries again.
     let started = Instant::now();
     loop {
         let reply = app.get_with("/readyz", "", &[]).await;
@@ -140,6 +142,11 @@ async fn readiness_follows_the_genesys_login_and_recovers_without_a_restart() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(
+        app.sim.counters().calls_with(endpoint::OAUTH_TOKEN, 200),
+        1,
+        "one token request once the login host answers again"
+    );
 }
 
 #[tokio::test]
@@ -223,16 +230,15 @@ async fn shutdown_lets_in_flight_requests_finish() {
     let sim = genesys_sim::Simulator::start(sim_config())
         .await
         .expect("sim");
-    sim.set_faults(Faults {
-        latency_ms: 400,
-        ..Faults::default()
-    });
     let connection = genesys_proxy::config::GenesysConnection {
         endpoints: genesys_proxy::upstream::Endpoints::explicit(&sim.base_url(), &sim.base_url())
             .expect("urls"),
         credentials: support::credentials("sim-secret"),
     };
-    let app = genesys_proxy::App::build(proxy_settings(), connection)
+    let mut settings = proxy_settings();
+    settings.upstream.request_timeout_ms = 5_000;
+    settings.server.request_timeout_ms = 10_000;
+    let app = genesys_proxy::App::build(settings, connection)
         .await
         .expect("builds");
     let base = format!("http://{}", app.local_addr());
@@ -240,25 +246,61 @@ async fn shutdown_lets_in_flight_requests_finish() {
     let server = tokio::spawn(app.serve(async {
         let _ = stopped.await;
     }));
-    let id = sim.data().conversations[0].id;
-    let in_flight = tokio::spawn(async move {
-        reqwest::Client::new()
-            .get(format!("{base}/conversations/{id}"))
-            .bearer_auth(ADMIN_KEY)
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
+    let http = reqwest::Client::new();
+    // Take the token first (ready means one is held), so the request's only upstream call
+    // is its lookup.
+    let started = Instant::now();
+    while http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("sent")
+        .status()
+        != 200
+    {
+        assert!(started.elapsed() < Duration::from_secs(10), "never ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sim.set_faults(Faults {
+        latency_ms: 2_000,
+        ..Faults::default()
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let _ = stop.send(());
-    assert_eq!(
-        in_flight.await.expect("task").expect("answered"),
-        200,
-        "the request in flight completed"
+    let id = sim.data().conversations[0].id;
+    let in_flight = tokio::spawn(
+        http.get(format!("{base}/conversations/{id}"))
+            .bearer_auth(ADMIN_KEY)
+            .send(),
     );
-    tokio::time::timeout(Duration::from_secs(5), server)
+    let started = Instant::now();
+    while sim.counters().arrivals_to(endpoint::GET_CONVERSATION) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the request never reached Genesys"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        sim.counters().calls_to(endpoint::GET_CONVERSATION),
+        0,
+        "the request is in flight when the shutdown starts"
+    );
+    let _ = stop.send(());
+    // Well under the 20 s grace: the server stops once its one request is answered, and
+    // not before (a test runtime keeps connections alive after `serve` returns, so that
+    // order is what shows the drain).
+    tokio::time::timeout(Duration::from_secs(10), server)
         .await
         .expect("the server stopped after draining")
         .expect("task")
         .expect("clean stop");
+    assert_eq!(
+        sim.counters().calls_to(endpoint::GET_CONVERSATION),
+        1,
+        "the server stopped only after the lookup in flight was answered"
+    );
+    assert_eq!(
+        in_flight.await.expect("task").expect("answered").status(),
+        200,
+        "the request in flight completed"
+    );
 }

@@ -13,6 +13,28 @@ use genesys_sim::{Faults, SimConfig, Simulator, Storm, endpoint};
 use support::{client, ctx, generous_budget, sim_config, upstream_settings};
 use uuid::Uuid;
 
+/// Waits until `condition` holds, checking every few milliseconds; panics naming `what`
+/// after ten seconds (far above what it takes on a loaded machine: it only bounds a failure).
+async fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Upstream settings whose exchange timeout (10 s) no loaded machine reaches: for tests
+/// that count exact calls, where a timed-out exchange would be retried and counted twice.
+fn patient_settings() -> genesys_proxy::upstream::UpstreamSettings {
+    genesys_proxy::upstream::UpstreamSettings {
+        request_timeout_ms: 10_000,
+        ..upstream_settings()
+    }
+}
+
 fn ids(sim: &Simulator, n: usize) -> Vec<Uuid> {
     sim.data()
         .conversations
@@ -54,7 +76,7 @@ async fn five_hundred_concurrent_calls_on_a_cold_start_make_one_token_request() 
     })
     .await
     .expect("sim");
-    let client = client(&sim, generous_budget(), upstream_settings(), "sim-secret");
+    let client = client(&sim, generous_budget(), patient_settings(), "sim-secret");
     let all = ids(&sim, 400);
     let ids: Vec<Uuid> = all.iter().cycle().take(500).copied().collect();
     let results = fetch_all(&client, ids, Duration::from_secs(30)).await;
@@ -76,15 +98,24 @@ async fn a_token_revoked_mid_load_is_refreshed_once_and_every_call_succeeds() {
     })
     .await
     .expect("sim");
-    let client = client(&sim, generous_budget(), upstream_settings(), "sim-secret");
+    let client = client(&sim, generous_budget(), patient_settings(), "sim-secret");
     let first = fetch_all(&client, ids(&sim, 50), Duration::from_secs(30)).await;
     assert!(first.iter().all(Result::is_ok));
+    // With 300 ms per call and at most 64 at a time, the load lasts about 1.5 s: revoked
+    // once its first call has arrived, it is certainly still running.
+    sim.set_faults(Faults {
+        latency_ms: 300,
+        ..Faults::default()
+    });
     let load = {
         let client = client.clone();
         let ids = ids(&sim, 300);
         tokio::spawn(async move { fetch_all(&client, ids, Duration::from_secs(30)).await })
     };
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    wait_until("the load has started", || {
+        sim.counters().arrivals_to(endpoint::GET_CONVERSATION) > 50
+    })
+    .await;
     sim.revoke_tokens();
     let results = load.await.expect("load");
     assert!(
@@ -104,24 +135,35 @@ async fn a_token_revoked_mid_load_is_refreshed_once_and_every_call_succeeds() {
 async fn an_expired_token_is_refreshed_once_for_many_callers() {
     let sim = Simulator::start(SimConfig {
         rate_limit: 100_000,
-        // Two seconds: the second batch has 1.6 s before the new token is due in turn (a
-        // legitimate second refresh), even on a loaded machine.
-        token_ttl: Duration::from_secs(2),
+        // Five seconds: the new token is due in turn (a legitimate further refresh) 4 s
+        // after it is issued; the second batch usually takes a fraction of that.
+        token_ttl: Duration::from_secs(5),
         ..sim_config()
     })
     .await
     .expect("sim");
-    let client = client(&sim, generous_budget(), upstream_settings(), "sim-secret");
+    let client = client(&sim, generous_budget(), patient_settings(), "sim-secret");
     assert!(
         fetch_all(&client, ids(&sim, 10), Duration::from_secs(10))
             .await
             .iter()
             .all(Result::is_ok)
     );
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
-    let results = fetch_all(&client, ids(&sim, 200), Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(5_100)).await;
+    let started = Instant::now();
+    let results = fetch_all(&client, ids(&sim, 100), Duration::from_secs(10)).await;
+    let batch = started.elapsed();
+    println!("100 calls after the expiry took {batch:?}");
     assert!(results.iter().all(Result::is_ok));
-    assert_eq!(sim.counters().tokens_issued, 2);
+    // One refresh for the hundred callers. Only a batch slowed past 4 s (the new token's
+    // own refresh point) may legitimately have refreshed again; a refresh per caller
+    // would be dozens.
+    let legitimate = 2 + u64::try_from(batch.as_millis() / 4_000).expect("a few");
+    let issued = sim.counters().tokens_issued;
+    assert!(
+        (2..=legitimate).contains(&issued),
+        "{issued} tokens issued for a batch of {batch:?}"
+    );
     assert_eq!(
         sim.counters().calls_with(endpoint::GET_CONVERSATION, 401),
         0,
@@ -147,7 +189,7 @@ async fn a_burst_of_ten_times_the_rate_gets_no_429_and_takes_the_time_the_rate_a
         reset_guard_ms: 0,
         ..BudgetSettings::default()
     };
-    let client = client(&sim, budget, upstream_settings(), "sim-secret");
+    let client = client(&sim, budget, patient_settings(), "sim-secret");
     let started = Instant::now();
     let all = ids(&sim, 400);
     let results = fetch_all(&client, all[..200].to_vec(), Duration::from_secs(60)).await;
@@ -160,14 +202,17 @@ async fn a_burst_of_ten_times_the_rate_gets_no_429_and_takes_the_time_the_rate_a
     let counters = sim.counters();
     assert_eq!(counters.rate_limited, 0, "no upstream 429");
     assert_eq!(counters.calls_with(endpoint::GET_CONVERSATION, 200), 200);
-    // 200 calls at 20 a second: nine full windows after the first one.
+    // 200 calls at 20 a second: nine full windows after the first one. Load only makes
+    // it slower, so the lower bound is exact; the upper one catches a budget spending half
+    // the rate (about 19 s) and leaves a loaded machine 8 s. How close to the rate the
+    // budget gets is a benchmark figure (budget used), not a timed test.
     println!("200 calls at 20/s took {elapsed:?}");
     assert!(
         elapsed >= Duration::from_secs(9),
         "faster than the limit allows: {elapsed:?}"
     );
     assert!(
-        elapsed <= Duration::from_secs(14),
+        elapsed <= Duration::from_secs(18),
         "much slower than the limit allows: {elapsed:?}"
     );
 }
@@ -237,7 +282,7 @@ async fn a_limit_lower_than_the_budget_freezes_adapts_and_surfaces_no_429() {
 #[tokio::test]
 async fn a_429_freezes_every_upstream_call_until_retry_after() {
     let sim = Simulator::start(sim_config()).await.expect("sim");
-    let client = client(&sim, generous_budget(), upstream_settings(), "sim-secret");
+    let client = client(&sim, generous_budget(), patient_settings(), "sim-secret");
     let id = ids(&sim, 1)[0];
     // Warm the token.
     client
@@ -260,9 +305,12 @@ async fn a_429_freezes_every_upstream_call_until_retry_after() {
                 .await
         })
     };
-    while sim.counters().rate_limited == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // Until the budget has learnt of the 429 (the simulator counts it before the proxy
+    // has read it: a call made in between would still go out).
+    wait_until("the budget met the 429", || {
+        client.budget().stats().rate_limited == 1
+    })
+    .await;
     let second = client
         .get_conversation(id, &ctx(Class::Realtime, "u", Duration::from_secs(10)))
         .await;
@@ -349,22 +397,60 @@ async fn server_errors_are_retried_within_the_deadline_and_classified_when_they_
 #[tokio::test]
 async fn timeouts_are_retried_and_the_deadline_is_kept() {
     let sim = Simulator::start(sim_config()).await.expect("sim");
-    let settings = genesys_proxy::upstream::UpstreamSettings {
-        request_timeout_ms: 100,
-        ..upstream_settings()
-    };
-    let client = client(&sim, generous_budget(), settings, "sim-secret");
     let id = ids(&sim, 1)[0];
-    client
-        .get_conversation(id, &ctx(Class::Realtime, "t", Duration::from_secs(5)))
-        .await
-        .expect("warm");
+    // Each exchange may take 100 ms, Genesys takes 400: every attempt times out.
+    let impatient = client(
+        &sim,
+        generous_budget(),
+        genesys_proxy::upstream::UpstreamSettings {
+            request_timeout_ms: 100,
+            ..upstream_settings()
+        },
+        "sim-secret",
+    );
+    // Each exchange may take 10 s, Genesys takes 20: only the caller's deadline ends it.
+    let patient = client(
+        &sim,
+        generous_budget(),
+        genesys_proxy::upstream::UpstreamSettings {
+            request_timeout_ms: 10_000,
+            ..upstream_settings()
+        },
+        "sim-secret",
+    );
+    for client in [&impatient, &patient] {
+        client
+            .get_conversation(id, &ctx(Class::Realtime, "t", Duration::from_secs(5)))
+            .await
+            .expect("warm");
+    }
+    let arrived = || sim.counters().arrivals_to(endpoint::GET_CONVERSATION);
+
     sim.set_faults(Faults {
         latency_ms: 400,
         ..Faults::default()
     });
+    let before = arrived();
+    let error = impatient
+        .get_conversation(id, &ctx(Class::Realtime, "t", Duration::from_secs(10)))
+        .await
+        .expect_err("times out");
+    assert!(
+        matches!(&error, UpstreamError::Unavailable { detail } if detail.contains("timed out")),
+        "{error:?}"
+    );
+    assert_eq!(
+        arrived() - before,
+        4,
+        "one try and three retries, each abandoned at its timeout"
+    );
+
+    sim.set_faults(Faults {
+        latency_ms: 20_000,
+        ..Faults::default()
+    });
     let started = Instant::now();
-    let error = client
+    let error = patient
         .get_conversation(id, &ctx(Class::Realtime, "t", Duration::from_secs(1)))
         .await
         .expect_err("times out");
@@ -372,8 +458,9 @@ async fn timeouts_are_retried_and_the_deadline_is_kept() {
         matches!(&error, UpstreamError::Unavailable { detail } if detail.contains("timed out")),
         "{error:?}"
     );
+    // A call that ignored its one-second deadline would wait out the 10 s exchange timeout.
     assert!(
-        started.elapsed() < Duration::from_millis(1_200),
+        started.elapsed() < Duration::from_secs(4),
         "deadline kept: {:?}",
         started.elapsed()
     );

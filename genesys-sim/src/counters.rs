@@ -1,6 +1,8 @@
-//! Counters tests read to prove what reached the simulator: calls per endpoint and status,
-//! tokens issued, 429s sent. Read them in-process with [`Counters::snapshot`] or over HTTP
-//! at `GET /sim/counters`.
+//! Counters tests read to prove what reached the simulator: calls per endpoint counted on
+//! arrival (before any latency, fault or handler, so a call its client abandons mid-flight
+//! still counts, as Genesys would charge it) and again on completion by status, tokens
+//! issued, 429s sent. Read them in-process with [`Counters::snapshot`] or over HTTP at
+//! `GET /sim/counters`.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -21,8 +23,10 @@ pub mod endpoint {
 /// A point-in-time copy of the counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CountersSnapshot {
-    /// endpoint label -> HTTP status -> number of responses.
+    /// endpoint label -> HTTP status -> number of responses (completed calls).
     pub calls: BTreeMap<String, BTreeMap<u16, u64>>,
+    /// endpoint label -> number of calls that arrived, answered or not.
+    pub arrivals: BTreeMap<String, u64>,
     /// Successful token grants.
     pub tokens_issued: u64,
     /// 429 responses sent (real rate limiting and forced storms).
@@ -30,7 +34,15 @@ pub struct CountersSnapshot {
 }
 
 impl CountersSnapshot {
-    /// Responses sent for `endpoint`, any status.
+    /// Calls that arrived for `endpoint`, including those still in flight and those whose
+    /// client went away before the answer.
+    #[must_use]
+    pub fn arrivals_to(&self, endpoint: &str) -> u64 {
+        self.arrivals.get(endpoint).copied().unwrap_or(0)
+    }
+
+    /// Responses sent for `endpoint`, any status (completed calls; [`Self::arrivals_to`]
+    /// also counts those still in flight or abandoned).
     #[must_use]
     pub fn calls_to(&self, endpoint: &str) -> u64 {
         self.calls.get(endpoint).map_or(0, |by| by.values().sum())
@@ -70,6 +82,11 @@ impl Counters {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut guard)
+    }
+
+    /// Counts one call on arrival, before it is answered.
+    pub fn arrived(&self, endpoint: &str) {
+        self.with(|c| *c.arrivals.entry(endpoint.to_owned()).or_default() += 1);
     }
 
     /// Counts one response.

@@ -1,7 +1,8 @@
 //! The layer in front of every `/api/v2` route, doing what Genesys' gateway does: it
 //! checks the bearer token, counts the request against the token's rate window, injects
 //! configured faults, stamps `inin-correlation-id` and `inin-ratelimit-*`, puts the
-//! correlation id into ErrorBody's `contextId`, and counts the response.
+//! correlation id into ErrorBody's `contextId`, and counts the response (arrivals are
+//! counted before it, by the router in `http`).
 
 use std::sync::Arc;
 use std::time::Duration;

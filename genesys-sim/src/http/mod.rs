@@ -1,5 +1,7 @@
 //! The simulator's HTTP surface: the token endpoint, the Platform API routes behind the
 //! guard (auth, rate limit, faults, counters, Genesys headers) and the `/sim` control API.
+//! Every call to the token endpoint or the API is counted the moment it arrives, before
+//! any latency, fault or handler runs.
 
 mod api;
 mod control;
@@ -9,10 +11,30 @@ mod oauth;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::middleware;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::{get, post};
 
+use crate::counters::endpoint;
 use crate::state::SimState;
+
+/// The path of the token endpoint.
+const TOKEN_PATH: &str = "/oauth/token";
+
+/// Counts a call on arrival: a call whose client goes away before the answer (the
+/// handler is then dropped mid-flight and never counts its response) still counts here,
+/// as Genesys would still have received and charged it.
+async fn count_arrival(State(sim): State<Arc<SimState>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let label = if path == TOKEN_PATH {
+        endpoint::OAUTH_TOKEN
+    } else {
+        guard::label(request.method(), path)
+    };
+    sim.counters.arrived(label);
+    next.run(request).await
+}
 
 /// The complete router for one simulated org.
 pub fn router(state: Arc<SimState>) -> Router {
@@ -36,9 +58,12 @@ pub fn router(state: Arc<SimState>) -> Router {
         )
         .route("/api/v2/{*rest}", axum::routing::any(api::unknown_route))
         .layer(middleware::from_fn_with_state(state.clone(), guard::guard));
-    Router::new()
-        .route("/oauth/token", post(oauth::token))
+    let counted = Router::new()
+        .route(TOKEN_PATH, post(oauth::token))
         .merge(api)
+        .layer(middleware::from_fn_with_state(state.clone(), count_arrival));
+    Router::new()
+        .merge(counted)
         .merge(control::routes())
         .with_state(state)
 }
