@@ -15,7 +15,11 @@
 //!   raise asks again with the raised demand. Each caller still waits only until its own
 //!   deadline; giving up does not cancel the fetch for the others.
 //! - If the fetch fails (or takes longer than the stale wait, or the caller's deadline) and
-//!   a stale entry still lies within its stale-if-error bound, the stale entry is served.
+//!   a stale entry still lies within its stale-if-error bound, the stale entry is served
+//!   when the failure allows it ([`UpstreamError::may_serve_stale`]: Genesys could not
+//!   answer, or our credentials failed). A definitive answer about the resource (404, 403,
+//!   400) is passed on, and drops the stale entry, so no later request (stale-while-
+//!   revalidate included) is served a copy Genesys has just disowned.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -342,6 +346,10 @@ where
                         break Ok(entry);
                     }
                     Err(error) => {
+                        if !error.may_serve_stale() {
+                            // Before the flight ends, so no newer entry can be dropped.
+                            cache.store.invalidate(&key).await;
+                        }
                         let mut flights = cache.flights();
                         let raised_since = matches!(error, UpstreamError::Overloaded { .. })
                             && urgency
@@ -496,7 +504,7 @@ where
                 Ok(Served { entry, status })
             }
             Err(error) => match stale {
-                Some(entry) if error.is_transient() => {
+                Some(entry) if error.may_serve_stale() => {
                     self.counters.stale.fetch_add(1, Ordering::Relaxed);
                     Ok(Served {
                         entry,
@@ -682,6 +690,38 @@ mod tests {
             }
             assert_eq!(cache.stats().fetches, 1);
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stale_entry_answers_for_a_failure_to_answer_and_a_refusal_drops_it() {
+        let cache = SwrCache::<u32, Value>::new(1 << 20, Duration::ZERO, Duration::from_secs(1));
+        let deadline = || Instant::now() + Duration::from_secs(5);
+        let failing = |error: UpstreamError| move || async move { Err(error) };
+        let unavailable = UpstreamError::Unavailable {
+            detail: "Genesys answered 503".into(),
+        };
+        let forbidden = UpstreamError::Forbidden {
+            message: "missing.permissions".into(),
+        };
+        cache
+            .get(1, deadline(), || async { Ok((Value(1), FRESH)) })
+            .await
+            .expect("fetched");
+        tokio::time::advance(FRESH.fresh_for + Duration::from_secs(1)).await;
+
+        let stale = cache
+            .get(1, deadline(), failing(unavailable.clone()))
+            .await
+            .expect("served stale");
+        assert_eq!(
+            (stale.status, stale.entry.value.0),
+            (CacheStatus::StaleIfError, 1)
+        );
+        let refused = cache.get(1, deadline(), failing(forbidden.clone())).await;
+        assert_eq!(refused.expect_err("not served stale"), forbidden);
+        // The refusal dropped the copy: a later failure to answer finds nothing to serve.
+        let after = cache.get(1, deadline(), failing(unavailable.clone())).await;
+        assert_eq!(after.expect_err("nothing stale left"), unavailable);
     }
 
     #[tokio::test(start_paused = true)]

@@ -72,11 +72,35 @@ impl UpstreamError {
         }
     }
 
-    /// Whether the failure says nothing about the resource itself (so a cached copy may
-    /// be served instead): everything but 404.
+    /// Whether a cached copy of the resource may be served instead of this error (within
+    /// its stale-if-error bound). The rule, class by class:
+    ///
+    /// - **Genesys could not answer**: serve stale. Connection failures, timeouts and 5xx
+    ///   (`Unavailable`, an `Unexpected` 5xx or 408), a 429 storm or our own budget's
+    ///   refusal (`RateLimited`, `Overloaded`: the budget holds further calls back, so the
+    ///   stale copy does not hammer Genesys), the login host down, and a body that cannot be
+    ///   decoded (a truncated answer says nothing about the resource). The copy was true
+    ///   when fetched; it is the best answer there is until Genesys answers again.
+    /// - **Our own credentials fail** (`Token(BadCredentials)`, `Unauthorized`): serve
+    ///   stale. The copy was obtained legitimately, and a rotated secret should not take
+    ///   down every wallboard at once; each failed token request is logged as a warning
+    ///   naming the settings to fix, and fresh fetches fail until it is fixed.
+    /// - **Genesys answered about the resource or the request**: do not. 404 (it is gone),
+    ///   403 (the OAuth client lost the permission to read it: the revocation is respected
+    ///   at once), 400 (Genesys refuses the query; asking again will not change that) and
+    ///   any other 4xx. The cache also drops its stale copy on these answers.
     #[must_use]
-    pub fn is_transient(&self) -> bool {
-        !matches!(self, Self::NotFound)
+    pub fn may_serve_stale(&self) -> bool {
+        match self {
+            Self::Unavailable { .. }
+            | Self::Overloaded { .. }
+            | Self::RateLimited { .. }
+            | Self::Decode { .. }
+            | Self::Token(_)
+            | Self::Unauthorized => true,
+            Self::Unexpected { status } => *status == 408 || *status >= 500,
+            Self::NotFound | Self::Forbidden { .. } | Self::BadRequest { .. } => false,
+        }
     }
 }
 
@@ -84,6 +108,67 @@ impl From<Refusal> for UpstreamError {
     fn from(refusal: Refusal) -> Self {
         Self::Overloaded {
             retry_after: refusal.retry_after(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failures_to_answer_and_our_own_credentials_may_serve_stale() {
+        let secs = Duration::from_secs;
+        let serve_stale = [
+            UpstreamError::Unavailable {
+                detail: "Genesys answered 503".into(),
+            },
+            UpstreamError::Unexpected { status: 501 },
+            UpstreamError::Unexpected { status: 408 },
+            UpstreamError::RateLimited {
+                retry_after: secs(30),
+            },
+            UpstreamError::Overloaded {
+                retry_after: secs(1),
+            },
+            UpstreamError::Decode {
+                detail: "EOF while parsing".into(),
+            },
+            UpstreamError::Token(TokenError::LoginUnavailable {
+                reason: "login host answered 503".into(),
+                retry_after: secs(1),
+            }),
+            UpstreamError::Token(TokenError::BadCredentials {
+                reason: "login host answered 401, invalid_client".into(),
+                retry_after: secs(30),
+            }),
+            UpstreamError::Unauthorized,
+        ];
+        let answer_the_error = [
+            UpstreamError::NotFound,
+            UpstreamError::Forbidden {
+                message: "missing.permissions".into(),
+            },
+            UpstreamError::BadRequest {
+                code: "bad.request".into(),
+                message: "interval".into(),
+            },
+            UpstreamError::Unexpected { status: 410 },
+            UpstreamError::Unexpected { status: 409 },
+        ];
+        for error in serve_stale {
+            assert!(
+                error.may_serve_stale(),
+                "{} should serve stale",
+                error.kind()
+            );
+        }
+        for error in answer_the_error {
+            assert!(
+                !error.may_serve_stale(),
+                "{} should not serve stale",
+                error.kind()
+            );
         }
     }
 }
