@@ -58,12 +58,16 @@ LABEL org.opencontainers.image.title="genesys-proxy" \
 
 COPY --from=builder /build/out/genesys-proxy /build/out/genesys-sim /usr/local/bin/
 
-# Every setting can come from GENESYS_PROXY_<SECTION>__<KEY> variables (and the Genesys
-# connection from GENESYS_*); a container must listen on all interfaces.
-ENV GENESYS_PROXY_SERVER__LISTEN=0.0.0.0:8080
+# No ENV for the listen address: a variable would override the mounted settings file's
+# server.listen without a word. The default CMD (demo) passes --listen 0.0.0.0:8080; in
+# real mode the settings file says where to listen (the shipped ones: 0.0.0.0:8080, and
+# server.ops_listen 0.0.0.0:8090 for probes and metrics), and the start-up log says which
+# source the address came from.
 
 # Numeric, so Kubernetes' runAsNonRoot can verify it.
 USER 65532:65532
+# The API (and /healthz, which the HEALTHCHECK below asks). The operations port (8090 in
+# the shipped settings) exists only when server.ops_listen is set.
 EXPOSE 8080
 
 # Liveness only (no I/O); no curl in the image, the proxy checks itself.

@@ -3,6 +3,8 @@
 
     check_deploy.py static        cross-file consistency (compose, collector, Prometheus,
                                   Kubernetes manifests, Dockerfile, .env.example)
+    check_deploy.py cited [FILE]  every repository file docs/deployment.md (or FILE) cites
+                                  exists
     check_deploy.py build         runs the Dockerfile's builder stage directly: its COPY steps
                                   from the build context (honouring .dockerignore) and its RUN
                                   steps, in target/docker-build/ (no container engine here)
@@ -356,8 +358,8 @@ def interpolate(value, env: dict[str, str], missing: set[str]):
     def replace(match: re.Match) -> str:
         if match.group(0) == "$$":
             return "$"
-        name = match.group(1) or match.group(3)
-        op, arg = match.group(2), match.group(4)
+        name = match.group(1) or match.group(4)
+        op, arg = match.group(2), match.group(3)
         current = env.get(name)
         unset = current is None or (op is not None and op.startswith(":") and current == "")
         if op and op.endswith("-"):
@@ -392,6 +394,41 @@ def host_port(url_or_addr: str) -> tuple[str, int]:
     return host, int(port)
 
 
+DEFAULT_SHUTDOWN_GRACE_SECS = 20  # server.shutdown_grace_secs when no file sets it
+
+
+def compose_proxy_settings(service: dict) -> dict:
+    """The settings file a compose service of the proxy mounts for --config ({} if none)."""
+    command = service.get("command") or []
+    if "--config" not in command:
+        return {}
+    path = command[command.index("--config") + 1]
+    for volume in service.get("volumes") or []:
+        source, target = volume.split(":")[:2]
+        if target == path:
+            return tomllib.loads((ROOT / source).read_text())
+    return {}
+
+
+def proxy_ports(service: dict) -> tuple[int, int]:
+    """(API port, port serving /readyz and /metrics) of a compose service of the proxy."""
+    command = service.get("command") or []
+    server = compose_proxy_settings(service).get("server", {})
+    listen = command[command.index("--listen") + 1] if "--listen" in command else server.get("listen", "127.0.0.1:8080")
+    api = host_port(listen)[1]
+    ops = server.get("ops_listen")
+    return api, host_port(ops)[1] if ops else api
+
+
+def seconds(duration: str) -> float:
+    """A compose duration (`20s`, `1m30s`) in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|us|m|s)", duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        raise SystemExit(f"not a compose duration: {duration}")
+    return sum(float(n) * units[u] for n, u in parts)
+
+
 # ------------------------------------------------------------------------------- static
 
 
@@ -420,7 +457,8 @@ def static() -> None:
     user = (image["user"] or "").split(":")[0]
     check(user.isdigit() and int(user) != 0, f"runtime USER is a numeric non-root uid ({image['user']})")
     check(image["expose"] == "8080", "EXPOSE 8080")
-    check(image["env"].get("GENESYS_PROXY_SERVER__LISTEN") == "0.0.0.0:8080", "ENV listens on 0.0.0.0:8080")
+    check("GENESYS_PROXY_SERVER__LISTEN" not in image["env"], "no ENV sets the listen address (it would override a mounted file's server.listen)")
+    check(image["cmd"][-2:] == ["--listen", "0.0.0.0:8080"], "the default CMD (demo mode) listens on 0.0.0.0:8080")
     check(bool(image["healthcheck"]) and image["healthcheck"][1] == "healthcheck", "HEALTHCHECK uses `genesys-proxy healthcheck` (exec form, no curl)")
     runtime_bins = [s for c in Dockerfile.steps(dockerfile.final(), "COPY") for s in parse_copy(c)[1]]
     for binary in ("genesys-proxy", "genesys-sim"):
@@ -443,7 +481,15 @@ def static() -> None:
             if "SECRET" in key or "PASSWORD" in key:
                 literal = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][name]["environment"][key]
                 check(str(literal).startswith("${"), f"{name}.{key} comes from the environment, not the file")
+    for name, service in services.items():
+        if service.get("image", "").startswith("genesys-proxy") and "entrypoint" not in service:
+            grace = compose_proxy_settings(service).get("server", {}).get("shutdown_grace_secs", DEFAULT_SHUTDOWN_GRACE_SECS)
+            stop = seconds(service.get("stop_grace_period", "10s"))
+            check(stop > grace, f"{name}: stop_grace_period {stop:.0f} s > its shutdown grace {grace} s (the drain ends before SIGKILL)")
     proxy = services["proxy"]
+    proxy_api_port, proxy_ops_port = proxy_ports(proxy)
+    probe_host, probe_port = host_port(proxy["healthcheck"]["test"][-1])
+    check(probe_port == proxy_ops_port, f"the proxy's compose health check asks its operations port {proxy_ops_port}")
     proxy_env = env_list(proxy["environment"])
     otlp_host, otlp_port = host_port(proxy_env["OTEL_EXPORTER_OTLP_ENDPOINT"])
     check(otlp_host in services, f"the proxy's OTLP endpoint host {otlp_host} is a service")
@@ -490,8 +536,9 @@ def static() -> None:
                 host, port = host_port(target)
                 if host not in ("127.0.0.1", "localhost"):
                     check(host in services, f"job {job['job_name']} scrapes compose service {host}")
-                    if job["job_name"] == "genesys-proxy":
-                        check(port == 8080 and job.get("metrics_path", "/metrics") == "/metrics", f"{target}/metrics is the proxy's metrics endpoint")
+                    if job["job_name"] == "genesys-proxy" and host in services:
+                        metrics_port = proxy_ports(services[host])[1]
+                        check(port == metrics_port and job.get("metrics_path", "/metrics") == "/metrics", f"{target}/metrics is the proxy's metrics endpoint (port {metrics_port})")
 
     print("deploy/compose/proxy.toml")
     compose_toml = tomllib.loads((ROOT / "deploy" / "compose" / "proxy.toml").read_text())
@@ -541,6 +588,18 @@ def static() -> None:
     check(container["livenessProbe"]["httpGet"]["path"] == "/healthz", "liveness probe on /healthz")
     check(container["readinessProbe"]["httpGet"]["path"] == "/readyz", "readiness probe on /readyz")
     config_maps = {d["metadata"]["name"]: d for d in by_kind["ConfigMap"]}
+    proxy_toml = tomllib.loads(config_maps["genesys-proxy-config"]["data"]["proxy.toml"])
+    ops_listen = proxy_toml.get("server", {}).get("ops_listen")
+    if check(bool(ops_listen), "the ConfigMap's proxy.toml sets server.ops_listen"):
+        ops_port = host_port(ops_listen)[1]
+        check(ports.get("ops") == ops_port, f"containerPort ops is server.ops_listen's port {ops_port}")
+        for kind in ("livenessProbe", "readinessProbe"):
+            check(container[kind]["httpGet"]["port"] == "ops", f"{kind} asks the operations port")
+        annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
+        check(annotations.get("prometheus.io/port") == str(ops_port), f"prometheus.io/port is the operations port {ops_port}")
+        for service in by_kind.get("Service", []):
+            targets = {p.get("targetPort") for p in service["spec"]["ports"]}
+            check("ops" not in targets and ops_port not in targets, f"Service {service['metadata']['name']} does not expose the operations port")
     secrets = {d["metadata"]["name"]: d for d in by_kind.get("Secret", [])}
     for source in container.get("envFrom", []):
         if "configMapRef" in source:
@@ -675,13 +734,15 @@ def smoke() -> None:
         print("docker-compose.yml: sim and proxy, as compose starts them")
         compose, env_example = compose_model()
         services = compose["services"]
-        sim_port, proxy_port, closed = free_port(), free_port(), free_port()
+        sim_port, proxy_port, ops_port, closed = free_port(), free_port(), free_port(), free_port()
         table = {
             "0.0.0.0:9090": f"127.0.0.1:{sim_port}",
             "127.0.0.1:9090": f"127.0.0.1:{sim_port}",
             "sim:9090": f"127.0.0.1:{sim_port}",
             "0.0.0.0:8080": f"127.0.0.1:{proxy_port}",
             "127.0.0.1:8080": f"127.0.0.1:{proxy_port}",
+            "0.0.0.0:8090": f"127.0.0.1:{ops_port}",
+            "127.0.0.1:8090": f"127.0.0.1:{ops_port}",
             "otel-collector:4318": f"127.0.0.1:{closed}",
         }
         sim = services["sim"]
@@ -690,10 +751,17 @@ def smoke() -> None:
         sim_health = resolve([remap(a, table) for a in sim["healthcheck"]["test"][1:]])
         if wait_healthy("compose-sim", sim_health, sim_process):
             proxy = services["proxy"]
+            # The mounted files, with their addresses moved to loopback ports (the image
+            # sets no listen address of its own: the file's is the one used).
             mounts = {}
+            mount_dir = WORK / "compose-mounts"
+            shutil.rmtree(mount_dir, ignore_errors=True)
+            mount_dir.mkdir(parents=True)
             for volume in proxy.get("volumes", []):
                 source, target = volume.split(":")[:2]
-                mounts[target] = str((ROOT / source).resolve())
+                local = mount_dir / Path(target).name
+                local.write_text(remap((ROOT / source).read_text(), table))
+                mounts[target] = str(local)
             command = proxy["command"]
             argv = resolve([remap(mounts.get(a, a), table) for a in image["entrypoint"] + command])
             env = {k: remap(v, table) for k, v in {**image["env"], **env_list(proxy["environment"])}.items()}
@@ -703,8 +771,13 @@ def smoke() -> None:
                 key = env_example["DEMO_API_KEY"]
                 status, _, _ = http_get(f"http://127.0.0.1:{proxy_port}/admin/cache", {"Authorization": f"Bearer {key}"})
                 check(status == 200, f"the demo client's key from .env.example is accepted (/admin/cache: {status})")
-                status, headers, body = http_get(f"http://127.0.0.1:{proxy_port}/metrics")
+                metrics_port = ops_port if proxy_ports(proxy)[1] != proxy_ports(proxy)[0] else proxy_port
+                status, headers, body = http_get(f"http://127.0.0.1:{metrics_port}/metrics")
                 check(status == 200 and headers.get("Content-Type", "").startswith("text/plain"), f"/metrics (Prometheus' scrape target) serves Prometheus text ({status}, {headers.get('Content-Type')})")
+                if metrics_port != proxy_port:
+                    status, _, _ = http_get(f"http://127.0.0.1:{proxy_port}/metrics")
+                    if status != 404:
+                        warn(f"/metrics is still served on the API port too ({status}) although server.ops_listen is set")
         processes.stop_all()
 
         print("deploy/kubernetes: the Deployment's container, with the ConfigMaps, against a simulator")
@@ -715,7 +788,8 @@ def smoke() -> None:
         config_maps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]
-        sim_port, proxy_port = free_port(), free_port()
+        sim_port, proxy_port, ops_port = free_port(), free_port(), free_port()
+        table = {"0.0.0.0:8080": f"127.0.0.1:{proxy_port}", "0.0.0.0:8090": f"127.0.0.1:{ops_port}"}
         sim_process = processes.start("k8s-sim", [str(bin_dir / "genesys-sim"), "--listen", f"127.0.0.1:{sim_port}"], {}, "SIGINT")
         if wait_healthy("k8s-sim", [str(bin_dir / "genesys-proxy"), "healthcheck", "--url", f"http://127.0.0.1:{sim_port}/sim/clock"], sim_process):
             mount_dir = WORK / "k8s-mounts"
@@ -726,7 +800,7 @@ def smoke() -> None:
                 local = mount_dir / volume_mount["name"]
                 local.mkdir(parents=True)
                 for key, text in config_maps[volume["configMap"]["name"]]["data"].items():
-                    (local / key).write_text(text)
+                    (local / key).write_text(remap(text, table))
                 mounts[volume_mount["mountPath"]] = str(local)
             env = dict(image["env"])
             for source in container.get("envFrom", []):
@@ -738,19 +812,29 @@ def smoke() -> None:
                 "GENESYS_CLIENT_SECRET": "sim-secret",
                 "GENESYS_API_URL": f"http://127.0.0.1:{sim_port}",
                 "GENESYS_LOGIN_URL": f"http://127.0.0.1:{sim_port}",
-                "GENESYS_PROXY_SERVER__LISTEN": f"127.0.0.1:{proxy_port}",
             })
             env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
             argv = list(image["entrypoint"]) + [
                 remap(a, mounts) if a.startswith("/etc/") else a for a in container.get("args", image["cmd"])
             ]
             proxy_process = processes.start("k8s-proxy", resolve(argv), env)
-            probe = container["readinessProbe"]["httpGet"]["path"]
-            if wait_healthy("k8s-proxy", [str(bin_dir / "genesys-proxy"), "healthcheck", "--url", f"http://127.0.0.1:{proxy_port}{probe}"], proxy_process):
+            # A probe's port by its name in the container's ports, moved to loopback.
+            by_name = {p["name"]: p["containerPort"] for p in container["ports"]}
+            local_port = {8080: proxy_port, 8090: ops_port}
+
+            def probe_url(kind: str) -> str:
+                get = container[kind]["httpGet"]
+                port = by_name.get(get["port"], get["port"])
+                return f"http://127.0.0.1:{local_port.get(port, port)}{get['path']}"
+
+            if wait_healthy("k8s-proxy", [str(bin_dir / "genesys-proxy"), "healthcheck", "--url", probe_url("readinessProbe")], proxy_process):
                 for kind in ("livenessProbe", "readinessProbe"):
-                    path = container[kind]["httpGet"]["path"]
-                    status, _, _ = http_get(f"http://127.0.0.1:{proxy_port}{path}")
-                    check(status == 200, f"{kind} GET {path}: {status}")
+                    status, _, _ = http_get(probe_url(kind))
+                    check(status == 200, f"{kind} GET {probe_url(kind)}: {status}")
+                annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
+                scrape = f"http://127.0.0.1:{local_port.get(int(annotations['prometheus.io/port']))}{annotations['prometheus.io/path']}"
+                status, headers, _ = http_get(scrape)
+                check(status == 200 and headers.get("Content-Type", "").startswith("text/plain"), f"the prometheus.io/* annotations' target serves Prometheus text ({status})")
                 log = (LOGS / "k8s-proxy.err").read_text().strip().splitlines()
                 check(bool(log) and all(line.startswith("{") for line in log), "logs are JSON lines (telemetry.log_format = json)")
         processes.stop_all()
@@ -760,12 +844,37 @@ def smoke() -> None:
                 process.kill()
 
 
+# -------------------------------------------------------------------------------- cited
+
+
+# Files the guide tells the operator to write; they are not in the repository.
+OPERATOR_FILES = {".env", "docker-compose.override.yml"}
+CITED = re.compile(
+    r"(?<![\w/.$-])((?:[\w.-]+/)*(?:[\w-][\w.-]*\.(?:md|toml|ya?ml|json|txt|py|rs|lock|example)|Dockerfile|\.dockerignore))(?![\w/-]|\.\w)"
+)
+
+
+def cited(guide: str = "docs/deployment.md") -> None:
+    """Every repository file the guide names exists: a relative path (from the repository's
+    root) or a bare file name (somewhere in the repository); absolute paths are the image's,
+    not the repository's."""
+    guide = ROOT / guide
+    names = {p.name for p in ROOT.rglob("*") if p.is_file() and not {"target", ".git"} & set(p.relative_to(ROOT).parts)}
+    found = sorted(set(CITED.findall(guide.read_text())))
+    for path in found:
+        if path in OPERATOR_FILES:
+            continue
+        exists = (ROOT / path).exists() if "/" in path else path in names
+        check(exists, f"{guide.name} cites {path}, which {'exists' if exists else 'is not in the repository'}")
+    check(len(found) > 10, f"{len(found)} cited files found (the pattern still matches the guide)")
+
+
 def main() -> int:
-    commands = {"static": static, "build": build, "smoke": smoke}
-    if len(sys.argv) != 2 or sys.argv[1] not in commands:
+    commands = {"static": static, "build": build, "smoke": smoke, "cited": cited}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands or (len(sys.argv) > 2 and sys.argv[1] != "cited"):
         print(__doc__)
         return 2
-    commands[sys.argv[1]]()
+    commands[sys.argv[1]](*sys.argv[2:])
     if warnings:
         print(f"  {len(warnings)} warning(s)")
     if failures:

@@ -1,6 +1,13 @@
 //! [`App`]: builds the proxy from settings and a Genesys connection, binds its own
-//! listener (port 0 in tests), and serves until a shutdown signal, draining in-flight
-//! requests. `main`, the tests, the benchmarks and the demo all build this same `App`.
+//! listeners (port 0 in tests): the API on `server.listen` and, when `server.ops_listen` is
+//! set, the operations endpoints on a second address ([`ops_router`]); and serves until a
+//! shutdown signal, draining in-flight requests for at most the grace period. Connections
+//! are accepted by [`accept`] under the limits of [`connection`]. `main`, the tests, the
+//! benchmarks and the demo all build this same `App`.
+
+mod accept;
+mod connection;
+mod ops_router;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,6 +28,7 @@ use secrecy::ExposeSecret;
 #[derive(Debug)]
 pub struct App {
     listener: TcpListener,
+    ops_listener: Option<TcpListener>,
     state: AppState,
     service: routes::ProxyService,
 }
@@ -64,16 +72,26 @@ impl App {
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let ops_listener = match settings.server.ops_listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .map_err(|e| format!("cannot listen on {address} (server.ops_listen): {e}"))?,
+            ),
+            None => None,
+        };
+        let access_log = settings.telemetry.access_log;
         let state = AppState {
             settings: Arc::new(settings),
             conversations,
             reports,
             client,
             keys,
-            http_metrics: Arc::default(),
+            http_metrics: Arc::new(crate::metrics::HttpMetrics::new(access_log)),
         };
         Ok(Self {
             listener,
+            ops_listener,
             service: routes::service(&state),
             state,
         })
@@ -90,49 +108,87 @@ impl App {
             .expect("a bound listener has an address")
     }
 
+    /// The bound address of the operations listener, when `server.ops_listen` is set.
+    #[must_use]
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// The shared state (tests and the demo read the cache and budget through it).
     #[must_use]
     pub fn state(&self) -> &AppState {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish for at most
-    /// the configured grace period.
+    /// Serves until `shutdown` completes, then stops accepting and lets open connections
+    /// finish their requests for at most the configured grace period.
     ///
     /// # Errors
-    /// When the server fails.
+    /// None today (accept errors are logged and retried); kept for callers that match on it.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_secs);
-        let service = axum::ServiceExt::<axum::extract::Request>::into_make_service(self.service);
+        let server = &self.state.settings.server;
+        let grace = Duration::from_secs(server.shutdown_grace_secs);
+        let limits = connection::ConnectionLimits {
+            header_read: server.header_read_timeout(),
+            idle: server.idle_timeout(),
+        };
+        let api = accept::Listener {
+            name: "api",
+            tcp: self.listener,
+            max_connections: server.max_connections,
+            limits,
+        };
+        let ops = self.ops_listener.map(|tcp| {
+            let listener = accept::Listener {
+                name: "ops",
+                tcp,
+                max_connections: OPS_MAX_CONNECTIONS,
+                limits,
+            };
+            (listener, ops_router::router(&self.state))
+        });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        // No Nagle delay: a response larger than one segment would otherwise wait for the
-        // client's (possibly delayed) ACK before its last, partial segment goes out.
-        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
-            }
-        });
-        let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+        let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        let signal = async move {
             shutdown.await;
-            let _ = stop_tx.send(true);
             tracing::info!("shutting down: draining in-flight requests");
-        });
-        let mut stopped = stop_rx.clone();
-        tokio::select! {
-            result = server => result,
-            () = async move {
-                let _ = stopped.wait_for(|s| *s).await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time; stopping");
-                Ok(())
+            let _ = stop_tx.send(true);
+        };
+        let ((), api, ops) = tokio::join!(
+            signal,
+            accept::serve(api, self.service, stopped(stop_rx.clone())),
+            async {
+                match ops {
+                    Some((ops, router)) => Some(accept::serve(ops, router, stopped(stop_rx)).await),
+                    None => None,
+                }
+            },
+        );
+        let deadline = tokio::time::Instant::now() + grace;
+        let (api_done, ops_done) = tokio::join!(api.finish_by(deadline), async {
+            match ops {
+                Some(ops) => ops.finish_by(deadline).await,
+                None => true,
             }
+        });
+        if !(api_done && ops_done) {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "in-flight requests did not finish in time; stopping"
+            );
         }
+        Ok(())
     }
 }
+
+/// Most connections open at once on the operations listener: probes and scrapers need a
+/// handful; a cap of its own keeps them answered while the API port is at its cap.
+const OPS_MAX_CONNECTIONS: usize = 32;
 
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {

@@ -1,19 +1,24 @@
 //! Typed settings: defaults < optional TOML file (`--config`) < environment.
 //!
 //! Every setting of the file can also come from a `GENESYS_PROXY_`-prefixed variable, with
-//! `__` between section and key (`GENESYS_PROXY_BUDGET__RATE=600`). The Genesys
-//! connection also reads the operator names `GENESYS_CLIENT_ID`, `GENESYS_CLIENT_SECRET`,
-//! `GENESYS_REGION`, `GENESYS_API_URL` and `GENESYS_LOGIN_URL`. The client secret is read
-//! from the environment only (`GENESYS_CLIENT_SECRET`, or `GENESYS_CLIENT_SECRET_FILE` naming a
-//! file that holds it, for container secrets), never from the settings file. Invalid settings stop the start with
-//! a message naming them. `config.example.toml` documents every setting.
+//! `__` between section and key (`GENESYS_PROXY_BUDGET__RATE=600`), and the internal clients
+//! from `GENESYS_PROXY_CLIENTS` (a TOML array). Only those names are read: a variable with
+//! `__` that names no setting stops the start (a misspelt setting), and any other
+//! `GENESYS_PROXY_*` variable (Kubernetes' service links for a Service named
+//! `genesys-proxy`, `GENESYS_PROXY_IMAGE` from compose's `.env`) is ignored, named in one
+//! warning ([`Settings::stray_environment`]). The Genesys connection also reads the operator
+//! names `GENESYS_CLIENT_ID`, `GENESYS_CLIENT_SECRET`, `GENESYS_REGION`, `GENESYS_API_URL`
+//! and `GENESYS_LOGIN_URL`. The client secret is read from the environment only
+//! (`GENESYS_CLIENT_SECRET`, or `GENESYS_CLIENT_SECRET_FILE` naming a file that holds it, for
+//! container secrets), never from the settings file. Invalid settings stop the start with a
+//! message naming them. `config.example.toml` documents every setting. The `[server]`
+//! section is [`ServerSettings`] (its own module); which variables are settings is decided in
+//! `environment`.
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Toml};
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -24,70 +29,10 @@ use crate::telemetry::TelemetrySettings;
 use crate::upstream::budget::BudgetSettings;
 use crate::upstream::{ClientCredentials, Endpoints, UpstreamSettings};
 
-const fn default_true() -> bool {
-    true
-}
+mod environment;
+mod server;
 
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8080))
-}
-fn default_request_timeout_ms() -> u64 {
-    10_000
-}
-fn default_body_limit_bytes() -> usize {
-    64 * 1024
-}
-fn default_shutdown_grace_secs() -> u64 {
-    20
-}
-
-/// The inbound HTTP server (`[server]`).
-#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ServerSettings {
-    /// Address to listen on (`--listen` overrides it).
-    #[serde(default = "default_listen")]
-    pub listen: SocketAddr,
-    /// Longest time a request may take, in milliseconds; past it the client gets 504.
-    /// Upstream waits are bounded by it (a little less, to leave time to answer).
-    #[serde(default = "default_request_timeout_ms")]
-    pub request_timeout_ms: u64,
-    /// Largest request body, in bytes (413 above it).
-    #[serde(default = "default_body_limit_bytes")]
-    pub body_limit_bytes: usize,
-    /// Origins allowed to call from browsers (CORS); empty: no CORS headers.
-    #[serde(default)]
-    pub cors_allowed_origins: Vec<String>,
-    /// On SIGTERM / Ctrl-C, how long in-flight requests may take to finish.
-    #[serde(default = "default_shutdown_grace_secs")]
-    pub shutdown_grace_secs: u64,
-    /// Answer fresh cache hits of `GET /conversations/{id}` before the generic middleware
-    /// stack (the same answer, at a fraction of the cost). Off: every request takes the
-    /// full stack. It stands aside anyway while traces are exported; with CORS origins set,
-    /// its answers carry the CORS layer's headers.
-    #[serde(default = "default_true")]
-    pub hit_fast_path: bool,
-}
-
-impl Default for ServerSettings {
-    fn default() -> Self {
-        Self {
-            listen: default_listen(),
-            request_timeout_ms: default_request_timeout_ms(),
-            body_limit_bytes: default_body_limit_bytes(),
-            cors_allowed_origins: Vec::new(),
-            shutdown_grace_secs: default_shutdown_grace_secs(),
-            hit_fast_path: true,
-        }
-    }
-}
-
-impl ServerSettings {
-    #[must_use]
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.request_timeout_ms)
-    }
-}
+pub use server::ServerSettings;
 
 /// Where the Genesys org is (`[genesys]`; the operator variables override it).
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
@@ -153,16 +98,10 @@ impl Settings {
     /// As [`load`](Self::load), without validating (demo mode adds its client first).
     ///
     /// # Errors
-    /// A message naming the unreadable file or the malformed setting.
+    /// A message naming the unreadable file, the malformed setting, or a `GENESYS_PROXY_*`
+    /// variable written as a setting (`SECTION__KEY`) that names none.
     pub fn gather(file: Option<&Path>) -> Result<Self, String> {
-        let mut figment = Figment::new();
-        if let Some(path) = file {
-            if !path.is_file() {
-                return Err(format!("config file {} does not exist", path.display()));
-            }
-            figment = figment.merge(Toml::file(path));
-        }
-        figment = figment.merge(Env::prefixed("GENESYS_PROXY_").split("__"));
+        let figment = Self::figment(file)?;
         let mut settings = Self::from_figment(&figment)?;
         for (name, slot) in [
             ("GENESYS_REGION", &mut settings.genesys.region),
@@ -175,6 +114,49 @@ impl Settings {
             }
         }
         Ok(settings)
+    }
+
+    /// The file (when given) and the setting variables of the environment.
+    fn figment(file: Option<&Path>) -> Result<Figment, String> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(format!("config file {} does not exist", path.display()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let variables = environment::ProxyVariables::read();
+        variables.check()?;
+        Ok(figment.merge(variables.provider()))
+    }
+
+    /// The `GENESYS_PROXY_*` variables that name no setting (service links, compose's
+    /// `GENESYS_PROXY_IMAGE`): [`gather`](Self::gather) ignores them; `main` names them in a
+    /// warning. Names only, never values.
+    #[must_use]
+    pub fn stray_environment() -> Vec<String> {
+        environment::ProxyVariables::read().stray().to_vec()
+    }
+
+    /// Where the value of the setting at `path` (such as `server.listen`) comes from, for the
+    /// start-up log: the settings variable, the file, or the built-in default. (A command-line
+    /// override is the caller's to name.)
+    #[must_use]
+    pub fn origin(file: Option<&Path>, path: &str) -> String {
+        let Ok(figment) = Self::figment(file) else {
+            return "the built-in default".to_owned();
+        };
+        let Some(metadata) = figment.find_metadata(path) else {
+            return "the built-in default".to_owned();
+        };
+        match &metadata.source {
+            Some(figment::Source::File(file)) => format!("the settings file {}", file.display()),
+            _ => format!(
+                "{}{}",
+                environment::PREFIX,
+                path.to_ascii_uppercase().replace('.', "__")
+            ),
+        }
     }
 
     /// Settings from a figment (tests build one from TOML strings).
@@ -193,12 +175,7 @@ impl Settings {
     /// # Errors
     /// The first invalid setting.
     pub fn validate(&self) -> Result<(), String> {
-        if self.server.request_timeout_ms < 100 {
-            return Err("server.request_timeout_ms must be at least 100".into());
-        }
-        if self.server.body_limit_bytes < 1024 {
-            return Err("server.body_limit_bytes must be at least 1024".into());
-        }
+        self.server.validate()?;
         self.upstream.validate()?;
         self.budget.validate()?;
         self.cache.validate()?;

@@ -15,12 +15,14 @@
 //! - [`telemetry`]: logs and traces; [`metrics`]: the Prometheus exposition.
 //! - [`demo`]: `--demo`, the simulator in-process.
 
+pub mod access_log;
 pub mod app;
 pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod conversations;
 pub mod demo;
+pub mod egress;
 pub mod error;
 pub mod metrics;
 pub mod reports;

@@ -1,4 +1,6 @@
-//! `genesys-proxy`: config -> telemetry -> App::build -> serve until shutdown.
+//! `genesys-proxy`: config -> telemetry -> App::build -> serve until shutdown. Owns the
+//! command line: its options, the environment it documents (`--help`), and the messages an
+//! operator meets first (nothing to run, a setting that stops the start).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,9 +10,32 @@ use clap::{Parser, Subcommand};
 use genesys_proxy::demo::Demo;
 use genesys_proxy::{App, Settings, app, auth, telemetry};
 
+/// The environment, as `--help` shows it.
+const ENVIRONMENT_HELP: &str = "\
+Environment:
+  GENESYS_CLIENT_ID                 OAuth client id of the proxy (client-credentials grant)
+  GENESYS_CLIENT_SECRET             its secret (read from the environment only), or
+  GENESYS_CLIENT_SECRET_FILE        a file holding it (container secrets)
+  GENESYS_REGION                    the org's region (mypurecloud.ie), or both of
+  GENESYS_API_URL, GENESYS_LOGIN_URL  explicit base URLs (a simulator, an egress proxy)
+  GENESYS_PROXY_<SECTION>__<KEY>    any setting of the file (GENESYS_PROXY_BUDGET__RATE=600)
+  GENESYS_PROXY_CLIENTS             the [[clients]] entries, as a TOML array
+  RUST_LOG                          log filter (overrides telemetry.log_filter)
+  OTEL_EXPORTER_OTLP_ENDPOINT       export traces over OTLP/HTTP (OTEL_SERVICE_NAME names them)
+
+Later wins: built-in defaults, --config FILE, GENESYS_PROXY_*, the GENESYS_* connection
+variables, --listen. Other GENESYS_PROXY_* variables (Kubernetes service links, compose's
+GENESYS_PROXY_IMAGE) are ignored with a warning; a GENESYS_PROXY_*__* name that is no
+setting stops the start. Every setting: config.example.toml.";
+
+/// What to do when there is nothing to run.
+const FIRST_RUN: &str = "nothing to serve: pass --config FILE (your settings and [[clients]]; \
+see config.example.toml), or --demo to try the proxy against a built-in simulated Genesys org \
+(`genesys-proxy --help` lists the options and environment variables)";
+
 /// A caching, coalescing, rate-pacing proxy in front of Genesys Cloud conversation data.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = ENVIRONMENT_HELP)]
 struct Cli {
     /// Start the simulated Genesys org in-process and point the proxy at it (no credentials needed).
     #[arg(long)]
@@ -43,10 +68,8 @@ enum Command {
 }
 
 async fn healthcheck(url: &str) -> ExitCode {
-    let client = match reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(3))
-        .build()
-    {
+    // Never through HTTP_PROXY: the health check asks a local port.
+    let client = match genesys_proxy::egress::local_client(std::time::Duration::from_secs(3)) {
         Ok(client) => client,
         Err(error) => return fail(&format!("healthcheck: {error}")),
     };
@@ -84,19 +107,36 @@ async fn main() -> ExitCode {
 
     // Demo mode needs no file and adds its own client, so it validates later (App::build),
     // but it honours a file and the environment like real mode.
-    let gathered = if cli.demo {
-        Settings::gather(cli.config.as_deref())
-    } else {
-        Settings::load(cli.config.as_deref())
-    };
-    let mut settings = match gathered {
+    let mut settings = match Settings::gather(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(message) => return fail(&message),
     };
-    if let Some(listen) = cli.listen {
-        settings.server.listen = listen;
+    if !cli.demo && cli.config.is_none() && settings.clients.is_empty() {
+        return fail(FIRST_RUN);
     }
+    let checked = if cli.demo {
+        settings.telemetry.validate()
+    } else {
+        settings.validate()
+    };
+    if let Err(message) = checked {
+        return fail(&message);
+    }
+    let listen_origin = match cli.listen {
+        Some(listen) => {
+            settings.server.listen = listen;
+            "--listen".to_owned()
+        }
+        None => Settings::origin(cli.config.as_deref(), "server.listen"),
+    };
     let _telemetry = telemetry::init(&settings.telemetry);
+    let stray = Settings::stray_environment();
+    if !stray.is_empty() {
+        tracing::warn!(
+            variables = %stray.join(", "),
+            "ignoring GENESYS_PROXY_* variables that name no setting (settings are GENESYS_PROXY_<SECTION>__<KEY> and GENESYS_PROXY_CLIENTS)"
+        );
+    }
 
     let (demo, connection) = if cli.demo {
         match Demo::start(&mut settings).await {
@@ -115,9 +155,12 @@ async fn main() -> ExitCode {
         Err(message) => return fail(&message),
     };
     let address = app.local_addr();
-    match &demo {
-        Some(demo) => println!("{}", demo.banner(address)),
-        None => tracing::info!(%address, "genesys-proxy listening"),
+    tracing::info!(%address, listen_from = %listen_origin, "genesys-proxy listening");
+    if let Some(ops) = app.ops_addr() {
+        tracing::info!(%ops, "operations listener: /healthz, /readyz and /metrics");
+    }
+    if let Some(demo) = &demo {
+        println!("{}", demo.banner(address));
     }
     if let Err(error) = app.serve(app::shutdown_signal()).await {
         return fail(&format!("server error: {error}"));

@@ -1,5 +1,8 @@
 //! Logging and tracing: the tracing subscriber (pretty or JSON lines) and OpenTelemetry.
 //!
+//! The log filter is `RUST_LOG` when it is set, else `telemetry.log_filter`; an invalid one
+//! of either stops the start with a message naming it ([`TelemetrySettings::validate`]).
+//!
 //! Tracing is on when spans have somewhere to go: `telemetry.otlp_endpoint`, or the standard
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) variable. Then
 //! spans are exported over OTLP/HTTP and carry W3C trace context: an inbound `traceparent`
@@ -40,13 +43,19 @@ pub struct TelemetrySettings {
     /// span fields such as `request_id`).
     #[serde(default)]
     pub log_format: LogFormat,
-    /// `RUST_LOG`-style filter (`RUST_LOG` overrides it).
+    /// `RUST_LOG`-style filter (`RUST_LOG` overrides it; both must parse).
     #[serde(default = "default_log_filter")]
     pub log_filter: String,
     /// OTLP/HTTP endpoint to export traces to (e.g. `http://otel-collector:4318`); the
     /// standard `OTEL_EXPORTER_OTLP_ENDPOINT` variable does the same. Unset: no tracing.
     #[serde(default)]
     pub otlp_endpoint: Option<String>,
+    /// Write one `request answered` line per request at info (route template, status,
+    /// client name, conversation id, cache status, upstream calls, latency, request id;
+    /// never bodies, query strings, keys or tokens): an audit trail of who read what.
+    /// Off by default.
+    #[serde(default)]
+    pub access_log: bool,
 }
 
 impl Default for TelemetrySettings {
@@ -55,20 +64,41 @@ impl Default for TelemetrySettings {
             log_format: LogFormat::default(),
             log_filter: default_log_filter(),
             otlp_endpoint: None,
+            access_log: false,
         }
     }
 }
 
 impl TelemetrySettings {
-    /// Checks the settings; the message names the bad one.
+    /// Checks the settings, and `RUST_LOG` (which overrides `log_filter`) alike; the
+    /// message names the bad one.
     ///
     /// # Errors
-    /// When the log filter does not parse.
+    /// When the log filter or `RUST_LOG` does not parse.
     pub fn validate(&self) -> Result<(), String> {
         EnvFilter::try_new(&self.log_filter)
-            .map(|_| ())
-            .map_err(|e| format!("telemetry.log_filter {:?} is invalid: {e}", self.log_filter))
+            .map_err(|e| format!("telemetry.log_filter {:?} is invalid: {e}", self.log_filter))?;
+        rust_log().transpose().map(|_| ())
     }
+
+    /// The filter in effect: `RUST_LOG` when set, else `log_filter` (`info` if neither
+    /// parses, which [`validate`](Self::validate) has refused already).
+    fn filter(&self) -> EnvFilter {
+        rust_log()
+            .and_then(Result::ok)
+            .or_else(|| EnvFilter::try_new(&self.log_filter).ok())
+            .unwrap_or_else(|| EnvFilter::new("info"))
+    }
+}
+
+/// The filter `RUST_LOG` asks for, when it is set and not blank.
+fn rust_log() -> Option<Result<EnvFilter, String>> {
+    let value = std::env::var(EnvFilter::DEFAULT_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty())?;
+    Some(EnvFilter::try_new(&value).map_err(|e| {
+        format!("RUST_LOG {value:?} is invalid: {e} (it overrides telemetry.log_filter)")
+    }))
 }
 
 /// Keeps the tracer provider alive; dropping it flushes pending spans.
@@ -137,11 +167,6 @@ where
     W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
 {
     let provider = provider(settings.otlp_endpoint.as_deref());
-    let filter = || {
-        EnvFilter::try_from_default_env()
-            .or_else(|_| EnvFilter::try_new(&settings.log_filter))
-            .unwrap_or_else(|_| EnvFilter::new("info"))
-    };
     let fmt = match settings.log_format {
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -162,7 +187,7 @@ where
             .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
     });
     let installed = tracing_subscriber::registry()
-        .with(fmt.with_filter(filter()))
+        .with(fmt.with_filter(settings.filter()))
         .with(otel)
         .try_init()
         .is_ok();

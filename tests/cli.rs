@@ -1,5 +1,6 @@
-//! The command line as an operator meets it: clear messages when settings are missing or
-//! wrong, `keygen`, and `healthcheck`.
+//! The command line as an operator meets it: what to pass on a first run, clear messages
+//! when settings are missing or wrong, `--help` with the environment, `keygen`, and
+//! `healthcheck`.
 
 use std::process::{Command, Output};
 
@@ -26,14 +27,47 @@ fn config_with_client() -> tempfile_path::TempFile {
 }
 
 #[test]
-fn without_clients_the_proxy_refuses_to_start_and_says_why() {
+fn run_bare_the_proxy_says_to_pass_a_config_file_or_demo() {
     let output = proxy(&[], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains("--config FILE") && message.contains("--demo"),
+        "{message}"
+    );
+}
+
+#[test]
+fn without_clients_the_proxy_refuses_to_start_and_says_why() {
+    let config = tempfile_path::TempFile::new("[budget]\nrate = 300\n");
+    let output = proxy(&["--config", config.path()], &[]);
     assert_eq!(output.status.code(), Some(2));
     assert!(
         stderr(&output).contains("[[clients]]"),
         "{}",
         stderr(&output)
     );
+}
+
+#[test]
+fn help_lists_the_environment_variables() {
+    let output = proxy(&["--help"], &[]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for name in [
+        "GENESYS_CLIENT_ID",
+        "GENESYS_CLIENT_SECRET",
+        "GENESYS_CLIENT_SECRET_FILE",
+        "GENESYS_REGION",
+        "GENESYS_API_URL",
+        "GENESYS_LOGIN_URL",
+        "GENESYS_PROXY_<SECTION>__<KEY>",
+        "GENESYS_PROXY_CLIENTS",
+        "RUST_LOG",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ] {
+        assert!(help.contains(name), "--help names {name}:\n{help}");
+    }
 }
 
 #[test]

@@ -4,6 +4,9 @@
 //! latencies; the budget's queue depth, in-flight calls and waits per class; token
 //! requests. Each `App` has its own registry (no global state), so tests stay isolated.
 //! Nothing secret is ever a label.
+//!
+//! [`HttpMetrics`] also carries the switch of the access log ([`crate::access_log`]),
+//! which observes the same answered requests at the same points.
 
 pub mod histogram;
 
@@ -19,6 +22,8 @@ use axum::response::Response;
 use tokio::time::Instant;
 
 pub use histogram::Histogram;
+
+use crate::access_log::AccessLog;
 
 /// One series of inbound requests (a route, method and status).
 #[derive(Debug, Default)]
@@ -37,6 +42,8 @@ pub struct HttpMetrics {
     series: RwLock<HashMap<u64, Arc<RequestSeries>>>,
     /// Requests answered by the cache-hit fast path (also counted in their series).
     fast_path_answers: AtomicU64,
+    /// The access log of the same requests (off by default).
+    access_log: Arc<AccessLog>,
 }
 
 fn series_hash(route: &str, method: &str, status: u16) -> u64 {
@@ -55,6 +62,22 @@ impl RequestSeries {
 }
 
 impl HttpMetrics {
+    /// Request metrics, with the access log on when `access_log` is set
+    /// (`[telemetry] access_log`).
+    #[must_use]
+    pub fn new(access_log: bool) -> Self {
+        Self {
+            access_log: Arc::new(AccessLog::new(access_log)),
+            ..Self::default()
+        }
+    }
+
+    /// The access log of the requests these metrics count.
+    #[must_use]
+    pub fn access_log(&self) -> &Arc<AccessLog> {
+        &self.access_log
+    }
+
     /// Records one answered request.
     pub fn record(&self, route: &str, method: &str, status: u16, latency: Duration) {
         self.series(route, method, status).observe(latency);

@@ -46,7 +46,7 @@ impl Modify for Security {
         super::reports::aggregates_post,
         super::reports::aggregates_get,
         super::ops::healthz,
-        super::ops::readyz,
+        super::readiness::readyz,
         super::ops::metrics,
         super::ops::cache_stats,
         super::ops::purge_cache,

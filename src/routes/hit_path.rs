@@ -10,6 +10,9 @@
 //! the long way unchanged, where it is answered, counted and logged as before; so does a
 //! request whose fast-path answer panicked.
 //!
+//! Its answers are written to the access log like the router's (when it is on), with
+//! `fast_path` set and no upstream call.
+//!
 //! With CORS origins configured, its answers carry the headers the CORS layer gives a
 //! `GET` ([`CorsHeaders`], taken from that layer itself at start-up). It stands aside
 //! entirely when `server.hit_fast_path` is off and while traces are exported (every
@@ -36,13 +39,14 @@ use uuid::Uuid;
 use super::conversations::{View, found_response, parse_id, parse_view};
 use super::request_id::FastRequestId;
 use super::{AppState, REQUEST_ID};
+use crate::access_log::{AccessEntry, AccessLog, CONVERSATION_ROUTE};
 use crate::auth::{ApiKeys, Scope, presented_key};
 use crate::cache::CacheStatus;
 use crate::conversations::{ConversationEntry, ConversationService};
 use crate::metrics::{HttpMetrics, RequestSeries};
 
 /// The route label of conversation lookups in the request metrics (as the router's).
-const ROUTE: &str = "/conversations/{id}";
+const ROUTE: &str = CONVERSATION_ROUTE;
 
 /// The whole proxy as one service: the hit fast path in front of the router.
 #[derive(Clone)]
@@ -81,6 +85,7 @@ impl ProxyService {
                 keys: state.keys.clone(),
                 request_ids,
                 metrics: state.http_metrics.clone(),
+                access_log: state.http_metrics.access_log().clone(),
                 cors,
                 ok: OnceLock::new(),
                 not_modified: OnceLock::new(),
@@ -178,6 +183,7 @@ struct HitPath {
     keys: Arc<ApiKeys>,
     request_ids: FastRequestId,
     metrics: Arc<HttpMetrics>,
+    access_log: Arc<AccessLog>,
     /// The CORS headers, when CORS origins are configured.
     cors: Option<CorsHeaders>,
     /// The metric series of its two answers, found once.
@@ -190,6 +196,8 @@ struct Candidate {
     id: Uuid,
     view: View,
     started: Instant,
+    /// The caller's client name (for the access log).
+    client: Arc<str>,
 }
 
 impl HitPath {
@@ -208,9 +216,12 @@ impl HitPath {
         let id = parse_id(id).ok()?;
         let view = parse_view(request.uri().query()).ok()?;
         let caller = self.keys.authenticate(presented_key(request.headers())?)?;
-        caller
-            .may(Scope::ConversationsRead)
-            .then_some(Candidate { id, view, started })
+        caller.may(Scope::ConversationsRead).then(|| Candidate {
+            id,
+            view,
+            started,
+            client: caller.name.clone(),
+        })
     }
 
     /// The answer when the conversation is freshly cached.
@@ -230,6 +241,21 @@ impl HitPath {
             .get(&REQUEST_ID)
             .cloned()
             .unwrap_or_else(|| self.request_ids.next_header_value());
+        if self.access_log.enabled() {
+            let mut id_text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            self.access_log.write(&AccessEntry {
+                request_id: request_id.to_str().unwrap_or("-"),
+                method: Method::GET.as_str(),
+                route: ROUTE,
+                status: response.status().as_u16(),
+                client: Some(&candidate.client),
+                conversation_id: Some(candidate.id.hyphenated().encode_lower(&mut id_text)),
+                cache: Some(CacheStatus::Hit),
+                upstream_calls: Some(0),
+                latency: candidate.started.elapsed(),
+                fast_path: true,
+            });
+        }
         response.headers_mut().insert(REQUEST_ID, request_id);
         if let Some(cors) = &self.cors {
             cors.insert(request_headers.get(header::ORIGIN), response.headers_mut());

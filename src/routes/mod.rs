@@ -1,10 +1,13 @@
 //! Inbound HTTP only: the router, its shared state and the middleware stack. Handlers
 //! call services (conversations, reports); they never call reqwest or know Genesys URLs.
+//! Every answered request is counted in the metrics and, when it is on, written to the
+//! access log ([`crate::access_log`]), on the hit fast path as through the router.
 
 pub mod conversations;
 pub mod docs;
 pub mod hit_path;
 pub mod ops;
+pub mod readiness;
 pub mod reports;
 pub mod request_id;
 
@@ -100,13 +103,22 @@ fn router(
             guard(Scope::Admin),
             auth::require,
         ));
-    let open = Router::new()
+    let mut open = Router::new()
         .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
         .merge(docs::routes());
+    // With a separate ops listener, readiness and metrics are served there only
+    // (`/healthz` stays here too: the image's HEALTHCHECK asks the API port).
+    if state.settings.server.ops_listen.is_none() {
+        open = open
+            .route("/readyz", get(readiness::readyz))
+            .route("/metrics", get(ops::metrics));
+    }
     let settings = state.settings.server.clone();
     let http_metrics = state.http_metrics.clone();
+    let access = crate::access_log::RouterAccessLog {
+        log: state.http_metrics.access_log().clone(),
+        keys: state.keys.clone(),
+    };
     // One stack, applied once: axum boxes each `Router::layer` separately, which costs
     // allocations and clones on every request. Outermost first.
     let stack = tower::ServiceBuilder::new()
@@ -130,6 +142,11 @@ fn router(
                     tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
                 ),
         )
+        // Inside the request's span, outside every layer that may change the status.
+        .layer(middleware::from_fn_with_state(
+            access,
+            crate::access_log::record,
+        ))
         .option_layer(cors)
         .layer(CatchPanicLayer::new())
         .layer(middleware::from_fn(crate::error::problem_layer))

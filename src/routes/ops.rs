@@ -1,4 +1,5 @@
-//! Operations endpoints: liveness, readiness, and the admin view of the cache.
+//! Operations endpoints: liveness, metrics, and the admin view of the cache (readiness
+//! is [`super::readiness`]).
 
 use axum::Json;
 use axum::extract::State;
@@ -7,37 +8,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
+pub use super::readiness::readyz;
 
 /// Liveness: the process answers. No I/O.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is alive")))]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
-}
-
-/// Readiness: a Genesys token can be had (the login host answers and accepts the
-/// credentials). 503 with per-component detail otherwise.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
-    (status = 200, description = "Ready: a Genesys token is held"),
-    (status = 503, description = "Not ready; the body says which component fails"),
-))]
-pub async fn readyz(State(state): State<AppState>) -> Response {
-    let token = state.client.tokens().bearer().await;
-    let budget = state.client.budget().stats();
-    let (status, token_detail) = match &token {
-        Ok(_) => (StatusCode::OK, json!({"status": "ok"})),
-        Err(error) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"status": "failing", "detail": error.to_string(), "retry_after_secs": error.retry_after().as_secs()}),
-        ),
-    };
-    let body = json!({
-        "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
-        "components": {
-            "genesys_token": token_detail,
-            "budget": {"status": if budget.frozen { "frozen" } else { "ok" }, "in_flight": budget.in_flight, "queued": budget.queued},
-        },
-    });
-    (status, Json(body)).into_response()
 }
 
 /// Cache figures (admin scope).

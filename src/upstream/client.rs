@@ -13,6 +13,11 @@
 //!   (it waits out the freeze when its deadline allows);
 //! - connect errors, timeouts, 502/503/504: bounded, jittered retries inside the deadline;
 //! - anything else is classified into an [`UpstreamError`].
+//!
+//! Its HTTP client follows the egress rules of [`crate::egress`] (proxy variables, loopback
+//! hosts always direct); a failed connection names the egress proxy when it is the cause.
+//! Each HTTP attempt is counted for the access log of the request it serves
+//! ([`crate::access_log::count_upstream_call`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,8 +36,9 @@ use super::error::UpstreamError;
 use super::models::{AggregatesResponse, DetailsResponse, ErrorBody, MultiGetResponse};
 use super::settings::{ClientCredentials, Endpoints, UpstreamSettings};
 use super::stats::UpstreamStats;
-use super::token::{TokenManager, describe_transport_error_mw};
+use super::token::TokenManager;
 use super::trace::TraceUpstream;
+use crate::egress::Egress;
 
 /// Who a call is for and how long it may take.
 #[derive(Debug, Clone)]
@@ -132,8 +138,9 @@ pub struct Fetched<T> {
 #[derive(Debug)]
 pub struct GenesysClient {
     http: ClientWithMiddleware,
+    egress: Egress,
     api: Url,
-    tokens: TokenManager,
+    tokens: Arc<TokenManager>,
     budget: Arc<dyn Budget>,
     settings: UpstreamSettings,
     stats: UpstreamStats,
@@ -165,7 +172,8 @@ enum Step {
 }
 
 impl GenesysClient {
-    /// A client for the org at `endpoints`, sharing `budget`.
+    /// A client for the org at `endpoints`, sharing `budget`, with the egress proxies of
+    /// the environment ([`Egress::from_env`]).
     ///
     /// # Errors
     /// When the HTTP client cannot be built or a URL is unusable.
@@ -175,17 +183,39 @@ impl GenesysClient {
         settings: UpstreamSettings,
         budget: Arc<dyn Budget>,
     ) -> Result<Self, String> {
-        let raw = reqwest::Client::builder()
+        Self::with_egress(endpoints, credentials, settings, budget, Egress::from_env())
+    }
+
+    /// As [`new`](Self::new), with the egress proxies given.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built or a URL is unusable.
+    pub fn with_egress(
+        endpoints: &Endpoints,
+        credentials: ClientCredentials,
+        settings: UpstreamSettings,
+        budget: Arc<dyn Budget>,
+        egress: Egress,
+    ) -> Result<Self, String> {
+        let builder = reqwest::Client::builder()
             .user_agent(concat!("genesys-proxy/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(settings.request_timeout().min(Duration::from_secs(5)))
-            .pool_max_idle_per_host(32)
+            .pool_max_idle_per_host(32);
+        let raw = egress
+            .configure(builder)?
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let tokens =
-            TokenManager::new(raw.clone(), &endpoints.login, credentials, settings.clone())?;
+        let tokens = Arc::new(TokenManager::new(
+            raw.clone(),
+            egress.clone(),
+            &endpoints.login,
+            credentials,
+            settings.clone(),
+        )?);
         let http = ClientBuilder::new(raw).with(TraceUpstream).build();
         Ok(Self {
             http,
+            egress,
             api: endpoints.api.clone(),
             tokens,
             budget,
@@ -202,7 +232,7 @@ impl GenesysClient {
 
     /// The token manager (readiness, metrics).
     #[must_use]
-    pub fn tokens(&self) -> &TokenManager {
+    pub fn tokens(&self) -> &Arc<TokenManager> {
         &self.tokens
     }
 
@@ -377,6 +407,7 @@ impl GenesysClient {
                 attempt = attempts,
                 queue_wait_ms = u64::try_from(permit.waited.as_millis()).unwrap_or(u64::MAX),
             );
+            crate::access_log::count_upstream_call();
             let sent_result = tracing::Instrument::instrument(request.send(), span).await;
             self.stats.exchange(
                 endpoint,
@@ -386,7 +417,7 @@ impl GenesysClient {
             let step = match sent_result {
                 Err(error) => {
                     permit.finish(Outcome::NoResponse);
-                    let detail = describe_transport_error_mw(&error);
+                    let detail = self.describe(&error, &url);
                     Step::Retry(
                         UpstreamError::Unavailable { detail },
                         self.backoff(transient_retries),
@@ -422,7 +453,7 @@ impl GenesysClient {
                         match response.bytes().await {
                             Err(error) => Step::Retry(
                                 UpstreamError::Unavailable {
-                                    detail: describe_transport_error_mw(&error.into()),
+                                    detail: self.egress.describe(&error, &url),
                                 },
                                 self.backoff(transient_retries),
                             ),
@@ -470,6 +501,15 @@ impl GenesysClient {
                     tokio::time::sleep(pause).await;
                 }
             }
+        }
+    }
+
+    /// A transport error described without the URL's query or any header, naming the
+    /// egress proxy when it failed.
+    fn describe(&self, error: &reqwest_middleware::Error, url: &Url) -> String {
+        match error {
+            reqwest_middleware::Error::Reqwest(error) => self.egress.describe(error, url),
+            reqwest_middleware::Error::Middleware(_) => "a middleware failed".to_owned(),
         }
     }
 

@@ -15,9 +15,14 @@
 //! jittered pause, during which callers are answered at once ([`TokenManager::refusal`])
 //! instead of each spending two API calls and a token request. After the pause one caller
 //! at a time tries again. The token and the secret never appear in logs or errors.
+//!
+//! Readiness probes never wait on the login host inline: [`TokenManager::readiness`]
+//! reads the state as it is (a token held, due, the last failure), and
+//! [`TokenManager::refresh_in_background`] starts a refresh in a task of its own when the
+//! token is missing or due, which a probe may wait for a bounded moment.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -28,6 +33,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::settings::{ClientCredentials, UpstreamSettings};
+use crate::egress::Egress;
 
 /// Why no token could be had.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -161,10 +167,65 @@ pub struct TokenStats {
     pub refused: bool,
 }
 
+/// The token as a readiness probe sees it, read without waiting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenReadiness {
+    /// A token is held and has not expired.
+    pub held: bool,
+    /// Seconds until the held token expires.
+    pub expires_in_secs: Option<u64>,
+    /// A token request is under way.
+    pub refreshing: bool,
+    /// The last token request failed (cleared by the next success).
+    pub failure: Option<TokenError>,
+    /// Genesys refuses freshly obtained tokens (see [`TokenManager::fresh_token_refused`]).
+    pub refused: bool,
+}
+
+impl TokenReadiness {
+    /// Whether calls to Genesys can be made with this token now.
+    #[must_use]
+    pub fn usable(&self) -> bool {
+        self.held && !self.refused
+    }
+
+    /// The `genesys_token` component of `/readyz`: `status` is `ok` (held, last request
+    /// fine), `failing` (the last token request failed; `detail` says why), `refused`
+    /// (Genesys refuses fresh tokens) or `pending` (none held yet, a request under way).
+    #[must_use]
+    pub fn report(&self) -> serde_json::Value {
+        let status = if self.refused {
+            "refused"
+        } else if self.failure.is_some() {
+            "failing"
+        } else if self.held {
+            "ok"
+        } else {
+            "pending"
+        };
+        let mut report = serde_json::json!({
+            "status": status,
+            "held": self.held,
+            "refreshing": self.refreshing,
+        });
+        if let Some(expires_in) = self.expires_in_secs {
+            report["expires_in_secs"] = expires_in.into();
+        }
+        if let Some(failure) = &self.failure {
+            report["detail"] = failure.to_string().into();
+            report["retry_after_secs"] = failure.retry_after().as_secs().into();
+        } else if self.refused {
+            report["detail"] = "Genesys refused a freshly obtained token".into();
+        }
+        report
+    }
+}
+
 /// The shared Genesys token.
 #[derive(Debug)]
 pub struct TokenManager {
     http: reqwest::Client,
+    egress: Egress,
     token_url: Url,
     credentials: ClientCredentials,
     settings: UpstreamSettings,
@@ -173,6 +234,15 @@ pub struct TokenManager {
     refresh: tokio::sync::Mutex<Option<Failure>>,
     /// Genesys refused a fresh token (see [`TokenManager::fresh_token_refused`]).
     refused: Mutex<Option<Refused>>,
+    /// The last failure and when its backoff ends, readable while a request is under
+    /// way (the `refresh` lock is held then).
+    last_failure: Mutex<Option<(TokenError, Instant)>>,
+    /// A token request is under way.
+    requesting: AtomicBool,
+    /// A background refresh task is running.
+    background: AtomicBool,
+    /// Counts finished background refreshes (a probe waits for the next one).
+    background_done: tokio::sync::watch::Sender<u64>,
     generation: AtomicU64,
     requests: AtomicU64,
     failures: AtomicU64,
@@ -185,12 +255,14 @@ const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BAD_CREDENTIALS_BACKOFF: Duration = Duration::from_secs(10);
 
 impl TokenManager {
-    /// A manager for `credentials` against `login` (the login base URL).
+    /// A manager for `credentials` against `login` (the login base URL), calling it with
+    /// `http` (built with `egress`, which names the proxy when it fails).
     ///
     /// # Errors
     /// When `login` cannot be joined with `/oauth/token`.
     pub fn new(
         http: reqwest::Client,
+        egress: Egress,
         login: &Url,
         credentials: ClientCredentials,
         settings: UpstreamSettings,
@@ -198,12 +270,17 @@ impl TokenManager {
         let token_url = login.join("oauth/token").map_err(|e| e.to_string())?;
         Ok(Self {
             http,
+            egress,
             token_url,
             credentials,
             settings,
             current: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(None),
             refused: Mutex::new(None),
+            last_failure: Mutex::new(None),
+            requesting: AtomicBool::new(false),
+            background: AtomicBool::new(false),
+            background_done: tokio::sync::watch::Sender::new(0),
             generation: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -362,6 +439,60 @@ impl TokenManager {
         }
     }
 
+    /// The token's state for a readiness probe, read without waiting.
+    pub fn readiness(&self) -> TokenReadiness {
+        let now = Instant::now();
+        let held = self.cached().filter(|c| now < c.expires_at);
+        let failure = self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|(error, until)| {
+                error
+                    .clone()
+                    .with_retry_after(until.saturating_duration_since(now))
+            });
+        TokenReadiness {
+            held: held.is_some(),
+            expires_in_secs: held.map(|c| (c.expires_at - now).as_secs()),
+            refreshing: self.requesting.load(Ordering::Relaxed),
+            failure,
+            refused: self.refusing(),
+        }
+    }
+
+    /// Starts a refresh in a task of its own when the token is missing or due and none
+    /// is running (the usual backoff after a failure applies). While a background refresh
+    /// runs (this one or an earlier one), the receiver changes when it has finished;
+    /// nobody has to wait for it. `None` when no refresh is running.
+    pub fn refresh_in_background(self: &Arc<Self>) -> Option<tokio::sync::watch::Receiver<u64>> {
+        let finished = self.background_done.subscribe();
+        let now = Instant::now();
+        let wanted = self.cached().is_none_or(|c| now >= c.refresh_at);
+        if !wanted {
+            return None;
+        }
+        if !self.background.swap(true, Ordering::AcqRel) {
+            let tokens = Arc::clone(self);
+            tokio::spawn(async move {
+                // Flags the task finished even if the refresh panicked.
+                struct Finished(Arc<TokenManager>);
+                impl Drop for Finished {
+                    fn drop(&mut self) {
+                        self.0.background.store(false, Ordering::Release);
+                        self.0.background_done.send_modify(|n| *n += 1);
+                    }
+                }
+                let finished = Finished(tokens);
+                if let Err(error) = finished.0.bearer().await {
+                    tracing::debug!(%error, "background token refresh failed");
+                }
+            });
+        }
+        Some(finished)
+    }
+
     async fn refresh_locked(
         &self,
         mut guard: tokio::sync::MutexGuard<'_, Option<Failure>>,
@@ -373,7 +504,10 @@ impl TokenManager {
             }
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
-        match self.request().await {
+        self.requesting.store(true, Ordering::Relaxed);
+        let outcome = self.request().await;
+        self.requesting.store(false, Ordering::Relaxed);
+        match outcome {
             Ok((token, expires_in)) => {
                 let now = Instant::now();
                 let margin = Duration::from_secs(self.settings.token_refresh_margin_secs)
@@ -389,6 +523,10 @@ impl TokenManager {
                         expires_at: now + expires_in,
                     }));
                 *guard = None;
+                *self
+                    .last_failure
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = None;
                 tracing::info!(
                     expires_in_secs = expires_in.as_secs(),
                     "obtained a Genesys token"
@@ -405,6 +543,11 @@ impl TokenManager {
                 let wait = self.backoff(base, consecutive);
                 tracing::warn!(%error, consecutive, backoff_ms = wait.as_millis(), "Genesys token request failed");
                 let error = error.with_retry_after(wait);
+                *self
+                    .last_failure
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) =
+                    Some((error.clone(), Instant::now() + wait));
                 *guard = Some(Failure {
                     error: error.clone(),
                     until: Instant::now() + wait,
@@ -435,12 +578,12 @@ impl TokenManager {
             .timeout(self.settings.request_timeout())
             .send()
             .await
-            .map_err(|e| unavailable(describe_transport_error(&e)))?;
+            .map_err(|e| unavailable(self.egress.describe(&e, &self.token_url)))?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|e| unavailable(describe_transport_error(&e)))?;
+            .map_err(|e| unavailable(self.egress.describe(&e, &self.token_url)))?;
         if matches!(status.as_u16(), 400 | 401 | 403) {
             let code = serde_json::from_slice::<OAuthError>(&body)
                 .ok()
@@ -469,19 +612,7 @@ impl TokenManager {
     }
 }
 
-/// A transport error described without its URL's query or any header.
-#[must_use]
-pub fn describe_transport_error(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        "timed out".to_owned()
-    } else if error.is_connect() {
-        "could not connect".to_owned()
-    } else if error.is_body() || error.is_decode() {
-        "the response body could not be read".to_owned()
-    } else {
-        "the request failed".to_owned()
-    }
-}
+pub use crate::egress::describe_transport_error;
 
 /// [`describe_transport_error`] for a middleware error.
 #[must_use]
@@ -503,7 +634,14 @@ mod tests {
             client_id: genesys_sim::config::DEFAULT_CLIENT_ID.to_owned(),
             client_secret: SecretString::from(genesys_sim::config::DEFAULT_CLIENT_SECRET),
         };
-        TokenManager::new(reqwest::Client::new(), &login, credentials, settings).expect("manager")
+        TokenManager::new(
+            reqwest::Client::new(),
+            Egress::default(),
+            &login,
+            credentials,
+            settings,
+        )
+        .expect("manager")
     }
 
     /// Makes the cached token due for refresh (still valid).

@@ -1,0 +1,268 @@
+//! One inbound connection's time limits: a connection is closed when a request's headers
+//! take longer than `server.header_read_timeout_ms` from their first byte (a slow or
+//! half-sent request), or when it sits with no request and no byte moving for
+//! `server.idle_timeout_ms` (a fresh connection that sends nothing, an idle keep-alive one).
+//! While a request is being answered neither applies (`server.request_timeout_ms` bounds
+//! the answer).
+//!
+//! Three pieces share one [`ConnectionClock`]: [`ClockedIo`], the socket, notes when bytes
+//! move; [`ClockedService`] notes when a request reaches the service (its headers are
+//! complete); the first write after that is its answer. [`Watchdog`] is a future that
+//! completes when the connection has outlived its limit; [`super::accept`] races it against
+//! the connection and drops the connection (closing the socket) when it wins. Everything
+//! that moves the clock runs inside the connection's own poll, and the watchdog is polled
+//! right after it (a biased `select!`), so it always sees the latest state and needs no
+//! wake-ups of its own besides its timer.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+use tower::ServiceExt as _;
+use tower::util::Oneshot;
+
+/// The two limits of a connection.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ConnectionLimits {
+    /// From the first byte of a request to the end of its headers.
+    pub header_read: Duration,
+    /// With no request on the connection and no byte moving.
+    pub idle: Duration,
+}
+
+/// No request head has started (in [`ConnectionClock::head_started_ms`]).
+const NO_HEAD: u64 = u64::MAX;
+
+/// What a connection did last, in milliseconds since it was accepted.
+#[derive(Debug)]
+pub(super) struct ConnectionClock {
+    accepted: Instant,
+    /// The last byte read or written.
+    last_activity_ms: AtomicU64,
+    /// The first byte of the request head being read, or [`NO_HEAD`].
+    head_started_ms: AtomicU64,
+    /// A request is with the service and not yet answered.
+    answering: AtomicBool,
+}
+
+impl ConnectionClock {
+    pub(super) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            accepted: Instant::now(),
+            last_activity_ms: AtomicU64::new(0),
+            head_started_ms: AtomicU64::new(NO_HEAD),
+            answering: AtomicBool::new(false),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.accepted.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
+    fn read(&self) {
+        let now = self.now_ms();
+        self.last_activity_ms.store(now, Ordering::Relaxed);
+        // Bytes while no request is being answered belong to the next request's head (or
+        // to the rest of the last one's body, which gets the same bound).
+        if !self.answering.load(Ordering::Relaxed)
+            && self.head_started_ms.load(Ordering::Relaxed) == NO_HEAD
+        {
+            self.head_started_ms.store(now, Ordering::Relaxed);
+        }
+    }
+
+    fn wrote(&self) {
+        self.last_activity_ms
+            .store(self.now_ms(), Ordering::Relaxed);
+        // hyper writes only once the service has answered: the request is done.
+        self.answering.store(false, Ordering::Relaxed);
+    }
+
+    fn request_started(&self) {
+        self.answering.store(true, Ordering::Relaxed);
+        self.head_started_ms.store(NO_HEAD, Ordering::Relaxed);
+    }
+
+    /// When the connection must close, and why; `None` while a request is being answered.
+    fn deadline(&self, limits: ConnectionLimits) -> Option<(Instant, Expiry)> {
+        if self.answering.load(Ordering::Relaxed) {
+            return None;
+        }
+        let at = |ms: u64, limit: Duration| self.accepted + Duration::from_millis(ms) + limit;
+        match self.head_started_ms.load(Ordering::Relaxed) {
+            NO_HEAD => Some((
+                at(self.last_activity_ms.load(Ordering::Relaxed), limits.idle),
+                Expiry::Idle,
+            )),
+            started => Some((at(started, limits.header_read), Expiry::HeaderRead)),
+        }
+    }
+}
+
+/// Why a connection was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Expiry {
+    /// Its request headers took too long.
+    HeaderRead,
+    /// It sat idle too long.
+    Idle,
+}
+
+impl Expiry {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Self::HeaderRead => "header_read_timeout",
+            Self::Idle => "idle_timeout",
+        }
+    }
+}
+
+/// Completes when the connection has outlived its limit.
+#[derive(Debug)]
+pub(super) struct Watchdog {
+    clock: Arc<ConnectionClock>,
+    limits: ConnectionLimits,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Watchdog {
+    pub(super) fn new(clock: Arc<ConnectionClock>, limits: ConnectionLimits) -> Self {
+        let first = clock.accepted + limits.idle;
+        Self {
+            clock,
+            limits,
+            timer: Box::pin(tokio::time::sleep_until(first)),
+        }
+    }
+}
+
+impl Future for Watchdog {
+    type Output = Expiry;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Expiry> {
+        let this = self.get_mut();
+        loop {
+            // While a request is answered there is no deadline; the connection's own poll
+            // (which ends the request) is followed by this one.
+            let Some((deadline, why)) = this.clock.deadline(this.limits) else {
+                return Poll::Pending;
+            };
+            // The timer is moved earlier at once, later only when it fires: activity
+            // costs no timer update.
+            if deadline < this.timer.deadline() {
+                this.timer.as_mut().reset(deadline);
+            }
+            match this.timer.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) if deadline <= this.timer.deadline() => return Poll::Ready(why),
+                Poll::Ready(()) => this.timer.as_mut().reset(deadline),
+            }
+        }
+    }
+}
+
+/// A socket that tells its [`ConnectionClock`] when bytes move.
+#[derive(Debug)]
+pub(super) struct ClockedIo<T> {
+    inner: T,
+    clock: Arc<ConnectionClock>,
+}
+
+impl<T> ClockedIo<T> {
+    pub(super) fn new(inner: T, clock: Arc<ConnectionClock>) -> Self {
+        Self { inner, clock }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for ClockedIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.clock.read();
+        }
+        result
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for ClockedIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            this.clock.wrote();
+        }
+        result
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            this.clock.wrote();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// The proxy's service as hyper calls it on one connection: notes each request's start on
+/// the clock and hands the request on unchanged (as `axum::serve` does).
+#[derive(Debug, Clone)]
+pub(super) struct ClockedService<S> {
+    inner: S,
+    clock: Arc<ConnectionClock>,
+}
+
+impl<S> ClockedService<S> {
+    pub(super) fn new(inner: S, clock: Arc<ConnectionClock>) -> Self {
+        Self { inner, clock }
+    }
+}
+
+impl<S> hyper::service::Service<Request<hyper::body::Incoming>> for ClockedService<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Oneshot<S, Request>;
+
+    fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
+        self.clock.request_started();
+        self.inner.clone().oneshot(request.map(Body::new))
+    }
+}
