@@ -308,3 +308,27 @@ fn a_client_secret_in_the_file_is_refused() {
         Settings::from_figment(&figment).expect_err("the secret comes from the environment only");
     assert!(error.contains("client_secret"), "{error}");
 }
+
+/// The example and the deployment guide give one answer about replicas and the rate: the
+/// limit is per token, so it is not divided (an earlier example said "divide the limit").
+#[test]
+fn the_example_and_the_deployment_guide_agree_on_replicas_and_the_rate() {
+    let example = example_text().to_lowercase();
+    let guide = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/deployment.md"),
+    )
+    .expect("docs/deployment.md")
+    .to_lowercase();
+    assert!(
+        !example.contains("or divide the limit"),
+        "config.example.toml tells operators to divide the rate"
+    );
+    assert!(
+        example.contains("do not divide it"),
+        "the example says it plainly"
+    );
+    assert!(
+        guide.contains("do not divide it"),
+        "the guide says it plainly"
+    );
+}
