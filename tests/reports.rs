@@ -310,6 +310,50 @@ async fn twenty_identical_dashboard_polls_make_one_upstream_query_per_bucket() {
     );
 }
 
+/// Identical polls that arrive while one is being walked share its walk: the report page
+/// cache sees one walk's reads, not twenty (each walk would read every page it needs from
+/// the cache, and could take other pages, guided by the hints the first recorded).
+#[tokio::test]
+async fn identical_concurrent_searches_share_one_walk() {
+    let mut sim = big_org();
+    sim.faults.latency_ms = 300;
+    let app = TestApp::start(sim, proxy_settings()).await;
+    let query = format!(
+        "/reports/search?from={}&to={}&page_size=10",
+        rfc(at(2, 10)),
+        rfc(at(2, 12))
+    );
+    let polls = (0..20).map(|_| app.get(&query));
+    let replies = futures_util::future::join_all(polls).await;
+    let first = replies[0].json();
+    assert!(!first["results"].as_array().expect("results").is_empty());
+    for reply in &replies {
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.json(), first, "every poll got the same page");
+    }
+    let lookups = || async {
+        let stats = app
+            .get_with("/admin/cache", support::ADMIN_KEY, &[])
+            .await
+            .json();
+        let pages = stats["reports"]["pages"].clone();
+        ["hits", "misses", "stale", "collapsed"]
+            .iter()
+            .map(|k| pages[k].as_u64().expect("a count"))
+            .sum::<u64>()
+    };
+    let by_twenty = lookups().await;
+    assert_eq!(app.sim.counters().calls_to(endpoint::DETAILS_QUERY), 1);
+    // The same walk once more, alone (its pages now cached): what one walk looks up.
+    assert_eq!(app.get(&query).await.json(), first);
+    let by_one = lookups().await - by_twenty;
+    assert!(by_one >= 1);
+    assert_eq!(
+        by_twenty, by_one,
+        "twenty identical concurrent polls looked up the pages of one walk"
+    );
+}
+
 #[tokio::test]
 async fn include_conversation_hydrates_hits_up_to_the_bound() {
     let mut settings = proxy_settings();

@@ -14,6 +14,7 @@ mod settings;
 pub mod summary;
 pub mod translate;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -165,7 +166,15 @@ pub struct ReportService {
     upstream_widens: AtomicBool,
     /// Where earlier walks found the pages of the lists Genesys answers.
     page_hints: search::PageHints,
+    /// Searches being answered, by what makes two of them the same page (see
+    /// [`ReportService::search`]): identical concurrent polls share one walk.
+    searches_in_flight: std::sync::Mutex<HashMap<String, SharedSearch>>,
 }
+
+/// One search page being walked, awaited by every identical request that arrives meanwhile.
+type SharedSearch = futures_util::future::Shared<
+    futures_util::future::BoxFuture<'static, Result<SearchResponse, ApiError>>,
+>;
 
 impl ReportService {
     /// A service whose cursors are signed with a key derived from `cursor_secret`.
@@ -200,6 +209,7 @@ impl ReportService {
             fetch_timeout,
             upstream_widens: AtomicBool::new(assume_whole_days),
             page_hints: search::PageHints::default(),
+            searches_in_flight: std::sync::Mutex::default(),
         }
     }
 
@@ -296,9 +306,66 @@ impl ReportService {
     /// One page of a search: see [`search`] for how the walk keeps its cost to the pages
     /// that hold the window's hits.
     ///
+    /// Identical requests (the same query and cursor, or the same query and resolved
+    /// interval) that arrive while one is being walked share that walk and its answer: 50
+    /// dashboards polling one report at the same instant make one walk, reading the same
+    /// upstream pages (a walk that ran beside another could otherwise take other pages,
+    /// guided by page hints the first recorded meanwhile). They share the first one's
+    /// deadline and budget class.
+    ///
     /// # Errors
     /// A 400 for a bad cursor; the classified upstream failure otherwise.
     pub async fn search(
+        self: &Arc<Self>,
+        query: &SearchQuery,
+        caller: &Caller,
+        deadline: Instant,
+    ) -> Result<SearchResponse, ApiError> {
+        use futures_util::FutureExt as _;
+        use tracing::Instrument as _;
+        let key = match &query.cursor {
+            Some(cursor) => format!("{} {cursor}", query.fingerprint()),
+            None => format!(
+                "{} {}",
+                query.fingerprint(),
+                query.interval.resolve(self.now(), self.bucket()).wire()
+            ),
+        };
+        let shared = {
+            let mut in_flight = self
+                .searches_in_flight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(walking) = in_flight.get(&key) {
+                walking.clone()
+            } else {
+                let service = self.clone();
+                let (query, caller) = (query.clone(), caller.clone());
+                let done_key = key.clone();
+                let walk = async move {
+                    let page = service.search_once(&query, &caller, deadline).await;
+                    service
+                        .searches_in_flight
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .remove(&done_key);
+                    page
+                }
+                // In the first request's span: its trace and access-log line own the calls.
+                .instrument(tracing::Span::current())
+                .boxed()
+                .shared();
+                in_flight.insert(key, walk.clone());
+                // Driven to its end (and out of the map) even if every client leaves.
+                tokio::spawn(walk.clone());
+                walk
+            }
+        };
+        shared.await
+    }
+
+    /// One page of a search, walked for this request.
+    async fn search_once(
         &self,
         query: &SearchQuery,
         caller: &Caller,
