@@ -226,11 +226,7 @@ async fn send(
         request = request.header(*name, *value);
     }
     let response = request.send().await.expect("request sent");
-    Reply {
-        status: response.status().as_u16(),
-        headers: response.headers().clone(),
-        body: response.bytes().await.expect("body"),
-    }
+    Reply::read(response).await
 }
 
 fn json_body(value: &Value) -> Option<(&'static str, Vec<u8>)> {

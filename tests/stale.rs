@@ -23,7 +23,6 @@ use axum::response::Response;
 use bytes::Bytes;
 use genesys_proxy::Settings;
 use genesys_proxy::routes::AppState;
-use genesys_proxy::upstream::Endpoints;
 use genesys_sim::faults::Storm;
 use genesys_sim::{Faults, Simulator, endpoint};
 use serde_json::json;
@@ -168,19 +167,12 @@ impl StaleApp {
                 })
                 .await
         });
-        let connection = genesys_proxy::config::GenesysConnection {
-            endpoints: Endpoints::explicit(&front_url, &front_url).expect("urls"),
-            credentials: support::credentials(genesys_sim::config::DEFAULT_CLIENT_SECRET),
-        };
-        let app = genesys_proxy::App::build(settings, connection)
-            .await
-            .expect("proxy builds");
-        let base = format!("http://{}", app.local_addr());
-        let state = app.state().clone();
-        let (stop_proxy, proxy_stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(app.serve(async {
-            let _ = proxy_stopped.await;
-        }));
+        let (base, state, stop_proxy) = support::serve_proxy(
+            settings,
+            &front_url,
+            genesys_sim::config::DEFAULT_CLIENT_SECRET,
+        )
+        .await;
         Self {
             sim,
             twist,
@@ -201,11 +193,7 @@ impl StaleApp {
             .send()
             .await
             .expect("request sent");
-        Reply {
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            body: response.bytes().await.expect("body"),
-        }
+        Reply::read(response).await
     }
 
     async fn get(&self, path: &str) -> Reply {

@@ -143,6 +143,15 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Reads a response whole.
+    pub async fn read(response: reqwest::Response) -> Self {
+        Self {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.bytes().await.expect("body"),
+        }
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
@@ -159,6 +168,34 @@ impl Reply {
     }
 }
 
+/// Builds a proxy with `settings` whose Genesys (API and login) is at `genesys_url`, with
+/// `secret` as its client secret, and serves it on port 0: its base URL, its state, and
+/// the sender that stops it.
+pub async fn serve_proxy(
+    settings: genesys_proxy::Settings,
+    genesys_url: &str,
+    secret: &str,
+) -> (
+    String,
+    genesys_proxy::routes::AppState,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let connection = genesys_proxy::config::GenesysConnection {
+        endpoints: Endpoints::explicit(genesys_url, genesys_url).expect("urls"),
+        credentials: credentials(secret),
+    };
+    let app = genesys_proxy::App::build(settings, connection)
+        .await
+        .expect("proxy builds");
+    let base = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.serve(async {
+        let _ = stopped.await;
+    }));
+    (base, state, stop)
+}
+
 impl TestApp {
     /// Starts a simulator with `sim` and a proxy with `settings` in front of it.
     pub async fn start(sim: SimConfig, settings: genesys_proxy::Settings) -> Self {
@@ -172,19 +209,7 @@ impl TestApp {
         secret: &str,
     ) -> Self {
         let sim = Simulator::start(sim).await.expect("sim starts");
-        let connection = genesys_proxy::config::GenesysConnection {
-            endpoints: Endpoints::explicit(&sim.base_url(), &sim.base_url()).expect("urls"),
-            credentials: credentials(secret),
-        };
-        let app = genesys_proxy::App::build(settings, connection)
-            .await
-            .expect("proxy builds");
-        let base = format!("http://{}", app.local_addr());
-        let state = app.state().clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(app.serve(async {
-            let _ = stopped.await;
-        }));
+        let (base, state, stop) = serve_proxy(settings, &sim.base_url(), secret).await;
         Self {
             sim,
             base,
@@ -212,11 +237,7 @@ impl TestApp {
             request = request.header(*name, *value);
         }
         let response = request.send().await.expect("request sent");
-        Reply {
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            body: response.bytes().await.expect("body"),
-        }
+        Reply::read(response).await
     }
 
     /// GET `path` as the admin test client.
@@ -234,11 +255,7 @@ impl TestApp {
             .send()
             .await
             .expect("request sent");
-        Reply {
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            body: response.bytes().await.expect("body"),
-        }
+        Reply::read(response).await
     }
 
     /// Upstream conversation calls the simulator has answered.
