@@ -323,12 +323,15 @@ impl ReportService {
     ) -> Result<SearchResponse, ApiError> {
         use futures_util::FutureExt as _;
         use tracing::Instrument as _;
+        // One fingerprint and one "now" for the key and the walk, so the walk answers for
+        // the interval its key names.
+        let fingerprint = query.fingerprint();
+        let now = self.now();
         let key = match &query.cursor {
-            Some(cursor) => format!("{} {cursor}", query.fingerprint()),
+            Some(cursor) => format!("{fingerprint} {cursor}"),
             None => format!(
-                "{} {}",
-                query.fingerprint(),
-                query.interval.resolve(self.now(), self.bucket()).wire()
+                "{fingerprint} {}",
+                query.interval.resolve(now, self.bucket()).wire()
             ),
         };
         let shared = {
@@ -343,7 +346,9 @@ impl ReportService {
                 let (query, caller) = (query.clone(), caller.clone());
                 let done_key = key.clone();
                 let walk = async move {
-                    let page = service.search_once(&query, &caller, deadline).await;
+                    let page = service
+                        .search_once(&query, &fingerprint, now, &caller, deadline)
+                        .await;
                     service
                         .searches_in_flight
                         .lock()
@@ -368,15 +373,15 @@ impl ReportService {
     async fn search_once(
         &self,
         query: &SearchQuery,
+        fingerprint: &str,
+        now: chrono::DateTime<Utc>,
         caller: &Caller,
         deadline: Instant,
     ) -> Result<SearchResponse, ApiError> {
-        let fingerprint = query.fingerprint();
         let stamp = cursor::walk_settings(
             self.settings.upstream_page_size,
             self.settings.max_interval_days,
         );
-        let now = self.now();
         let mut position = match &query.cursor {
             Some(text) => {
                 let position = self
@@ -401,7 +406,7 @@ impl ReportService {
                 let interval = query.interval.resolve(now, self.bucket());
                 Position {
                     v: cursor::VERSION,
-                    q: fingerprint,
+                    q: fingerprint.to_owned(),
                     s: stamp,
                     from: interval.from,
                     to: interval.to,
