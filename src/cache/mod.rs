@@ -5,6 +5,7 @@
 
 pub mod freshness;
 pub mod headers;
+pub mod metrics;
 pub mod swr;
 
 pub use freshness::CacheSettings;
