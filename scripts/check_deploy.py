@@ -8,6 +8,16 @@
     check_deploy.py build         runs the Dockerfile's builder stage directly: its COPY steps
                                   from the build context (honouring .dockerignore) and its RUN
                                   steps, in target/docker-build/ (no container engine here)
+    check_deploy.py rules [FILE]  the PrometheusRule in FILE (default: the committed
+                                  deploy/kubernetes/monitoring/prometheusrule.yaml; or
+                                  kustomize output) has deploy/prometheus/rules.yml's groups;
+                                  `rules --write` regenerates the committed one
+    check_deploy.py unit-rules OUT [--without-for]
+                                  rules.yml without annotations (for `promtool test rules`);
+                                  --without-for also drops every `for:` (a mutation)
+    check_deploy.py grafana [DASHBOARD]
+                                  the dashboard JSON against the Grafana provisioning files
+                                  and compose: JSON, unique panel ids, provisioned datasources
     check_deploy.py smoke         starts the binaries that build produced the way the image,
                                   docker-compose.yml and the Kubernetes Deployment start them,
                                   on loopback ports, and runs their health checks and probes
@@ -536,7 +546,7 @@ def static() -> None:
                 host, port = host_port(target)
                 if host not in ("127.0.0.1", "localhost"):
                     check(host in services, f"job {job['job_name']} scrapes compose service {host}")
-                    if job["job_name"] == "genesys-proxy" and host in services:
+                    if job["job_name"].startswith("genesys-proxy") and host in services:
                         metrics_port = proxy_ports(services[host])[1]
                         check(port == metrics_port and job.get("metrics_path", "/metrics") == "/metrics", f"{target}/metrics is the proxy's metrics endpoint (port {metrics_port})")
 
@@ -629,6 +639,235 @@ def static() -> None:
     limit = container["resources"]["limits"]["memory"]
     limit_bytes = int(limit[:-2]) * {"Mi": 2**20, "Gi": 2**30}[limit[-2:]]
     check(limit_bytes >= caches + 256 * 2**20, f"memory limit {limit} is 256 MiB or more above the caches' {caches / 2**20:.0f} MiB (cache.max_bytes + cache.report_max_bytes)")
+
+    monitoring_static(services, labels, container)
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+RULES = ROOT / "deploy" / "prometheus" / "rules.yml"
+RULES_TESTS = ROOT / "deploy" / "prometheus" / "rules.test.yml"
+MONITORING = ROOT / "deploy" / "kubernetes" / "monitoring"
+PROMETHEUS_RULE = MONITORING / "prometheusrule.yaml"
+GRAFANA = ROOT / "deploy" / "grafana"
+DASHBOARD = GRAFANA / "dashboards" / "genesys-proxy.json"
+OPERATIONS = ROOT / "docs" / "operations.md"
+# The scrape job the alerts select (compose's job; the PodMonitor's jobLabel value).
+ALERT_JOB = "genesys-proxy"
+SEVERITIES = {"critical", "warning"}
+PANEL_TYPES = {"row", "text", "timeseries", "stat", "gauge", "bargauge", "table"}
+
+
+class _RuleDumper(yaml.SafeDumper):
+    """Multi-line strings as literal blocks, long ones folded, sequences indented under
+    their key: readable, and as yamllint wants it."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False):
+        return super().increase_indent(flow, False)
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str):
+    style = "|" if "\n" in value else (">" if len(value) > 100 else None)
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_RuleDumper.add_representer(str, _represent_str)
+
+
+def prometheus_rule_text() -> str:
+    """deploy/kubernetes/monitoring/prometheusrule.yaml, generated from rules.yml."""
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    doc = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "genesys-proxy", "labels": {"app.kubernetes.io/name": "genesys-proxy"}},
+        "spec": {"groups": groups},
+    }
+    header = (
+        "# GENERATED from deploy/prometheus/rules.yml by `python3 scripts/check_deploy.py rules --write`:\n"
+        "# edit that file and regenerate; scripts/check-deploy fails when the two differ.\n"
+        "# The same alerts for the Prometheus Operator (docs/operations.md).\n"
+    )
+    return header + yaml.dump(doc, Dumper=_RuleDumper, sort_keys=False, width=110, allow_unicode=True)
+
+
+def rules(*args: str) -> None:
+    """`rules [FILE]`: the PrometheusRule in FILE (the committed one, or kustomize output)
+    holds exactly the groups of deploy/prometheus/rules.yml. `rules --write` regenerates it."""
+    if args == ("--write",):
+        PROMETHEUS_RULE.write_text(prometheus_rule_text())
+        ok(f"wrote {PROMETHEUS_RULE.relative_to(ROOT)}")
+        return
+    path = Path(args[0]) if args else PROMETHEUS_RULE
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    found = [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "PrometheusRule"]
+    if not check(len(found) == 1, f"{path.name} holds one PrometheusRule"):
+        return
+    doc = found[0]
+    check(doc.get("apiVersion") == "monitoring.coreos.com/v1", "apiVersion monitoring.coreos.com/v1")
+    check(set(doc) == {"apiVersion", "kind", "metadata", "spec"} and set(doc["spec"]) == {"groups"}, "only apiVersion, kind, metadata and spec.groups")
+    check(bool(doc.get("metadata", {}).get("name")), "metadata.name is set")
+    check(doc["spec"]["groups"] == groups, f"spec.groups are deploy/prometheus/rules.yml's groups (else: {sys.argv[0]} rules --write)")
+
+
+def unit_rules(out: str, *flags: str) -> None:
+    """`unit-rules OUT [--without-for]`: rules.yml without its annotations, for promtool's
+    unit tests (which compare annotations whole); --without-for also drops every `for:`, a
+    mutation the tests must catch."""
+    doc = yaml.safe_load(RULES.read_text())
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+            if "--without-for" in flags:
+                rule.pop("for", None)
+    Path(out).write_text(yaml.safe_dump(doc, sort_keys=False))
+    ok(f"wrote {out}")
+
+
+def grafana(dashboard: str | None = None) -> None:
+    """The dashboard JSON against the provisioning files and compose: valid JSON, unique
+    panel ids, every querying panel, target and variable on a provisioned datasource."""
+    compose, _ = compose_model()
+    services = compose["services"]
+    service = services.get("grafana", {})
+    mounts = {}
+    for volume in service.get("volumes") or []:
+        source, target = volume.split(":")[:2]
+        mounts[target] = (ROOT / source).resolve()
+
+    print("deploy/grafana/provisioning")
+    datasources: dict[str, str] = {}
+    for path in sorted((GRAFANA / "provisioning" / "datasources").glob("*.yml")):
+        for source in yaml.safe_load(path.read_text()).get("datasources", []):
+            datasources[source["uid"]] = source["type"]
+            host, port = host_port(source["url"])
+            check(host in services, f"datasource {source['uid']} points at compose service {host}")
+            if host == "prometheus" and host in services:
+                listen = next(a for a in services[host]["command"] if a.startswith("--web.listen-address="))
+                check(port == host_port(listen.split("=", 1)[1])[1], f"datasource {source['uid']} uses Prometheus' listen port {port}")
+    check(bool(datasources), f"datasources provisioned: {sorted(datasources)}")
+    for kind in ("datasources", "dashboards"):
+        check(mounts.get(f"/etc/grafana/provisioning/{kind}") == (GRAFANA / "provisioning" / kind).resolve(), f"compose mounts provisioning/{kind} where Grafana reads it")
+    for path in sorted((GRAFANA / "provisioning" / "dashboards").glob("*.yml")):
+        for provider in yaml.safe_load(path.read_text()).get("providers", []):
+            folder = provider["options"]["path"]
+            check(mounts.get(folder) == DASHBOARD.parent.resolve(), f"dashboard provider {provider['name']} reads {folder}, where compose mounts deploy/grafana/dashboards")
+    home = env_list(service.get("environment")).get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+    if home:
+        folder, _, name = home.rpartition("/")
+        check(mounts.get(folder) is not None and (mounts[folder] / name).is_file(), f"the home dashboard {home} is a mounted file")
+
+    path = Path(dashboard) if dashboard else DASHBOARD
+    print(path.name)
+    try:
+        board = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        fail(f"{path.name} is not JSON: {error}")
+        return
+    check(bool(board.get("uid")) and bool(board.get("title")), f"uid {board.get('uid')!r} and title set")
+
+    def on_datasource(where: str, datasource) -> None:
+        uid = (datasource or {}).get("uid") if isinstance(datasource, dict) else None
+        if uid not in datasources:
+            fail(f"{where}: datasource {datasource!r} is not a provisioned one ({sorted(datasources)})")
+        elif datasource.get("type") != datasources[uid]:
+            fail(f"{where}: datasource type {datasource.get('type')!r} is not {datasources[uid]!r}")
+
+    ids: list = []
+    queries = 0
+
+    def walk(panels) -> None:
+        nonlocal queries
+        for panel in panels or []:
+            title = panel.get("title", "?")
+            ids.append(panel.get("id"))
+            if panel.get("type") not in PANEL_TYPES:
+                fail(f"panel {title!r}: type {panel.get('type')!r} is not one of {sorted(PANEL_TYPES)}")
+            grid = panel.get("gridPos", {})
+            if not (all(isinstance(grid.get(k), int) for k in "hwxy") and grid["x"] + grid["w"] <= 24):
+                fail(f"panel {title!r}: gridPos {grid} is not within the 24 columns")
+            targets = panel.get("targets") or []
+            if panel.get("type") in ("row", "text"):
+                if targets:
+                    fail(f"panel {title!r} ({panel['type']}) has queries")
+            else:
+                if not targets:
+                    fail(f"panel {title!r} has no queries")
+                on_datasource(f"panel {title!r}", panel.get("datasource"))
+                refs = [t.get("refId") for t in targets]
+                if len(set(refs)) != len(refs) or None in refs:
+                    fail(f"panel {title!r}: refIds {refs} are not unique")
+                for target in targets:
+                    queries += 1
+                    if "datasource" in target:
+                        on_datasource(f"panel {title!r} query {target.get('refId')}", target["datasource"])
+                    if not str(target.get("expr", "")).strip():
+                        fail(f"panel {title!r} query {target.get('refId')} has no expr")
+            walk(panel.get("panels"))
+
+    walk(board.get("panels"))
+    duplicates = sorted({i for i in ids if ids.count(i) > 1}, key=str)
+    check(all(isinstance(i, int) for i in ids) and not duplicates, f"{len(ids)} panels, integer ids, unique (duplicates: {duplicates})")
+    check(queries >= 20, f"{queries} queries")
+    variables = [v for v in board.get("templating", {}).get("list", []) if v.get("type") == "query"]
+    for variable in variables:
+        on_datasource(f"variable {variable.get('name')}", variable.get("datasource"))
+    ok(f"datasources of {queries} queries and {len(variables)} variables looked at (any other is a FAIL above)")
+
+
+def monitoring_static(services: dict, pod_labels: dict, container: dict) -> None:
+    """The alerting rules, their tests and docs, the PodMonitor, and the rule files'
+    mounts (part of `static`)."""
+    print("deploy/prometheus.yml rule_files and their compose mounts")
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    mounts = {}
+    for volume in services["prometheus"].get("volumes") or []:
+        source, target = volume.split(":")[:2]
+        mounts[target] = (ROOT / source).resolve()
+    config_target = next(t for t, s in mounts.items() if s == (ROOT / "deploy" / "prometheus.yml").resolve())
+    rule_files = prometheus.get("rule_files") or []
+    check(bool(rule_files), f"rule_files: {rule_files}")
+    for entry in rule_files:
+        local = (ROOT / "deploy" / entry).resolve()
+        in_container = entry if entry.startswith("/") else f"{config_target.rpartition('/')[0]}/{entry}"
+        check(local == RULES.resolve(), f"rule file {entry} is deploy/prometheus/rules.yml (relative to deploy/prometheus.yml)")
+        check(mounts.get(in_container) == local, f"compose mounts it at {in_container}, relative to the mounted config")
+    jobs = {job["job_name"] for job in prometheus["scrape_configs"]}
+    check(ALERT_JOB in jobs, f"compose's Prometheus has the job {ALERT_JOB} the alerts select")
+
+    print("deploy/prometheus/rules.yml: conventions, unit tests, runbooks")
+    doc = yaml.safe_load(RULES.read_text())
+    alerts = [r for g in doc["groups"] for r in g["rules"] if "alert" in r]
+    tested = set(re.findall(r"alertname:\s*(\S+)", RULES_TESTS.read_text()))
+    guide = OPERATIONS.read_text()
+    headings = set(re.findall(r"^#+\s+`?(\w+)`?\s*$", guide, re.M))
+    for alert in alerts:
+        name = alert["alert"]
+        check(alert.get("labels", {}).get("severity") in SEVERITIES, f"{name}: severity {alert.get('labels', {}).get('severity')} is one of {sorted(SEVERITIES)}")
+        check({"summary", "description", "runbook"} <= set(alert.get("annotations", {})), f"{name}: summary, description and runbook annotations")
+        check(f'job="{ALERT_JOB}"' in alert["expr"], f'{name}: selects job="{ALERT_JOB}"')
+        check(name in tested, f"{name} has unit tests in rules.test.yml")
+        check(name in headings, f"{name} has a section in docs/operations.md")
+    check(len(alerts) >= 5, f"{len(alerts)} alerts")
+
+    print("deploy/kubernetes/monitoring (a kustomize Component: not in the base)")
+    kustomization = yaml.safe_load((MONITORING / "kustomization.yaml").read_text())
+    check(kustomization.get("kind") == "Component", "monitoring/ is a kustomize Component")
+    listed = set(kustomization.get("resources", []))
+    for path in sorted(MONITORING.glob("*.yaml")):
+        if path.name != "kustomization.yaml":
+            check(path.name in listed, f"monitoring/{path.name} is listed in its kustomization")
+    base = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "kustomization.yaml").read_text())
+    check(not any("monitoring" in r for r in base.get("resources", [])), "the base does not include the operator's kinds")
+    podmonitor = yaml.safe_load((MONITORING / "podmonitor.yaml").read_text())
+    check(podmonitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items(), "the PodMonitor selects the Deployment's pods")
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for endpoint in podmonitor["spec"]["podMetricsEndpoints"]:
+        check(endpoint["port"] == "ops" and "ops" in ports, f"the PodMonitor scrapes the container port {endpoint['port']} (the operations port)")
+        check(endpoint.get("path", "/metrics") == "/metrics", "the PodMonitor scrapes /metrics")
+    job_label = podmonitor["spec"].get("jobLabel")
+    check(pod_labels.get(job_label) == ALERT_JOB, f"the PodMonitor's jobLabel {job_label} gives job={pod_labels.get(job_label)!r}, the job the alerts select")
 
 
 # -------------------------------------------------------------------------------- smoke
@@ -870,8 +1109,9 @@ def cited(guide: str = "docs/deployment.md") -> None:
 
 
 def main() -> int:
-    commands = {"static": static, "build": build, "smoke": smoke, "cited": cited}
-    if len(sys.argv) < 2 or sys.argv[1] not in commands or (len(sys.argv) > 2 and sys.argv[1] != "cited"):
+    commands = {"static": static, "build": build, "smoke": smoke, "cited": cited, "rules": rules, "unit-rules": unit_rules, "grafana": grafana}
+    takes_arguments = {"cited", "rules", "unit-rules", "grafana"}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands or (len(sys.argv) > 2 and sys.argv[1] not in takes_arguments):
         print(__doc__)
         return 2
     commands[sys.argv[1]](*sys.argv[2:])
