@@ -14,9 +14,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use genesys_proxy::cache::CacheSettings;
 use genesys_proxy::conversations::{ConversationEntry, entry_from_document};
 use genesys_proxy::reports::summary::ConversationSummary;
-use genesys_proxy::upstream::models::{
-    AggregatesResponse, Conversation, DetailsResponse, MultiGetResponse,
-};
+use genesys_proxy::upstream::models::{AggregatesResponse, Conversation, DetailsResponse};
 use serde_json::{Map, Value, json};
 
 /// Cases per document kind (`MODEL_CASES` overrides).
@@ -312,22 +310,6 @@ fn sparse_and_null_laden_details_pages_decode_keeping_every_placeable_hit() {
         dropped += items(document, "conversations").len() - expected.len();
     });
     assert!(kept > 50 && dropped > 20, "kept {kept}, dropped {dropped}");
-}
-
-#[test]
-fn sparse_and_null_laden_multi_get_answers_decode_keeping_every_placeable_hit() {
-    for_each_document(
-        "AnalyticsConversationWithoutAttributesMultiGetResponse",
-        |seed, document| {
-            let answer: MultiGetResponse = decode(seed, document);
-            let decoded: Vec<_> = answer
-                .conversations
-                .iter()
-                .map(|c| (c.conversation_id.clone(), c.conversation_start))
-                .collect();
-            assert_eq!(decoded, placeable_hits(document), "seed {seed}");
-        },
-    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Operations endpoints: liveness, metrics, and the admin view of the cache (readiness
-//! is [`super::readiness`]).
+//! is [`super::readiness`]). `/metrics` only assembles the families each component renders
+//! of itself: inbound HTTP, the caches, upstream calls, the budget, the token.
 
 use axum::Json;
 use axum::extract::State;
@@ -50,7 +51,8 @@ pub async fn purge_cache(State(state): State<AppState>) -> StatusCode {
     (status = 200, description = "Prometheus text exposition (version 0.0.4)", content_type = "text/plain"),
 ))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    use crate::metrics::{header, sample};
+    // Each component renders its own families; this only assembles them, in the order
+    // inbound HTTP, caches, upstream calls, budget, token.
     let mut out = String::with_capacity(16 * 1024);
     state.http_metrics.render(&mut out);
 
@@ -67,120 +69,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     );
 
     state.client.stats().render(&mut out);
-
-    let budget = state.client.budget().stats();
-    header(
-        &mut out,
-        "genesys_proxy_budget_queue_depth",
-        "gauge",
-        "Calls waiting for the rate budget, by class.",
-    );
-    for class in crate::upstream::Class::ALL {
-        sample(
-            &mut out,
-            "genesys_proxy_budget_queue_depth",
-            &format!("class=\"{}\"", class.as_str()),
-            budget.queued[class as usize],
-        );
-    }
-    header(
-        &mut out,
-        "genesys_proxy_budget_in_flight",
-        "gauge",
-        "Upstream calls in flight.",
-    );
-    sample(
-        &mut out,
-        "genesys_proxy_budget_in_flight",
-        "",
-        budget.in_flight,
-    );
-    header(
-        &mut out,
-        "genesys_proxy_budget_granted_total",
-        "counter",
-        "Permits granted.",
-    );
-    sample(
-        &mut out,
-        "genesys_proxy_budget_granted_total",
-        "",
-        budget.granted,
-    );
-    header(
-        &mut out,
-        "genesys_proxy_budget_refused_total",
-        "counter",
-        "Demands refused (deadline unreachable or queue full).",
-    );
-    sample(
-        &mut out,
-        "genesys_proxy_budget_refused_total",
-        "",
-        budget.refused,
-    );
-    header(
-        &mut out,
-        "genesys_proxy_budget_effective_rate",
-        "gauge",
-        "Requests per period the budget paces at (lowered to Genesys' reported limit).",
-    );
-    sample(
-        &mut out,
-        "genesys_proxy_budget_effective_rate",
-        "",
-        budget.effective_rate,
-    );
-    header(
-        &mut out,
-        "genesys_proxy_budget_frozen",
-        "gauge",
-        "1 while upstream calls are frozen after a 429.",
-    );
-    sample(
-        &mut out,
-        "genesys_proxy_budget_frozen",
-        "",
-        u8::from(budget.frozen),
-    );
-
-    let token = state.client.tokens().stats();
-    header(
-        &mut out,
-        "genesys_proxy_token_requests_total",
-        "counter",
-        "Token requests sent to the Genesys login host (refreshes included).",
-    );
-    sample(
-        &mut out,
-        "genesys_proxy_token_requests_total",
-        "",
-        token.requests,
-    );
-    header(
-        &mut out,
-        "genesys_proxy_token_failures_total",
-        "counter",
-        "Token requests that failed.",
-    );
-    sample(
-        &mut out,
-        "genesys_proxy_token_failures_total",
-        "",
-        token.failures,
-    );
-    header(
-        &mut out,
-        "genesys_proxy_token_valid",
-        "gauge",
-        "1 while a valid Genesys token is held.",
-    );
-    sample(
-        &mut out,
-        "genesys_proxy_token_valid",
-        "",
-        u8::from(token.has_token),
-    );
+    state.client.budget().stats().render(&mut out);
+    state.client.tokens().stats().render(&mut out);
 
     (
         [(

@@ -51,18 +51,6 @@ where
         .collect())
 }
 
-/// Reads a list of analytics records, keeping the hits the proxy can use: a record
-/// without an id or a start cannot be placed in a walk, so it is dropped (and logged).
-fn usable_hits<'de, D>(deserializer: D) -> Result<Vec<AnalyticsConversation>, D::Error>
-where
-    D: Deserializer<'de>,
-{
-    deserializer.deserialize_option(Items {
-        keep: usable_hit,
-        marker: PhantomData,
-    })
-}
-
 /// The hit of record `index` of a page, or `None` (logged) when it lacks an id or a start.
 fn usable_hit(index: usize, record: AnalyticsRecord) -> Option<AnalyticsConversation> {
     AnalyticsConversation::try_from(record)
@@ -171,15 +159,6 @@ impl From<DetailsPage> for DetailsResponse {
             records,
         }
     }
-}
-
-/// `AnalyticsConversationWithoutAttributesMultiGetResponse`, with the usable hits (as
-/// [`DetailsResponse`]).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(default, rename_all = "camelCase")]
-pub struct MultiGetResponse {
-    #[serde(deserialize_with = "usable_hits")]
-    pub conversations: Vec<AnalyticsConversation>,
 }
 
 /// `AnalyticsConversationWithoutAttributes`, as the proxy uses it: a hit with an id and a

@@ -1,46 +1,40 @@
-//! Figures of the upstream calls, for `/metrics`: HTTP exchanges by endpoint and status
-//! (or transport error), their latency, 429s received, retries, and the time each class
-//! waited for the budget.
+//! Figures of the upstream calls, rendered for `/metrics`: HTTP exchanges by endpoint and
+//! status (or transport error), their latency by [`Endpoint`], 429s received, retries, and
+//! the time each class waited for the budget.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use super::budget::Class;
+use super::endpoint::Endpoint;
 use crate::metrics::{Histogram, header, sample};
 
 /// Upstream figures.
 #[derive(Debug, Default)]
 pub struct UpstreamStats {
-    /// (endpoint, status or "error") -> count.
+    /// (endpoint label, status or "error") -> count; rendered in label order.
     exchanges: Mutex<BTreeMap<(&'static str, String), u64>>,
-    latency: [Histogram; 4],
-    pub rate_limited: AtomicU64,
-    pub retries: AtomicU64,
-    queue_wait: [Histogram; 3],
+    /// Latency per endpoint, indexed by [`Endpoint`].
+    latency: [Histogram; Endpoint::ALL.len()],
+    rate_limited: AtomicU64,
+    retries: AtomicU64,
+    /// Budget waits per class, indexed by [`Class`].
+    queue_wait: [Histogram; Class::ALL.len()],
 }
-
-/// Endpoint labels, indexes into the latency histograms.
-pub const ENDPOINTS: [&str; 4] = [
-    "get_conversation",
-    "details_query",
-    "multi_get",
-    "aggregates_query",
-];
 
 impl UpstreamStats {
     /// Records one HTTP exchange (`status` `None`: no answer).
-    pub fn exchange(&self, endpoint: usize, status: Option<u16>, latency: Duration) {
+    pub fn exchange(&self, endpoint: Endpoint, status: Option<u16>, latency: Duration) {
         let label = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
         *self
             .exchanges
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry((ENDPOINTS[endpoint], label))
+            .entry((endpoint.as_str(), label))
             .or_default() += 1;
-        self.latency[endpoint].observe(latency);
+        self.latency[endpoint as usize].observe(latency);
         if status == Some(429) {
             self.rate_limited.fetch_add(1, Ordering::Relaxed);
         }
@@ -51,15 +45,9 @@ impl UpstreamStats {
         self.queue_wait[class as usize].observe(wait);
     }
 
-    /// Exchanges with `status` (any endpoint); for tests and readiness.
-    pub fn exchanges_with(&self, status: &str) -> u64 {
-        self.exchanges
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter(|((_, s), _)| s == status)
-            .map(|(_, n)| n)
-            .sum()
+    /// Counts one attempt retried (a transient failure, a 401 refresh, a 429 freeze).
+    pub fn count_retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Appends the upstream metrics.
@@ -89,11 +77,11 @@ impl UpstreamStats {
             "histogram",
             "Latency of HTTP exchanges with Genesys, by endpoint.",
         );
-        for (endpoint, histogram) in ENDPOINTS.iter().zip(&self.latency) {
-            histogram.render(
+        for endpoint in Endpoint::ALL {
+            self.latency[endpoint as usize].render(
                 out,
                 "genesys_proxy_upstream_request_duration_seconds",
-                &format!("endpoint=\"{endpoint}\""),
+                &format!("endpoint=\"{}\"", endpoint.as_str()),
             );
         }
         header(
@@ -126,13 +114,12 @@ impl UpstreamStats {
             "histogram",
             "Time calls waited for the rate budget, by class.",
         );
-        for (class, histogram) in Class::ALL.iter().zip(&self.queue_wait) {
-            histogram.render(
+        for class in Class::ALL {
+            self.queue_wait[class as usize].render(
                 out,
                 "genesys_proxy_budget_wait_seconds",
                 &format!("class=\"{}\"", class.as_str()),
             );
         }
-        let _ = write!(out, "");
     }
 }

@@ -8,6 +8,8 @@ use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next, Result};
 use tracing::Instrument;
 
+use crate::egress::describe_transport_error;
+
 /// The tracing middleware.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TraceUpstream;
@@ -41,9 +43,19 @@ impl Middleware for TraceUpstream {
                 }
             }
             Err(error) => {
-                span.in_scope(|| tracing::debug!(error = %super::token::describe_transport_error_mw(error), "upstream exchange failed"));
+                span.in_scope(
+                    || tracing::debug!(error = %describe(error), "upstream exchange failed"),
+                );
             }
         }
         result
+    }
+}
+
+/// A transport error described without the URL's query or any header.
+fn describe(error: &reqwest_middleware::Error) -> String {
+    match error {
+        reqwest_middleware::Error::Reqwest(error) => describe_transport_error(error),
+        reqwest_middleware::Error::Middleware(_) => "a middleware failed".to_owned(),
     }
 }

@@ -21,10 +21,12 @@
 //! a refusal that its own deadline would have avoided.
 //!
 //! [`Budget`] is a small trait so that a shared (multi-replica, e.g. Redis-backed)
-//! implementation can replace [`LocalBudget`] later.
+//! implementation can replace [`LocalBudget`] later. Whatever the implementation, its
+//! figures are a [`BudgetStats`], which renders the budget's `/metrics` families.
 
 mod fair;
 mod local;
+mod stats;
 mod window;
 
 use std::fmt;
@@ -38,6 +40,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 pub use local::LocalBudget;
+pub use stats::BudgetStats;
 
 /// Priority class of an upstream call: lower variants are served first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -226,26 +229,6 @@ impl Drop for Permit {
             lease.finish(Outcome::NoResponse);
         }
     }
-}
-
-/// A point-in-time view of the budget, for metrics and `/admin`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct BudgetStats {
-    /// Queued demands per class (realtime, report, hydrate).
-    pub queued: [usize; 3],
-    pub in_flight: usize,
-    pub granted: u64,
-    pub refused: u64,
-    /// 429s reported by calls.
-    pub rate_limited: u64,
-    /// The rate currently used, in requests per period.
-    pub effective_rate: u32,
-    /// Whether calls are frozen after a 429.
-    pub frozen: bool,
-    /// Sum of queue waits of granted permits, in milliseconds.
-    pub total_wait_ms: u64,
-    /// Permits granted per class (realtime, report, hydrate): the classes' shares.
-    pub granted_by_class: [u64; 3],
 }
 
 /// A boxed future, so that [`Budget`] stays object safe.

@@ -1,0 +1,191 @@
+//! The shape of `/metrics` is an interface: dashboards and alerts name its families and
+//! labels. Each component renders its own families (HTTP, caches, upstream, budget, token)
+//! and the handler only assembles them; this test pins what the assembly shows after some
+//! traffic through a proxy in front of the simulator: every family's `# HELP` and `# TYPE`
+//! lines, and every series (a histogram's `_bucket`, `_sum` and `_count` lines read as one
+//! series), in order. Sample values are left out: they depend on timing.
+//!
+//! The expected shape was taken from the proxy before the metrics moved into their
+//! components; the one difference is the latency histogram of the `multi_get` endpoint,
+//! which the proxy never called and no longer knows.
+
+mod support;
+
+use serde_json::json;
+use support::TestApp;
+
+/// The exposition after the traffic of [`scrape_after_traffic`], values left out.
+const EXPECTED_SHAPE: &str = r#"# HELP genesys_proxy_http_requests_total Inbound requests answered, by route, method and status.
+# TYPE genesys_proxy_http_requests_total counter
+genesys_proxy_http_requests_total{route="/conversations/{id}",method="GET",status="200"}
+genesys_proxy_http_requests_total{route="/conversations/{id}",method="GET",status="404"}
+genesys_proxy_http_requests_total{route="/reports/aggregates",method="GET",status="200"}
+genesys_proxy_http_requests_total{route="/reports/search",method="POST",status="200"}
+# HELP genesys_proxy_http_request_duration_seconds Inbound request latency, by route, method and status.
+# TYPE genesys_proxy_http_request_duration_seconds histogram
+genesys_proxy_http_request_duration_seconds{route="/conversations/{id}",method="GET",status="200"} (histogram)
+genesys_proxy_http_request_duration_seconds{route="/conversations/{id}",method="GET",status="404"} (histogram)
+genesys_proxy_http_request_duration_seconds{route="/reports/aggregates",method="GET",status="200"} (histogram)
+genesys_proxy_http_request_duration_seconds{route="/reports/search",method="POST",status="200"} (histogram)
+# HELP genesys_proxy_http_fast_path_answers_total Requests answered by the cache-hit fast path of GET /conversations/{id} (also counted in genesys_proxy_http_requests_total).
+# TYPE genesys_proxy_http_fast_path_answers_total counter
+genesys_proxy_http_fast_path_answers_total
+# HELP genesys_proxy_cache_requests_total Cache lookups by cache and result (hit, miss, stale, collapsed).
+# TYPE genesys_proxy_cache_requests_total counter
+genesys_proxy_cache_requests_total{cache="conversations",result="hit"}
+genesys_proxy_cache_requests_total{cache="conversations",result="miss"}
+genesys_proxy_cache_requests_total{cache="conversations",result="stale"}
+genesys_proxy_cache_requests_total{cache="conversations",result="collapsed"}
+genesys_proxy_cache_requests_total{cache="report_pages",result="hit"}
+genesys_proxy_cache_requests_total{cache="report_pages",result="miss"}
+genesys_proxy_cache_requests_total{cache="report_pages",result="stale"}
+genesys_proxy_cache_requests_total{cache="report_pages",result="collapsed"}
+genesys_proxy_cache_requests_total{cache="aggregates",result="hit"}
+genesys_proxy_cache_requests_total{cache="aggregates",result="miss"}
+genesys_proxy_cache_requests_total{cache="aggregates",result="stale"}
+genesys_proxy_cache_requests_total{cache="aggregates",result="collapsed"}
+# HELP genesys_proxy_cache_fetches_total Upstream fetches started by the cache (one per key however many requests wait).
+# TYPE genesys_proxy_cache_fetches_total counter
+genesys_proxy_cache_fetches_total{cache="conversations"}
+genesys_proxy_cache_fetches_total{cache="report_pages"}
+genesys_proxy_cache_fetches_total{cache="aggregates"}
+# HELP genesys_proxy_cache_fetch_errors_total Cache fetches that failed.
+# TYPE genesys_proxy_cache_fetch_errors_total counter
+genesys_proxy_cache_fetch_errors_total{cache="conversations"}
+genesys_proxy_cache_fetch_errors_total{cache="report_pages"}
+genesys_proxy_cache_fetch_errors_total{cache="aggregates"}
+# HELP genesys_proxy_cache_entries Entries held.
+# TYPE genesys_proxy_cache_entries gauge
+genesys_proxy_cache_entries{cache="conversations"}
+genesys_proxy_cache_entries{cache="report_pages"}
+genesys_proxy_cache_entries{cache="aggregates"}
+# HELP genesys_proxy_cache_bytes Bytes held (weighted size).
+# TYPE genesys_proxy_cache_bytes gauge
+genesys_proxy_cache_bytes{cache="conversations"}
+genesys_proxy_cache_bytes{cache="report_pages"}
+genesys_proxy_cache_bytes{cache="aggregates"}
+# HELP genesys_proxy_cache_max_bytes Configured byte budget.
+# TYPE genesys_proxy_cache_max_bytes gauge
+genesys_proxy_cache_max_bytes{cache="conversations"}
+genesys_proxy_cache_max_bytes{cache="report_pages"}
+genesys_proxy_cache_max_bytes{cache="aggregates"}
+# HELP genesys_proxy_upstream_requests_total HTTP exchanges with Genesys, by endpoint and status (error: no answer).
+# TYPE genesys_proxy_upstream_requests_total counter
+genesys_proxy_upstream_requests_total{endpoint="aggregates_query",status="200"}
+genesys_proxy_upstream_requests_total{endpoint="details_query",status="200"}
+genesys_proxy_upstream_requests_total{endpoint="get_conversation",status="200"}
+genesys_proxy_upstream_requests_total{endpoint="get_conversation",status="404"}
+# HELP genesys_proxy_upstream_request_duration_seconds Latency of HTTP exchanges with Genesys, by endpoint.
+# TYPE genesys_proxy_upstream_request_duration_seconds histogram
+genesys_proxy_upstream_request_duration_seconds{endpoint="get_conversation"} (histogram)
+genesys_proxy_upstream_request_duration_seconds{endpoint="details_query"} (histogram)
+genesys_proxy_upstream_request_duration_seconds{endpoint="aggregates_query"} (histogram)
+# HELP genesys_proxy_upstream_rate_limited_total 429 answers received from Genesys (never passed on to clients).
+# TYPE genesys_proxy_upstream_rate_limited_total counter
+genesys_proxy_upstream_rate_limited_total
+# HELP genesys_proxy_upstream_retries_total Upstream attempts retried (transient failures, 401 refreshes, 429 freezes).
+# TYPE genesys_proxy_upstream_retries_total counter
+genesys_proxy_upstream_retries_total
+# HELP genesys_proxy_budget_wait_seconds Time calls waited for the rate budget, by class.
+# TYPE genesys_proxy_budget_wait_seconds histogram
+genesys_proxy_budget_wait_seconds{class="realtime"} (histogram)
+genesys_proxy_budget_wait_seconds{class="report"} (histogram)
+genesys_proxy_budget_wait_seconds{class="hydrate"} (histogram)
+# HELP genesys_proxy_budget_queue_depth Calls waiting for the rate budget, by class.
+# TYPE genesys_proxy_budget_queue_depth gauge
+genesys_proxy_budget_queue_depth{class="realtime"}
+genesys_proxy_budget_queue_depth{class="report"}
+genesys_proxy_budget_queue_depth{class="hydrate"}
+# HELP genesys_proxy_budget_in_flight Upstream calls in flight.
+# TYPE genesys_proxy_budget_in_flight gauge
+genesys_proxy_budget_in_flight
+# HELP genesys_proxy_budget_granted_total Permits granted.
+# TYPE genesys_proxy_budget_granted_total counter
+genesys_proxy_budget_granted_total
+# HELP genesys_proxy_budget_refused_total Demands refused (deadline unreachable or queue full).
+# TYPE genesys_proxy_budget_refused_total counter
+genesys_proxy_budget_refused_total
+# HELP genesys_proxy_budget_effective_rate Requests per period the budget paces at (lowered to Genesys' reported limit).
+# TYPE genesys_proxy_budget_effective_rate gauge
+genesys_proxy_budget_effective_rate
+# HELP genesys_proxy_budget_frozen 1 while upstream calls are frozen after a 429.
+# TYPE genesys_proxy_budget_frozen gauge
+genesys_proxy_budget_frozen
+# HELP genesys_proxy_token_requests_total Token requests sent to the Genesys login host (refreshes included).
+# TYPE genesys_proxy_token_requests_total counter
+genesys_proxy_token_requests_total
+# HELP genesys_proxy_token_failures_total Token requests that failed.
+# TYPE genesys_proxy_token_failures_total counter
+genesys_proxy_token_failures_total
+# HELP genesys_proxy_token_valid 1 while a valid Genesys token is held.
+# TYPE genesys_proxy_token_valid gauge
+genesys_proxy_token_valid
+"#;
+
+/// Sends a little of every kind of traffic (a miss and a hit, an unknown conversation, a
+/// report search and an aggregates query), then scrapes `/metrics`.
+async fn scrape_after_traffic(app: &TestApp) -> String {
+    let conversation = format!("/conversations/{}", app.ended_id());
+    assert_eq!(app.get(&conversation).await.status, 200);
+    assert_eq!(app.get(&conversation).await.status, 200);
+    let unknown = "/conversations/00000000-0000-4000-8000-000000000000";
+    assert_eq!(app.get(unknown).await.status, 404);
+    let search = app
+        .post(
+            "/reports/search",
+            &json!({"from": "2025-03-10T00:00:00Z", "to": "2025-03-11T00:00:00Z", "page_size": 5}),
+        )
+        .await;
+    assert_eq!(search.status, 200, "{}", search.text());
+    let aggregates = app
+        .get("/reports/aggregates?from=2025-03-10T00:00:00Z&to=2025-03-11T00:00:00Z&granularity=PT1H&metrics=offered")
+        .await;
+    assert_eq!(aggregates.status, 200, "{}", aggregates.text());
+    let metrics = app.get_with("/metrics", "", &[]).await;
+    assert_eq!(metrics.status, 200);
+    metrics.text()
+}
+
+/// The exposition with sample values left out and each histogram series on one line.
+fn shape(text: &str) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('#') {
+            lines.push(line.to_owned());
+            continue;
+        }
+        let (series, _value) = line.rsplit_once(' ').expect("a sample has a value");
+        let series = histogram_series(series).unwrap_or_else(|| series.to_owned());
+        if lines.last() != Some(&series) {
+            lines.push(series);
+        }
+    }
+    lines.join("\n") + "\n"
+}
+
+/// `name{labels}` of the histogram series a `_bucket`, `_sum` or `_count` sample belongs
+/// to (its `le` label dropped); `None` for any other sample.
+fn histogram_series(sample: &str) -> Option<String> {
+    let (name, labels) = sample.split_once('{').unwrap_or((sample, ""));
+    let labels = labels.strip_suffix('}').unwrap_or(labels);
+    let family = ["_bucket", "_sum", "_count"]
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix))?;
+    let labels: Vec<&str> = labels
+        .split(',')
+        .filter(|l| !l.is_empty() && !l.starts_with("le="))
+        .collect();
+    Some(if labels.is_empty() {
+        format!("{family} (histogram)")
+    } else {
+        format!("{family}{{{}}} (histogram)", labels.join(","))
+    })
+}
+
+#[tokio::test]
+async fn metrics_show_the_same_families_labels_and_order_after_traffic() {
+    let app = TestApp::default_app().await;
+    let text = scrape_after_traffic(&app).await;
+    let shape = shape(&text);
+    assert_eq!(shape, EXPECTED_SHAPE, "the exposition changed:\n{text}");
+}
