@@ -7,31 +7,27 @@
 //! conversation lookup: the record read), `cache` (how the cache answered, `-` when it
 //! did not), `upstream_calls` (HTTP attempts to Genesys made for this request, token
 //! requests aside; a request that joined another's fetch made none), `latency_ms` and
-//! `fast_path` (answered before the router, [`crate::routes::hit_path`]).
+//! `fast_path` (answered early, by the cache-hit answerer [`crate::routes::hit_path`]).
 //!
 //! It never writes bodies, query strings (report filters name agents, queues and
-//! divisions: other parties), headers, tokens or API keys. Requests answered on the hit
-//! fast path and by the router are logged alike: the fast path calls [`AccessLog::write`]
-//! itself, the router's middleware ([`record`]) does it for everything else.
+//! divisions: other parties), headers, tokens or API keys. This module owns the line and
+//! its switch; the front door ([`crate::routes::front_door`]) writes one for every
+//! request it answers, early or through the router, at the same point as the request
+//! metrics.
 //!
 //! Upstream calls happen in fetch tasks of their own (a disconnecting client cannot
-//! cancel them), which run inside the request's span: the middleware hangs a counter on
-//! that span, and [`count_upstream_call`] finds it from wherever the call runs. Without a
-//! subscriber (or with the request span filtered out) there is nothing to count and
-//! nothing to log.
+//! cancel them), which run inside the request's span: the door hangs a counter on that
+//! span ([`attach_call_counter`]), and [`count_upstream_call`] finds it from wherever the
+//! call runs. Without a subscriber (or with the request span filtered out) there is
+//! nothing to count and nothing to log.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderMap;
-use axum::middleware::Next;
-use axum::response::Response;
-use tokio::time::Instant;
 use tracing_subscriber::registry::LookupSpan as _;
 
-use crate::auth::{ApiKeys, presented_key};
 use crate::cache::CacheStatus;
 
 /// Whether the access log is written. Off by default (`[telemetry] access_log`).
@@ -101,79 +97,10 @@ impl AccessLog {
     }
 }
 
-/// What the router's access-log middleware needs.
-#[derive(Debug, Clone)]
-pub struct RouterAccessLog {
-    pub log: Arc<AccessLog>,
-    pub keys: Arc<ApiKeys>,
-}
-
-/// Middleware: writes the access line of every request the router answers. It runs
-/// inside the request's span (the counter of upstream calls hangs there) and outside the
-/// error and timeout layers (it logs the status the client gets).
-pub async fn record(
-    State(access): State<RouterAccessLog>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if !access.log.enabled() {
-        return next.run(request).await;
-    }
-    let started = Instant::now();
-    let route = route_template(&request);
-    let conversation_id = (route == CONVERSATION_ROUTE)
-        .then(|| {
-            request
-                .uri()
-                .path()
-                .strip_prefix("/conversations/")
-                .filter(|id| uuid::Uuid::try_parse(id).is_ok())
-                .map(str::to_owned)
-        })
-        .flatten();
-    let method = request.method().as_str().to_owned();
-    let request_id = header_text(request.headers(), "x-request-id").to_owned();
-    let client = presented_key(request.headers())
-        .and_then(|key| access.keys.authenticate(key))
-        .map(|caller| caller.name.clone());
-    let calls = attach_call_counter();
-    let response = next.run(request).await;
-    access.log.write(&AccessEntry {
-        request_id: &request_id,
-        method: &method,
-        route: &route,
-        status: response.status().as_u16(),
-        client: client.as_deref(),
-        conversation_id: conversation_id.as_deref(),
-        cache: cache_status(response.headers()),
-        upstream_calls: calls.map(|c| c.0.load(Ordering::Relaxed)),
-        latency: started.elapsed(),
-        fast_path: false,
-    });
-    response
-}
-
-/// The route template of conversation lookups.
-pub const CONVERSATION_ROUTE: &str = "/conversations/{id}";
-
-/// The matched route's template (the id wildcard reads as `{id}`), `unmatched` for none.
-fn route_template(request: &Request) -> String {
-    request.extensions().get::<MatchedPath>().map_or_else(
-        || "unmatched".to_owned(),
-        |p| p.as_str().replace("{*id}", "{id}"),
-    )
-}
-
-fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-}
-
 /// How the cache answered, read back from the answer's `Cache-Status` header (which the
 /// error layer keeps when it renders a problem, where response extensions are lost).
-fn cache_status(headers: &HeaderMap) -> Option<CacheStatus> {
+#[must_use]
+pub fn cache_status(headers: &HeaderMap) -> Option<CacheStatus> {
     // Those with a suffix first: a plain hit's prefix is also theirs.
     const ORDER: [CacheStatus; 6] = [
         CacheStatus::StaleWhileRevalidate,
@@ -195,10 +122,19 @@ fn cache_status(headers: &HeaderMap) -> Option<CacheStatus> {
 
 /// The counter of upstream calls hung on a request's span.
 #[derive(Debug, Clone, Default)]
-struct UpstreamCalls(Arc<AtomicU32>);
+pub struct UpstreamCalls(Arc<AtomicU32>);
+
+impl UpstreamCalls {
+    /// The calls counted so far.
+    #[must_use]
+    pub fn count(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// Hangs a new counter on the current span (the request's), if spans are recorded.
-fn attach_call_counter() -> Option<UpstreamCalls> {
+#[must_use]
+pub fn attach_call_counter() -> Option<UpstreamCalls> {
     let counter = UpstreamCalls::default();
     tracing::Span::current()
         .with_subscriber(|(id, dispatch)| {

@@ -30,7 +30,7 @@ pub struct App {
     listener: TcpListener,
     ops_listener: Option<TcpListener>,
     state: AppState,
-    service: routes::ProxyService,
+    service: routes::FrontDoor,
 }
 
 impl App {

@@ -182,28 +182,53 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
 }
 
-/// The authentication state of a route group: the keys and the scope it needs.
+/// What a request's key says about its caller: the front door works it out once per
+/// request ([`Authentication::of`]) and passes it on as a request extension, where each
+/// route's scope check ([`require`]) and the access log read it.
 #[derive(Debug, Clone)]
-pub struct Guard {
-    pub keys: Arc<ApiKeys>,
-    pub scope: Scope,
+pub enum Authentication {
+    /// No key was presented.
+    NoKey,
+    /// A key was presented that no client has.
+    UnknownKey,
+    /// The key of this caller.
+    Known(Arc<Caller>),
 }
 
-/// Middleware: 401 without a known key, 403 without the scope; otherwise puts the
-/// [`Caller`] into the request's extensions.
-pub async fn require(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
-    let caller = match presented_key(request.headers()) {
-        None => {
+impl Authentication {
+    /// Authenticates the key `headers` present, if any.
+    #[must_use]
+    pub fn of(keys: &ApiKeys, headers: &HeaderMap) -> Self {
+        match presented_key(headers) {
+            None => Self::NoKey,
+            Some(key) => keys.authenticate(key).map_or(Self::UnknownKey, Self::Known),
+        }
+    }
+
+    /// The caller, when the key is known.
+    #[must_use]
+    pub fn caller(&self) -> Option<&Arc<Caller>> {
+        match self {
+            Self::Known(caller) => Some(caller),
+            Self::NoKey | Self::UnknownKey => None,
+        }
+    }
+}
+
+/// Middleware of a route group needing `scope`: 401 without a known key, 403 without the
+/// scope; otherwise puts the [`Caller`] into the request's extensions. It reads the
+/// [`Authentication`] the front door found (none there counts as no key).
+pub async fn require(State(scope): State<Scope>, mut request: Request, next: Next) -> Response {
+    let caller = match request.extensions().get::<Authentication>() {
+        None | Some(Authentication::NoKey) => {
             return unauthorized(
                 "send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`",
             );
         }
-        Some(key) => match guard.keys.authenticate(key) {
-            None => return unauthorized("the API key is not known"),
-            Some(caller) => caller,
-        },
+        Some(Authentication::UnknownKey) => return unauthorized("the API key is not known"),
+        Some(Authentication::Known(caller)) => caller.clone(),
     };
-    if !caller.may(guard.scope) {
+    if !caller.may(scope) {
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -211,7 +236,7 @@ pub async fn require(State(guard): State<Guard>, mut request: Request, next: Nex
             format!(
                 "the key of client {:?} lacks the scope {}",
                 caller.name,
-                guard.scope.as_str()
+                scope.as_str()
             ),
         )
         .into_response();

@@ -244,3 +244,39 @@ async fn with_cors_configured_hits_carry_the_cors_layers_headers_on_both_paths()
         assert_eq!(fast_path_answers(&full_stack).await, 0);
     }
 }
+
+#[tokio::test]
+async fn with_cors_configured_a_preflight_is_answered_by_the_cors_layer_with_a_request_id() {
+    let mut settings = proxy_settings();
+    settings.server.cors_allowed_origins = vec!["https://dash.example.com".to_owned()];
+    let app = TestApp::start(sim_config(), settings).await;
+    let preflight = app
+        .http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/conversations/{}", app.base, app.ended_id()),
+        )
+        .header("origin", "https://dash.example.com")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(preflight.status(), 200);
+    let headers = preflight.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://dash.example.com"
+    );
+    assert!(
+        headers["access-control-allow-methods"]
+            .to_str()
+            .is_ok_and(|v| v.contains("GET"))
+    );
+    assert!(headers.get("x-request-id").is_some_and(|id| id.len() == 36));
+    assert_eq!(fast_path_answers(&app).await, 0);
+    assert_eq!(
+        app.upstream_conversation_calls(),
+        0,
+        "nothing went upstream"
+    );
+}

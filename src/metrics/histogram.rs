@@ -52,7 +52,6 @@ impl Histogram {
         }
         let count = self.count();
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-        #[allow(clippy::cast_precision_loss)]
         let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
         let braces = if labels.is_empty() {
             String::new()

@@ -5,8 +5,9 @@
 //! requests. Each `App` has its own registry (no global state), so tests stay isolated.
 //! Nothing secret is ever a label.
 //!
-//! [`HttpMetrics`] also carries the switch of the access log ([`crate::access_log`]),
-//! which observes the same answered requests at the same points.
+//! [`HttpMetrics`] also carries the switch of the access log ([`crate::access_log`]).
+//! Both are recorded at one point, by the front door ([`crate::routes::front_door`]), for
+//! every request it answers, with the route label it derives in one place.
 
 pub mod histogram;
 
@@ -15,11 +16,6 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
-
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
-use tokio::time::Instant;
 
 pub use histogram::Histogram;
 
@@ -175,31 +171,4 @@ pub fn sample(out: &mut String, name: &str, labels: &str, value: impl std::fmt::
     } else {
         let _ = writeln!(out, "{name}{{{labels}}} {value}");
     }
-}
-
-/// The route label of a matched path (the id wildcard reads as `{id}`).
-fn route_label(request: &Request) -> String {
-    request.extensions().get::<MatchedPath>().map_or_else(
-        || "unmatched".to_owned(),
-        |p| p.as_str().replace("{*id}", "{id}"),
-    )
-}
-
-/// Middleware recording every answered request.
-pub async fn track(
-    State(metrics): State<Arc<HttpMetrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let route = route_label(&request);
-    let method = request.method().as_str().to_owned();
-    let response = next.run(request).await;
-    metrics.record(
-        &route,
-        &method,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
 }

@@ -1,10 +1,13 @@
-//! Inbound HTTP only: the router, its shared state and the middleware stack. Handlers
-//! call services (conversations, reports); they never call reqwest or know Genesys URLs.
-//! Every answered request is counted in the metrics and, when it is on, written to the
-//! access log ([`crate::access_log`]), on the hit fast path as through the router.
+//! Inbound HTTP only: the router, its shared state, and the front door every request
+//! passes ([`front_door`]). Handlers call services (conversations, reports); they never
+//! call reqwest or know Genesys URLs. Every answered request is counted in the metrics
+//! and, when it is on, written to the access log ([`crate::access_log`]) by the door,
+//! whether the cache-hit answerer ([`hit_path`]) or the router answered it.
 
 pub mod conversations;
+mod dispatch;
 pub mod docs;
+pub mod front_door;
 pub mod hit_path;
 pub mod ops;
 pub mod readiness;
@@ -18,20 +21,16 @@ use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware;
 use axum::routing::get;
-use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
-use crate::auth::{self, ApiKeys, Guard, Scope};
+use crate::auth::{self, ApiKeys, Scope};
 use crate::config::Settings;
 use crate::conversations::ConversationService;
 use crate::reports::ReportService;
 use crate::upstream::GenesysClient;
-pub use hit_path::ProxyService;
+pub use front_door::{DoorParts, FrontDoor};
 
 /// Everything handlers share. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -55,32 +54,41 @@ impl AppState {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The whole proxy: the router with its middleware, behind the cache-hit fast path of
-/// `GET /conversations/{id}` ([`hit_path`]).
-pub fn service(state: &AppState) -> ProxyService {
-    let request_ids = request_id::FastRequestId::default();
-    let cors = cors(&state.settings.server.cors_allowed_origins);
-    let router = router(state.clone(), request_ids.clone(), cors.clone());
-    ProxyService::new(state, router, request_ids, cors)
+/// The route of conversation lookups. A wildcard, so that an id with `/` in it
+/// (`..%2F..%2Fusers`) is a 400, not a 404.
+const CONVERSATION_ROUTE: &str = "/conversations/{*id}";
+
+/// The path of a conversation lookup before its id (`/conversations/`).
+fn conversation_prefix() -> &'static str {
+    CONVERSATION_ROUTE
+        .strip_suffix("{*id}")
+        .unwrap_or(CONVERSATION_ROUTE)
 }
 
-/// The complete router with its middleware (`cors`: the CORS layer, when configured).
-fn router(
-    state: AppState,
-    request_ids: request_id::FastRequestId,
-    cors: Option<CorsLayer>,
-) -> Router {
-    let guard = |scope| Guard {
-        keys: state.keys.clone(),
-        scope,
+/// The whole proxy of the API listener: the front door ([`front_door`]: request id,
+/// authentication, CORS, metrics, access log, panics, and the cache-hit answerer inside
+/// it) in front of the router.
+pub fn service(state: &AppState) -> FrontDoor {
+    let server = &state.settings.server;
+    let parts = DoorParts {
+        keys: Some(state.keys.clone()),
+        metrics: state.http_metrics.clone(),
+        access_log: Some(state.http_metrics.access_log().clone()),
+        cors: cors(&server.cors_allowed_origins),
+        hits: server
+            .hit_fast_path
+            .then(|| hit_path::HitPath::new(state.conversations.clone())),
+        spans: true,
     };
+    FrontDoor::new(parts, router(state.clone()))
+}
+
+/// The routes of the API listener, behind the door.
+fn router(state: AppState) -> Router {
+    let scope = |scope| middleware::from_fn_with_state(scope, auth::require);
     let conversations = Router::new()
-        // A wildcard, so that an id with `/` in it (`..%2F..%2Fusers`) is a 400, not a 404.
-        .route("/conversations/{*id}", get(conversations::get_conversation))
-        .route_layer(middleware::from_fn_with_state(
-            guard(Scope::ConversationsRead),
-            auth::require,
-        ));
+        .route(CONVERSATION_ROUTE, get(conversations::get_conversation))
+        .route_layer(scope(Scope::ConversationsRead));
     let reports = Router::new()
         .route(
             "/reports/search",
@@ -90,19 +98,13 @@ fn router(
             "/reports/aggregates",
             get(reports::aggregates_get).post(reports::aggregates_post),
         )
-        .route_layer(middleware::from_fn_with_state(
-            guard(Scope::ReportsRead),
-            auth::require,
-        ));
+        .route_layer(scope(Scope::ReportsRead));
     let admin = Router::new()
         .route(
             "/admin/cache",
             get(ops::cache_stats).delete(ops::purge_cache),
         )
-        .route_layer(middleware::from_fn_with_state(
-            guard(Scope::Admin),
-            auth::require,
-        ));
+        .route_layer(scope(Scope::Admin));
     let mut open = Router::new()
         .route("/healthz", get(ops::healthz))
         .merge(docs::routes());
@@ -114,81 +116,34 @@ fn router(
             .route("/metrics", get(ops::metrics));
     }
     let settings = state.settings.server.clone();
-    let http_metrics = state.http_metrics.clone();
-    let access = crate::access_log::RouterAccessLog {
-        log: state.http_metrics.access_log().clone(),
-        keys: state.keys.clone(),
-    };
-    // One stack, applied once: axum boxes each `Router::layer` separately, which costs
-    // allocations and clones on every request. Outermost first.
-    let stack = tower::ServiceBuilder::new()
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            axum::http::header::AUTHORIZATION,
-            HeaderName::from_static("x-api-key"),
-        ]))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, request_ids))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                // Metrics count every request; no log event per request and response.
-                .on_request(())
-                .on_response(())
-                .on_body_chunk(())
-                .on_eos(())
-                // A 5xx is already a problem answer with its cause logged where it arose
-                // (and /readyz answers 503 by design while not ready).
-                .on_failure(
-                    tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
-                ),
-        )
-        // Inside the request's span, outside every layer that may change the status.
-        .layer(middleware::from_fn_with_state(
-            access,
-            crate::access_log::record,
-        ))
-        .option_layer(cors)
-        .layer(CatchPanicLayer::new())
-        .layer(middleware::from_fn(crate::error::problem_layer))
-        .layer(middleware::from_fn_with_state(
-            http_metrics,
-            crate::metrics::track,
-        ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            settings.request_timeout(),
-        ))
-        .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes));
-    Router::new()
+    let routes = Router::new()
         .merge(conversations)
         .merge(reports)
         .merge(admin)
         .merge(open)
-        .with_state(state)
-        .layer(stack)
+        .with_state(state);
+    behind_the_door(
+        routes,
+        settings.request_timeout(),
+        settings.body_limit_bytes,
+    )
 }
 
-/// The span of one request: method, path, request id, and (filled in later) the client
-/// and the cache status. An inbound W3C `traceparent` becomes its parent.
-fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-    let id = request
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    let span = tracing::info_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-        request_id = %id,
-        cache.status = tracing::field::Empty,
-        client = tracing::field::Empty,
-    );
-    if crate::telemetry::tracing_enabled() {
-        let _ = span.set_parent(crate::telemetry::extract_context(request.headers()));
-    }
-    span
+/// `routes` as the front door expects them: each route notes itself for the door's
+/// route label (outermost, so it is noted before anything can fail), then renders error
+/// answers as problems, answers `504` past `timeout` and `413` past `body_limit` bytes
+/// (`usize::MAX`: no limit). One stack, applied once: axum boxes each `Router::layer`
+/// separately.
+pub fn behind_the_door(routes: Router, timeout: Duration, body_limit: usize) -> Router {
+    let stack = tower::ServiceBuilder::new()
+        .layer(dispatch::NoteRouteLayer)
+        .layer(middleware::from_fn(crate::error::problem_layer))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            timeout,
+        ))
+        .layer(RequestBodyLimitLayer::new(body_limit));
+    routes.layer(stack)
 }
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {

@@ -1,12 +1,12 @@
 //! Request ids: 128 bits shown as a UUID, made of a random per-process prefix and a counter,
 //! so every request gets a unique id without a system call (a v4 UUID per request costs
-//! a `getrandom` call on the hot path). A client's own `x-request-id` is kept.
+//! a `getrandom` call on the hot path). The front door takes a client's own
+//! `x-request-id` and makes one only for a request without.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::http::{HeaderValue, Request};
-use tower_http::request_id::{MakeRequestId, RequestId};
+use axum::http::HeaderValue;
 
 /// Makes request ids.
 #[derive(Debug, Clone)]
@@ -39,12 +39,6 @@ impl FastRequestId {
     fn next_uuid(&self) -> uuid::Uuid {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         uuid::Uuid::from_u128((u128::from(self.prefix) << 64) | u128::from(n))
-    }
-}
-
-impl MakeRequestId for FastRequestId {
-    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        Some(RequestId::new(self.next_header_value()))
     }
 }
 
