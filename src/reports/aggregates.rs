@@ -9,7 +9,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::interval::{self, Interval};
-use super::request::{AggregatesQuery, GROUPS, METRICS, Unit};
+use super::request::AggregatesQuery;
+use super::vocabulary::{Metric, Unit, Vocabulary};
 use crate::upstream::models::AggregatesResponse;
 
 /// One metric's statistics in one bucket of one group.
@@ -75,18 +76,17 @@ pub fn series(
     whole: &Interval,
     responses: &[AggregatesResponse],
 ) -> Vec<SeriesPoint> {
-    let wanted: Vec<(&str, &str)> = query.group_by.iter().map(|&i| GROUPS[i]).collect();
-    let metrics: Vec<(&str, &str, Unit)> = query.metrics.iter().map(|&i| METRICS[i]).collect();
-    let mut merged: BTreeMap<Key, BTreeMap<&str, Accumulator>> = BTreeMap::new();
+    let mut merged: BTreeMap<Key, BTreeMap<Metric, Accumulator>> = BTreeMap::new();
     for response in responses {
         for result in &response.results {
-            let group: BTreeMap<String, String> = wanted
+            let group: BTreeMap<String, String> = query
+                .group_by
                 .iter()
-                .filter_map(|(ours, theirs)| {
+                .filter_map(|grouping| {
                     result
                         .group
-                        .get(*theirs)
-                        .map(|v| ((*ours).to_owned(), v.clone()))
+                        .get(grouping.genesys())
+                        .map(|v| (grouping.name().to_owned(), v.clone()))
                 })
                 .collect();
             for bucket in &result.data {
@@ -102,16 +102,18 @@ pub fn series(
                 };
                 let slot = merged.entry((group.clone(), range)).or_default();
                 for metric in &bucket.metrics {
-                    let Some((ours, _, unit)) = metrics
+                    let Some(ours) = query
+                        .metrics
                         .iter()
-                        .find(|(_, theirs, _)| metric.metric.as_deref() == Some(*theirs))
+                        .copied()
+                        .find(|ours| metric.metric.as_deref() == Some(ours.genesys()))
                     else {
                         continue;
                     };
                     let acc = slot.entry(ours).or_default();
                     let stats = &metric.stats;
                     acc.count += stats.count.unwrap_or(0);
-                    if *unit == Unit::Seconds {
+                    if ours.unit() == Unit::Seconds {
                         acc.sum += stats.sum.unwrap_or(0.0) / 1000.0;
                         if let Some(min) = stats.min {
                             acc.min =
@@ -133,11 +135,8 @@ pub fn series(
             interval,
             metrics: accumulators
                 .into_iter()
-                .map(|(name, acc)| {
-                    let unit = metrics
-                        .iter()
-                        .find(|(n, _, _)| *n == name)
-                        .map_or(Unit::Count, |m| m.2);
+                .map(|(metric, acc)| {
+                    let unit = metric.unit();
                     let stats = match unit {
                         Unit::Count => MetricStats {
                             unit,
@@ -151,13 +150,12 @@ pub fn series(
                             unit,
                             count: acc.count,
                             sum: Some(round(acc.sum)),
-                            #[allow(clippy::cast_precision_loss)]
                             avg: (acc.count > 0).then(|| round(acc.sum / acc.count as f64)),
                             min: acc.min.map(round),
                             max: acc.max.map(round),
                         },
                     };
-                    (name.to_owned(), stats)
+                    (metric.name().to_owned(), stats)
                 })
                 .collect(),
         })

@@ -13,6 +13,7 @@ pub mod search;
 mod settings;
 pub mod summary;
 pub mod translate;
+pub mod vocabulary;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,12 +32,12 @@ use crate::error::ApiError;
 use crate::upstream::models::{AggregatesResponse, DetailsResponse};
 use crate::upstream::{CallContext, Class, GenesysClient, UpstreamError};
 use aggregates::{SeriesPoint, TimeRange};
-use cursor::{CursorSigner, Position};
+use cursor::CursorSigner;
 use interval::Interval;
-use request::{AggregatesQuery, Order, SearchQuery};
-use search::UpstreamPages as _;
+use request::{AggregatesQuery, SearchQuery};
 pub use settings::{IntervalMatching, ReportSettings};
 use summary::ConversationSummary;
+use vocabulary::Order;
 
 /// A cached upstream response and its size.
 #[derive(Debug)]
@@ -71,46 +72,6 @@ impl std::ops::Deref for CachedPage {
 
     fn deref(&self) -> &DetailsResponse {
         &self.0.value.body
-    }
-}
-
-/// The upstream pages of one search request, through the page cache.
-struct PageSource<'a> {
-    service: &'a ReportService,
-    query: &'a SearchQuery,
-    caller: &'a Caller,
-    deadline: Instant,
-}
-
-impl std::fmt::Debug for PageSource<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PageSource").finish_non_exhaustive()
-    }
-}
-
-impl search::UpstreamPages for PageSource<'_> {
-    type Page = CachedPage;
-
-    fn page(
-        &self,
-        chunk: &Interval,
-        order: Order,
-        number: u32,
-    ) -> impl std::future::Future<Output = Result<CachedPage, ApiError>> + Send {
-        self.service
-            .page(self.query, chunk, order, number, self.caller, self.deadline)
-    }
-
-    fn list_key(&self, chunk: &Interval, order: Order) -> String {
-        let days = search::touched_days(chunk);
-        let list = translate::details_query(
-            self.query,
-            &days,
-            order,
-            1,
-            self.service.settings.upstream_page_size,
-        );
-        serde_json::to_string(&list).unwrap_or_default()
     }
 }
 
@@ -367,118 +328,6 @@ impl ReportService {
             }
         };
         shared.await
-    }
-
-    /// One page of a search, walked for this request.
-    async fn search_once(
-        &self,
-        query: &SearchQuery,
-        fingerprint: &str,
-        now: chrono::DateTime<Utc>,
-        caller: &Caller,
-        deadline: Instant,
-    ) -> Result<SearchResponse, ApiError> {
-        let stamp = cursor::walk_settings(
-            self.settings.upstream_page_size,
-            self.settings.max_interval_days,
-        );
-        let mut position = match &query.cursor {
-            Some(text) => {
-                let position = self
-                    .signer
-                    .decode(text)
-                    .map_err(|reason| ApiError::invalid_field("cursor", reason))?;
-                if position.q != fingerprint {
-                    return Err(ApiError::invalid_field(
-                        "cursor",
-                        "belongs to a different query: send the same query fields with the cursor",
-                    ));
-                }
-                if position.s != stamp {
-                    return Err(ApiError::invalid_field(
-                        "cursor",
-                        "was issued under other report settings (upstream page size or interval chunking): start the search again without a cursor",
-                    ));
-                }
-                position
-            }
-            None => {
-                let interval = query.interval.resolve(now, self.bucket());
-                Position {
-                    v: cursor::VERSION,
-                    q: fingerprint.to_owned(),
-                    s: stamp,
-                    from: interval.from,
-                    to: interval.to,
-                    chunk: 0,
-                    page: 0,
-                    last_start: None,
-                    last_ids: Vec::new(),
-                    reversed: false,
-                    returned: 0,
-                    total: None,
-                }
-            }
-        };
-        let interval = Interval {
-            from: position.from,
-            to: position.to,
-        };
-        let mut chunks =
-            interval.walk_chunks(self.settings.max_interval_days, query.order == Order::Asc);
-        if query.order == Order::Desc {
-            chunks.reverse();
-        }
-        if position.chunk > chunks.len() {
-            return Err(ApiError::invalid_field("cursor", "does not fit this query"));
-        }
-        let pages = PageSource {
-            service: self,
-            query,
-            caller,
-            deadline,
-        };
-        if query.cursor.is_none() && chunks.iter().all(Interval::is_whole_days) {
-            // Whole UTC days: Genesys' count for each chunk is the window's (under either
-            // interval matching), and each first page is one the walk reads anyway.
-            let firsts = futures_util::future::join_all(
-                chunks.iter().map(|c| pages.page(c, query.order, 1)),
-            )
-            .await;
-            let mut total = 0;
-            for first in firsts {
-                total += first?.total_hits;
-            }
-            position.total = Some(total);
-        }
-        let walk = search::Walk {
-            pages: &pages,
-            chunks: &chunks,
-            order: query.order,
-            upstream_page_size: self.settings.upstream_page_size,
-            now,
-            widens: &self.upstream_widens,
-            hints: &self.page_hints,
-        };
-        let returned_before = position.returned;
-        let outcome = walk
-            .next_page(&mut position, query.page_size as usize)
-            .await?;
-        let mut results = outcome.results;
-        let total_hits = if outcome.finished {
-            Some(returned_before + results.len() as u64)
-        } else {
-            position.total
-        };
-        if query.hydrate {
-            self.hydrate(&mut results, caller, deadline).await;
-        }
-        Ok(SearchResponse {
-            interval: TimeRange::of(&interval),
-            total_hits,
-            results,
-            next_cursor: (!outcome.finished).then(|| self.signer.encode(&position)),
-        })
     }
 
     /// Attaches each hit's conversation view (up to the configured bound), through the

@@ -41,8 +41,6 @@ pub struct ConversationSummary {
     #[schema(value_type = Option<ConversationView>)]
     pub conversation: Option<serde_json::Value>,
 }
-
-#[allow(clippy::cast_precision_loss)]
 fn seconds(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }

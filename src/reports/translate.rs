@@ -5,12 +5,14 @@
 //! requests build equal queries (the cache key is the query's JSON).
 
 use super::interval::Interval;
-use super::request::{AggregatesQuery, Filters, GROUPS, METRICS, Order, SearchQuery};
+use super::request::{AggregatesQuery, Filters, SearchQuery};
+use super::vocabulary::{Order, Vocabulary};
 use crate::upstream::models::{
     AggregationFilter, AggregationQuery, ConversationQuery, NumericRange, PagingSpec, QueryFilter,
     QueryPredicate,
 };
 
+/// Any of `values` (sorted: equal requests build equal queries) in `dimension`.
 fn any_of(dimension: &'static str, values: &[String]) -> Option<QueryFilter> {
     if values.is_empty() {
         return None;
@@ -31,6 +33,12 @@ fn any_of(dimension: &'static str, values: &[String]) -> Option<QueryFilter> {
             })
             .collect(),
     })
+}
+
+/// Any of the named values of a vocabulary in `dimension` (Genesys uses the same names).
+fn any_named<V: Vocabulary>(dimension: &'static str, values: &[V]) -> Option<QueryFilter> {
+    let names: Vec<String> = values.iter().map(|v| v.name().to_owned()).collect();
+    any_of(dimension, &names)
 }
 
 fn handle_range(filters: &Filters) -> Option<QueryFilter> {
@@ -67,20 +75,17 @@ pub fn details_query(
     let segment_filters = [
         any_of("queueId", &f.queue_ids),
         any_of("userId", &f.user_ids),
-        any_of("mediaType", &f.media_types),
+        any_named("mediaType", &f.media_types),
         any_of("wrapUpCode", &f.wrapup_codes),
     ];
     let conversation_filters = [
-        any_of("originatingDirection", &f.directions),
+        any_named("originatingDirection", &f.directions),
         any_of("divisionId", &f.division_ids),
         handle_range(f),
     ];
     ConversationQuery {
         interval: chunk.wire(),
-        order: match order {
-            Order::Asc => "asc",
-            Order::Desc => "desc",
-        },
+        order: order.name(),
         order_by: "conversationStart",
         conversation_filters: conversation_filters.into_iter().flatten().collect(),
         segment_filters: segment_filters.into_iter().flatten().collect(),
@@ -98,17 +103,17 @@ pub fn aggregation_query(query: &AggregatesQuery, chunk: &Interval) -> Aggregati
     let clauses: Vec<QueryFilter> = [
         any_of("queueId", &f.queue_ids),
         any_of("userId", &f.user_ids),
-        any_of("mediaType", &f.media_types),
-        any_of("originatingDirection", &f.directions),
+        any_named("mediaType", &f.media_types),
+        any_named("originatingDirection", &f.directions),
         any_of("wrapUpCode", &f.wrapup_codes),
         any_of("divisionId", &f.division_ids),
     ]
     .into_iter()
     .flatten()
     .collect();
-    let mut group_by: Vec<&'static str> = query.group_by.iter().map(|&i| GROUPS[i].1).collect();
+    let mut group_by: Vec<&'static str> = query.group_by.iter().map(|g| g.genesys()).collect();
     group_by.sort_unstable();
-    let mut metrics: Vec<&'static str> = query.metrics.iter().map(|&i| METRICS[i].1).collect();
+    let mut metrics: Vec<&'static str> = query.metrics.iter().map(|m| m.genesys()).collect();
     metrics.sort_unstable();
     AggregationQuery {
         interval: chunk.wire(),

@@ -1,6 +1,7 @@
 //! `/reports/search` and `/reports/aggregates`, as POST (JSON body) and GET (the same
 //! fields as query parameters, for dashboards and browsers).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Extension;
@@ -10,46 +11,62 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoResponses, ToSchema};
 
 use super::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::reports::request::{
-    AggregatesQuery, AggregatesRequest, SearchQuery, SearchRequest, fields_from_query,
+    AggregatesQuery, AggregatesRequest, Field, SearchQuery, SearchRequest, fields_from_query,
 };
 use crate::reports::{AggregatesResponseBody, SearchResponse};
 
-/// The error answers of every report route.
-#[derive(Debug, utoipa::IntoResponses)]
-#[allow(dead_code)] // documentation only: handlers answer `ApiError`
-pub enum ReportErrors {
-    /// Invalid fields, each named in `errors`
-    #[response(status = 400, content_type = "application/problem+json")]
-    Invalid(Problem),
-    /// No or unknown API key
-    #[response(status = 401, content_type = "application/problem+json")]
-    Unauthorized(Problem),
-    /// The key lacks the reports:read scope
-    #[response(status = 403, content_type = "application/problem+json")]
-    Forbidden(Problem),
-    /// Genesys refused or sent an unusable answer
-    #[response(status = 502, content_type = "application/problem+json")]
-    BadGateway(Problem),
-    /// Genesys cannot answer in time; see Retry-After
-    #[response(status = 503, content_type = "application/problem+json")]
-    Unavailable(Problem),
+/// The error answers of every report route, as the document describes them (the handlers
+/// answer [`ApiError`]s).
+#[derive(Debug)]
+pub struct ReportErrors;
+
+impl IntoResponses for ReportErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        problems(&[
+            (400, "Invalid fields, each named in `errors`"),
+            (401, "No or unknown API key"),
+            (403, "The key lacks the reports:read scope"),
+            (502, "Genesys refused or sent an unusable answer"),
+            (503, "Genesys cannot answer in time; see Retry-After"),
+        ])
+    }
 }
 
 /// The further error answers of the report routes that take a JSON body (the POST forms).
-#[derive(Debug, utoipa::IntoResponses)]
-#[allow(dead_code)] // documentation only: handlers answer `ApiError`
-pub enum BodyErrors {
-    /// The body exceeds the configured limit
-    #[response(status = 413, content_type = "application/problem+json")]
-    TooLarge(Problem),
-    /// The body is not JSON
-    #[response(status = 415, content_type = "application/problem+json")]
-    NotJson(Problem),
+#[derive(Debug)]
+pub struct BodyErrors;
+
+impl IntoResponses for BodyErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        problems(&[
+            (413, "The body exceeds the configured limit"),
+            (415, "The body is not JSON"),
+        ])
+    }
+}
+
+/// `application/problem+json` answers, by status, each described.
+fn problems(answers: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
+    answers
+        .iter()
+        .map(|&(status, description)| {
+            let problem = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(Problem::name())))
+                .build();
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content("application/problem+json", problem)
+                .build();
+            (status.to_string(), response.into())
+        })
+        .collect()
 }
 
 /// The fields of a JSON body.
@@ -76,8 +93,9 @@ fn body_fields(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, 
     }
 }
 
-fn query_fields(query: Option<&str>) -> Result<Map<String, Value>, ApiError> {
-    fields_from_query(query.unwrap_or(""))
+/// The fields of GET query parameters, for a request whose fields are `fields`.
+fn query_fields(query: Option<&str>, fields: &[Field]) -> Result<Map<String, Value>, ApiError> {
+    fields_from_query(query.unwrap_or(""), fields)
 }
 
 async fn search(
@@ -143,23 +161,7 @@ pub async fn search_post(
     get,
     path = "/reports/search",
     tag = "reports",
-    params(
-        ("from" = Option<String>, Query, description = "Interval start (RFC 3339), with `to`"),
-        ("to" = Option<String>, Query, description = "Interval end (RFC 3339, exclusive)"),
-        ("last" = Option<String>, Query, description = "Instead of from/to: ISO-8601 duration ending now, e.g. PT15M", example = "PT15M"),
-        ("queue_ids" = Option<String>, Query, description = "Comma-separated queue ids"),
-        ("user_ids" = Option<String>, Query, description = "Comma-separated agent user ids"),
-        ("media_types" = Option<String>, Query, description = "Comma-separated media types"),
-        ("directions" = Option<String>, Query, description = "inbound and/or outbound"),
-        ("wrapup_codes" = Option<String>, Query, description = "Comma-separated wrap-up codes"),
-        ("division_ids" = Option<String>, Query, description = "Comma-separated division ids"),
-        ("min_handle_seconds" = Option<u64>, Query, description = "Some agent's handle time is at least this"),
-        ("max_handle_seconds" = Option<u64>, Query, description = "Some agent's handle time is at most this"),
-        ("order" = Option<String>, Query, description = "asc (default) or desc"),
-        ("page_size" = Option<u32>, Query, description = "Results per page (default 50, at most 500)"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
-        ("include" = Option<String>, Query, description = "`conversation` to attach each hit's live view"),
-    ),
+    params(SearchRequest),
     responses(
         (status = 200, description = "A page of matching conversations", body = SearchResponse),
         ReportErrors,
@@ -171,7 +173,7 @@ pub async fn search_get(
     Extension(caller): Extension<Arc<Caller>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    let fields = query_fields(query.as_deref())?;
+    let fields = query_fields(query.as_deref(), SearchRequest::FIELDS)?;
     search(&state, &caller, &fields).await
 }
 
@@ -204,20 +206,7 @@ pub async fn aggregates_post(
     get,
     path = "/reports/aggregates",
     tag = "reports",
-    params(
-        ("from" = Option<String>, Query, description = "Interval start (RFC 3339), with `to`"),
-        ("to" = Option<String>, Query, description = "Interval end (RFC 3339, exclusive)"),
-        ("last" = Option<String>, Query, description = "Instead of from/to: ISO-8601 duration ending now"),
-        ("granularity" = Option<String>, Query, description = "Bucket length, ISO-8601 (PT30M, PT1H, P1D)"),
-        ("group_by" = Option<String>, Query, description = "Comma-separated: queue_id, user_id, media_type, direction, wrapup_code, division_id"),
-        ("metrics" = String, Query, description = "Comma-separated: offered, connected, transferred, handle, talk, hold, acw, wait, abandon, answered, alert"),
-        ("queue_ids" = Option<String>, Query, description = "Comma-separated queue ids"),
-        ("user_ids" = Option<String>, Query, description = "Comma-separated agent user ids"),
-        ("media_types" = Option<String>, Query, description = "Comma-separated media types"),
-        ("directions" = Option<String>, Query, description = "inbound and/or outbound"),
-        ("wrapup_codes" = Option<String>, Query, description = "Comma-separated wrap-up codes"),
-        ("division_ids" = Option<String>, Query, description = "Comma-separated division ids"),
-    ),
+    params(AggregatesRequest),
     responses(
         (status = 200, description = "Series of metric statistics", body = AggregatesResponseBody),
         ReportErrors,
@@ -229,6 +218,6 @@ pub async fn aggregates_get(
     Extension(caller): Extension<Arc<Caller>>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<AggregatesResponseBody>, ApiError> {
-    let fields = query_fields(query.as_deref())?;
+    let fields = query_fields(query.as_deref(), AggregatesRequest::FIELDS)?;
     aggregates(&state, &caller, &fields).await
 }

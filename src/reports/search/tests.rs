@@ -4,11 +4,13 @@
 
 use std::collections::HashSet;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use super::*;
-use crate::reports::cursor::walk_settings;
+use crate::reports::cursor::{MAX_TIE_IDS, walk_settings};
+use crate::upstream::models::AnalyticsConversation;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Matching {
