@@ -1,13 +1,18 @@
-//! Caching: a byte-bounded moka store with single-flight fetches and stale serving
-//! ([`swr`]), the freshness rules for conversations and report pages ([`freshness`]), and
-//! the cache headers of answers served from it ([`headers`]).
+//! Caching: the policy of single-flight fetches and stale serving ([`swr`]) over a tier
+//! that holds the entries ([`tier`]: the interface; [`moka_tier`]: the byte-bounded moka
+//! store of each process), the freshness rules for conversations and report pages
+//! ([`freshness`]), and the cache headers of answers served from it ([`headers`]).
 //! The cache never builds Genesys queries; it is handed a fetch to run.
 
 pub mod freshness;
 pub mod headers;
 pub mod metrics;
+pub mod moka_tier;
 pub mod swr;
+pub mod tier;
 
 pub use freshness::CacheSettings;
 pub use headers::HitHeaders;
+pub use moka_tier::MokaTier;
 pub use swr::{CacheStats, CacheStatus, Cached, Freshness, Served, SwrCache, Weighted};
+pub use tier::{CacheTier, FlightClaim, FlightWait, TierSize};

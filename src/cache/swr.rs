@@ -1,5 +1,6 @@
-//! [`SwrCache`]: a byte-bounded moka store with single-flight fetches and stale serving,
-//! shared by conversations and report pages.
+//! [`SwrCache`]: the caching policy (single-flight fetches and stale serving) over a
+//! [`CacheTier`] that holds the entries (a byte-bounded moka store by default), shared by
+//! conversations and report pages.
 //!
 //! - A fresh entry is a hit: one lookup and an `Arc` clone.
 //! - A stale entry within the stale-while-revalidate window is served at once while one
@@ -20,6 +21,11 @@
 //!   answer, or our credentials failed). A definitive answer about the resource (404, 403,
 //!   400) is passed on, and drops the stale entry, so no later request (stale-while-
 //!   revalidate included) is served a copy Genesys has just disowned.
+//! - A fetch this process leads asks its tier first whether another process sharing the
+//!   tier already fetches the key ([`CacheTier::claim_flight`]), and then waits for that
+//!   one's entry instead of fetching (a private tier never says so).
+//! - [`SwrCache::insert`] stores a value with its freshness directly (an update pushed by
+//!   Genesys rather than fetched).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -31,6 +37,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::moka_tier::MokaTier;
+use super::tier::{CacheTier, FlightClaim};
 use crate::upstream::UpstreamError;
 use crate::upstream::budget::{Demand, Urgency};
 
@@ -165,79 +173,72 @@ struct Flight<V> {
     urgency: Option<Arc<Urgency>>,
 }
 
-struct ExpireAtStaleEnd;
+/// How many times a fetch waits for other processes' fetches of its key (each of which
+/// ended without an entry) before it fetches anyway.
+const MAX_FOLLOWS: usize = 3;
 
-impl<K, V> moka::Expiry<K, Arc<Cached<V>>> for ExpireAtStaleEnd {
-    fn expire_after_create(
-        &self,
-        _key: &K,
-        value: &Arc<Cached<V>>,
-        _at: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(value.stale_until.saturating_duration_since(Instant::now()))
-    }
-
-    fn expire_after_update(
-        &self,
-        _key: &K,
-        value: &Arc<Cached<V>>,
-        _at: std::time::Instant,
-        _left: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(value.stale_until.saturating_duration_since(Instant::now()))
-    }
-}
-
-/// The cache.
-pub struct SwrCache<K, V> {
-    store: moka::future::Cache<K, Arc<Cached<V>>>,
+/// The cache: the policy of the module doc over the tier `T` that holds the entries.
+pub struct SwrCache<K, V, T = MokaTier<K, V>> {
+    tier: T,
     flights: Mutex<HashMap<K, Flight<V>>>,
     stale_while_revalidate: Duration,
     stale_wait: Duration,
-    max_bytes: u64,
     counters: CacheCounters,
 }
 
-impl<K, V> std::fmt::Debug for SwrCache<K, V> {
+impl<K, V, T: std::fmt::Debug> std::fmt::Debug for SwrCache<K, V, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SwrCache")
-            .field("entries", &self.store.entry_count())
-            .field("max_bytes", &self.max_bytes)
+            .field("tier", &self.tier)
             .finish_non_exhaustive()
     }
 }
 
-impl<K, V> SwrCache<K, V>
+impl<K, V> SwrCache<K, V, MokaTier<K, V>>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Weighted,
 {
-    /// A cache holding at most `max_bytes` (by [`Weighted::weight`]); a request that could
-    /// be served stale waits at most `stale_wait` for a fetch.
+    /// A cache holding at most `max_bytes` (by [`Weighted::weight`]) in moka; a request
+    /// that could be served stale waits at most `stale_wait` for a fetch.
     #[must_use]
     pub fn new(
         max_bytes: u64,
         stale_while_revalidate: Duration,
         stale_wait: Duration,
     ) -> Arc<Self> {
-        let store = moka::future::Cache::builder()
-            .max_capacity(max_bytes)
-            .weigher(|_key: &K, value: &Arc<Cached<V>>| value.value.weight())
-            .expire_after(ExpireAtStaleEnd)
-            .build();
+        Self::with_tier(MokaTier::new(max_bytes), stale_while_revalidate, stale_wait)
+    }
+}
+
+impl<K, V, T> SwrCache<K, V, T>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    T: CacheTier<K, V>,
+{
+    /// A cache keeping its entries in `tier`; a request that could be served stale waits
+    /// at most `stale_wait` for a fetch.
+    #[must_use]
+    pub fn with_tier(tier: T, stale_while_revalidate: Duration, stale_wait: Duration) -> Arc<Self> {
         Arc::new(Self {
-            store,
+            tier,
             flights: Mutex::new(HashMap::new()),
             stale_while_revalidate,
             stale_wait,
-            max_bytes,
             counters: CacheCounters::default(),
         })
+    }
+
+    /// The tier holding the entries.
+    pub fn tier(&self) -> &T {
+        &self.tier
     }
 
     /// Counters and size.
     pub fn stats(&self) -> CacheStats {
         let c = &self.counters;
+        let size = self.tier.size();
         CacheStats {
             hits: c.hits.load(Ordering::Relaxed),
             misses: c.misses.load(Ordering::Relaxed),
@@ -246,26 +247,51 @@ where
             fetches: c.fetches.load(Ordering::Relaxed),
             fetch_errors: c.fetch_errors.load(Ordering::Relaxed),
             raised: c.raised.load(Ordering::Relaxed),
-            entries: self.store.entry_count(),
-            bytes: self.store.weighted_size(),
-            max_bytes: self.max_bytes,
+            entries: size.entries,
+            bytes: size.bytes,
+            max_bytes: size.max_bytes,
         }
     }
 
-    /// Applies moka's pending evictions (so `stats` is exact; tests and `/admin`).
+    /// Applies the tier's pending evictions (so `stats` is exact; tests and `/admin`).
     pub async fn settle(&self) {
-        self.store.run_pending_tasks().await;
+        self.tier.settle().await;
     }
 
     /// Drops every entry.
     pub async fn purge(&self) {
-        self.store.invalidate_all();
-        self.store.run_pending_tasks().await;
+        self.tier.purge().await;
     }
 
     /// Drops one entry.
+    pub async fn invalidate(&self, key: &K) {
+        self.tier.invalidate(key).await;
+    }
+
+    /// Drops one entry (as [`Self::invalidate`]).
     pub async fn remove(&self, key: &K) {
-        self.store.invalidate(key).await;
+        self.invalidate(key).await;
+    }
+
+    /// Stores `value` for `key` as fetched now and fresh for `freshness`, replacing any
+    /// entry (an update Genesys pushed). A fetch of `key` in flight still stores what it
+    /// fetches when it ends.
+    pub async fn insert(&self, key: K, value: V, freshness: Freshness) -> Arc<Cached<V>> {
+        let entry = self.entry(value, freshness);
+        self.tier.insert(key, entry.clone()).await;
+        entry
+    }
+
+    /// The entry of `value` fetched now.
+    fn entry(&self, value: V, freshness: Freshness) -> Arc<Cached<V>> {
+        let now = Instant::now();
+        let fresh_until = now + freshness.fresh_for;
+        Arc::new(Cached {
+            value,
+            fetched_at: now,
+            fresh_until,
+            stale_until: fresh_until + freshness.stale_if_error.max(self.stale_while_revalidate),
+        })
     }
 
     fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<K, Flight<V>>> {
@@ -285,7 +311,7 @@ where
         key: &K,
         demand: Option<&Demand>,
         raise: bool,
-        mut fetch: A,
+        fetch: A,
     ) -> (watch::Receiver<FlightResult<V>>, bool)
     where
         A: FnMut(Option<Arc<Urgency>>) -> Option<Fut> + Send + 'static,
@@ -316,70 +342,108 @@ where
             },
         );
         drop(flights);
-        self.counters.fetches.fetch_add(1, Ordering::Relaxed);
         let cache = Arc::clone(self);
         let key = key.clone();
         // The fetch keeps the span of the request that started it (its trace goes on to
         // Genesys), but not the request itself: it outlives a client that goes away.
         tokio::spawn(tracing::Instrument::in_current_span(async move {
-            let result = loop {
-                let attempted = urgency.as_ref().map(|u| u.current());
-                let outcome = match fetch(urgency.clone()) {
-                    Some(attempt) => attempt.await,
-                    None => Err(UpstreamError::Unavailable {
-                        detail: "the fetch could not start".into(),
-                    }),
-                };
-                match outcome {
-                    Ok((value, freshness)) => {
-                        let now = Instant::now();
-                        let fresh_until = now + freshness.fresh_for;
-                        let entry = Arc::new(Cached {
-                            value,
-                            fetched_at: now,
-                            fresh_until,
-                            stale_until: fresh_until
-                                + freshness.stale_if_error.max(cache.stale_while_revalidate),
-                        });
-                        cache.store.insert(key.clone(), entry.clone()).await;
-                        cache.flights().remove(&key);
-                        break Ok(entry);
-                    }
-                    Err(error) => {
-                        if !error.may_serve_stale() {
-                            // Before the flight ends, so no newer entry can be dropped.
-                            cache.store.invalidate(&key).await;
-                        }
-                        let mut flights = cache.flights();
-                        let raised_since = matches!(error, UpstreamError::Overloaded { .. })
-                            && urgency
-                                .as_ref()
-                                .zip(attempted.as_ref())
-                                .is_some_and(|(urgency, attempted)| urgency.is_above(attempted));
-                        if !raised_since {
-                            flights.remove(&key);
-                            drop(flights);
-                            cache.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
-                            break Err(error);
-                        }
-                        drop(flights);
-                        tracing::debug!(
-                            %error,
-                            "the budget refused a fetch that a joiner has raised since: asking again"
-                        );
-                    }
-                }
-            };
+            let result = cache.fly(&key, urgency, fetch).await;
             let _ = sender.send(Some(result));
         }));
         (receiver, true)
+    }
+
+    /// The flight of `key` this process started: waits for another process's fetch when
+    /// the tier says one runs, else fetches (again after a refusal a joiner's raise may
+    /// overturn), stores the entry and ends the flight.
+    async fn fly<A, Fut>(
+        &self,
+        key: &K,
+        urgency: Option<Arc<Urgency>>,
+        mut fetch: A,
+    ) -> Result<Arc<Cached<V>>, UpstreamError>
+    where
+        A: FnMut(Option<Arc<Urgency>>) -> Option<Fut> + Send + 'static,
+        Fut: Future<Output = Result<(V, Freshness), UpstreamError>> + Send + 'static,
+    {
+        let mut leads = false;
+        for _ in 0..MAX_FOLLOWS {
+            match self.tier.claim_flight(key).await {
+                FlightClaim::Lead => {
+                    leads = true;
+                    break;
+                }
+                FlightClaim::Follow(other) => {
+                    if let Some(entry) = other.await {
+                        self.flights().remove(key);
+                        return Ok(entry);
+                    }
+                }
+            }
+        }
+        // A fetch that ended since this request missed (here or in another process) has
+        // stored a fresh entry: no need to fetch again.
+        if let Some(entry) = self.tier.get(key).await
+            && Instant::now() < entry.fresh_until
+        {
+            self.flights().remove(key);
+            if leads {
+                self.tier.release_flight(key).await;
+            }
+            return Ok(entry);
+        }
+        self.counters.fetches.fetch_add(1, Ordering::Relaxed);
+        let result = loop {
+            let attempted = urgency.as_ref().map(|u| u.current());
+            let outcome = match fetch(urgency.clone()) {
+                Some(attempt) => attempt.await,
+                None => Err(UpstreamError::Unavailable {
+                    detail: "the fetch could not start".into(),
+                }),
+            };
+            match outcome {
+                Ok((value, freshness)) => {
+                    let entry = self.entry(value, freshness);
+                    self.tier.insert(key.clone(), entry.clone()).await;
+                    self.flights().remove(key);
+                    break Ok(entry);
+                }
+                Err(error) => {
+                    if !error.may_serve_stale() {
+                        // Before the flight ends, so no newer entry can be dropped.
+                        self.tier.invalidate(key).await;
+                    }
+                    let mut flights = self.flights();
+                    let raised_since = matches!(error, UpstreamError::Overloaded { .. })
+                        && urgency
+                            .as_ref()
+                            .zip(attempted.as_ref())
+                            .is_some_and(|(urgency, attempted)| urgency.is_above(attempted));
+                    if !raised_since {
+                        flights.remove(key);
+                        drop(flights);
+                        self.counters.fetch_errors.fetch_add(1, Ordering::Relaxed);
+                        break Err(error);
+                    }
+                    drop(flights);
+                    tracing::debug!(
+                        %error,
+                        "the budget refused a fetch that a joiner has raised since: asking again"
+                    );
+                }
+            }
+        };
+        if leads {
+            self.tier.release_flight(key).await;
+        }
+        result
     }
 
     /// The entry for `key` if it is fresh and `accept`able (counted as a hit), else
     /// `None` and nothing counted: the caller goes on to [`Self::get`]. The cache-hit fast
     /// path uses it.
     pub async fn fresh(&self, key: &K, accept: impl Fn(&V) -> bool) -> Option<Arc<Cached<V>>> {
-        let entry = self.store.get(key).await?;
+        let entry = self.tier.get(key).await?;
         if Instant::now() < entry.fresh_until && accept(&entry.value) {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
             Some(entry)
@@ -448,7 +512,7 @@ where
     {
         let now = Instant::now();
         let mut stale = None;
-        if let Some(entry) = self.store.get(&key).await {
+        if let Some(entry) = self.tier.get(&key).await {
             if now < entry.fresh_until {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(Served {

@@ -1,7 +1,9 @@
 //! Real-time conversation lookups: the cached, coalesced, stale-tolerant path behind
 //! `GET /conversations/{id}`. A fetch turns Genesys' document into a cache entry holding
 //! both representations pre-serialised (the simplified view and the full document) with
-//! their ETags, so a hit costs a lookup and a clone, no JSON work.
+//! their ETags in one exact-size buffer ([`Representations`]), so a hit costs a lookup and
+//! a clone, no JSON work, and a cached conversation costs little more than the bytes it
+//! serves. The entries live in a [`CacheTier`] (moka by default).
 
 pub mod view;
 
@@ -16,20 +18,27 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::cache::{
-    CacheSettings, CacheStats, Cached, Freshness, HitHeaders, Served, SwrCache, Weighted,
+    CacheSettings, CacheStats, CacheTier, Cached, Freshness, HitHeaders, MokaTier, Served,
+    SwrCache, Weighted,
 };
 use crate::upstream::budget::Demand;
 use crate::upstream::models::Conversation;
 use crate::upstream::{CallContext, Class, GenesysClient, UpstreamError};
 pub use view::{ConversationState, ConversationView};
 
-/// Per-entry memory counted against the byte budget beyond the bodies (key, timestamps,
-/// `Arc`s, moka's bookkeeping, allocator slack), in bytes. Measured: at 100k entries RSS grew
-/// about 3.4 KB per entry more than the bodies' size (BENCHMARKS.md, memory); plus about
-/// 200 bytes of cache headers an entry keeps once it has been hit.
-const ENTRY_OVERHEAD: u32 = 3_600;
+/// Per-entry memory counted against the byte budget beyond the entry's one buffer (bodies
+/// and ETags): the cache entry (`Arc`, timestamps, the representations' handles), the
+/// buffer's shared header, moka's bookkeeping (key, deque and timer nodes, hash table
+/// slot), allocator slack, and the cache headers an entry keeps once it has been hit
+/// ([`HitHeaders`], about 300 bytes). Measured with `bench/run --only memory` (RSS
+/// growth per entry less the weighed buffers; BENCHMARKS.md, memory).
+pub const ENTRY_OVERHEAD: u32 = 1_100;
 
-/// Both representations of a found conversation.
+/// Both representations of a found conversation, pre-serialised so that a hit does no
+/// JSON work. The four byte strings are slices of **one** exact-size buffer: a copy of
+/// Genesys' document (never the HTTP client's read buffer, which a slice would pin whole:
+/// 8 KB or more for a 5 KB document), the serialised view, and the two ETags. Cloning
+/// any of them for an answer only counts a reference.
 #[derive(Debug, Clone)]
 pub struct Representations {
     /// The simplified [`ConversationView`], serialised.
@@ -43,6 +52,41 @@ pub struct Representations {
     pub hit_headers: HitHeaders,
 }
 
+impl Representations {
+    /// The representations of a conversation whose document is `full` and whose view
+    /// serialises to `view`, in one buffer.
+    #[must_use]
+    pub fn new(full: &[u8], view: &[u8], state: ConversationState) -> Self {
+        let view_etag = etag_text('v', view);
+        let full_etag = etag_text('f', full);
+        let parts: [&[u8]; 4] = [full, view, &full_etag, &view_etag];
+        let mut buffer = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+        let ranges = parts.map(|part| {
+            let start = buffer.len();
+            buffer.extend_from_slice(part);
+            start..buffer.len()
+        });
+        let buffer = Bytes::from(buffer);
+        let slice = |i: usize| buffer.slice(ranges[i].clone());
+        let (full, view) = (slice(0), slice(1));
+        let (full_etag, view_etag) = (header_value(slice(2)), header_value(slice(3)));
+        Self {
+            view,
+            view_etag,
+            full,
+            full_etag,
+            state,
+            hit_headers: HitHeaders::default(),
+        }
+    }
+
+    /// The bytes the representations hold: both bodies and both ETags.
+    #[must_use]
+    pub fn held_bytes(&self) -> usize {
+        self.view.len() + self.full.len() + self.view_etag.len() + self.full_etag.len()
+    }
+}
+
 /// A cached lookup result: found, or known not to exist.
 #[derive(Debug, Clone)]
 pub enum ConversationEntry {
@@ -52,34 +96,42 @@ pub enum ConversationEntry {
 
 impl Weighted for ConversationEntry {
     fn weight(&self) -> u32 {
-        let bodies = match self {
-            Self::Found(r) => r.view.len() + r.full.len() + r.view_etag.len() + r.full_etag.len(),
+        let held = match self {
+            Self::Found(r) => r.held_bytes(),
             Self::NotFound => 0,
         };
-        u32::try_from(bodies)
+        u32::try_from(held)
             .unwrap_or(u32::MAX)
             .saturating_add(ENTRY_OVERHEAD)
     }
 }
 
-/// A strong ETag of `body`, ready to send.
-fn etag(prefix: &str, body: &[u8]) -> HeaderValue {
+/// The bytes of a strong ETag of `body`: `"<kind>-<24 hex digits of its SHA-256>"`.
+fn etag_text(kind: char, body: &[u8]) -> Vec<u8> {
     let digest = Sha256::digest(body);
-    HeaderValue::from_str(&format!("\"{prefix}-{}\"", hex::encode(&digest[..12])))
-        .expect("hex in quotes is a valid header value")
+    format!("\"{kind}-{}\"", hex::encode(&digest[..12])).into_bytes()
 }
 
-/// Builds the cache entry from Genesys' document for conversation `requested`.
+/// A header value sharing `bytes` (an ETag made by [`etag_text`]: quotes, a letter, a
+/// hyphen and hex digits, always valid).
+fn header_value(bytes: Bytes) -> HeaderValue {
+    HeaderValue::from_maybe_shared(bytes)
+        .expect("an ETag made of hex in quotes is a valid header value")
+}
+
+/// Builds the cache entry from Genesys' document for conversation `requested` (the entry
+/// keeps a copy of it: see [`Representations`]).
 ///
 /// # Errors
 /// `Decode` when the document is not a conversation.
 pub fn entry_from_document(
     requested: Uuid,
-    full: Bytes,
+    full: impl AsRef<[u8]>,
     settings: &CacheSettings,
 ) -> Result<(ConversationEntry, Freshness), UpstreamError> {
+    let full = full.as_ref();
     let conversation: Conversation =
-        serde_json::from_slice(&full).map_err(|e| UpstreamError::Decode {
+        serde_json::from_slice(full).map_err(|e| UpstreamError::Decode {
             detail: format!("conversation document: {e}"),
         })?;
     let mut view = ConversationView::from_conversation(&conversation);
@@ -92,28 +144,20 @@ pub fn entry_from_document(
         ConversationView::wrapped_up(&conversation),
         chrono::Utc::now(),
     );
-    let view_bytes = Bytes::from(
-        serde_json::to_vec(&view).map_err(|e| UpstreamError::Decode {
-            detail: e.to_string(),
-        })?,
-    );
+    let view_bytes = serde_json::to_vec(&view).map_err(|e| UpstreamError::Decode {
+        detail: e.to_string(),
+    })?;
     Ok((
-        ConversationEntry::Found(Representations {
-            view_etag: etag("v", &view_bytes),
-            view: view_bytes,
-            full_etag: etag("f", &full),
-            full,
-            state: view.state,
-            hit_headers: HitHeaders::default(),
-        }),
+        ConversationEntry::Found(Representations::new(full, &view_bytes, view.state)),
         freshness,
     ))
 }
 
-/// The conversation lookup service.
+/// The conversation lookup service, keeping its entries in the tier `T` (moka unless
+/// told otherwise: see [`crate::cache::tier`]).
 #[derive(Debug)]
-pub struct ConversationService {
-    cache: Arc<SwrCache<Uuid, ConversationEntry>>,
+pub struct ConversationService<T = MokaTier<Uuid, ConversationEntry>> {
+    cache: Arc<SwrCache<Uuid, ConversationEntry, T>>,
     client: Arc<GenesysClient>,
     settings: Arc<CacheSettings>,
     /// How long one upstream fetch may take (it outlives the request that started it).
@@ -121,15 +165,30 @@ pub struct ConversationService {
 }
 
 impl ConversationService {
+    /// The service with its entries in moka, within `settings.max_bytes`.
     #[must_use]
     pub fn new(
         client: Arc<GenesysClient>,
         settings: CacheSettings,
         fetch_timeout: Duration,
     ) -> Self {
+        let tier = MokaTier::new(settings.max_bytes);
+        Self::with_tier(client, settings, fetch_timeout, tier)
+    }
+}
+
+impl<T: CacheTier<Uuid, ConversationEntry>> ConversationService<T> {
+    /// The service with its entries in `tier`.
+    #[must_use]
+    pub fn with_tier(
+        client: Arc<GenesysClient>,
+        settings: CacheSettings,
+        fetch_timeout: Duration,
+        tier: T,
+    ) -> Self {
         Self {
-            cache: SwrCache::new(
-                settings.max_bytes,
+            cache: SwrCache::with_tier(
+                tier,
                 settings.stale_while_revalidate(),
                 settings.stale_wait(),
             ),
@@ -212,6 +271,49 @@ impl ConversationService {
 
     /// Drops one cached conversation.
     pub async fn forget(&self, id: Uuid) {
-        self.cache.remove(&id).await;
+        self.cache.invalidate(&id).await;
+    }
+
+    /// Stores `document` as conversation `id`'s, fetched now (an update Genesys pushed),
+    /// with the freshness its state gives it.
+    ///
+    /// # Errors
+    /// `Decode` when the document is not a conversation (nothing is stored).
+    pub async fn store_document(
+        &self,
+        id: Uuid,
+        document: Bytes,
+    ) -> Result<Arc<Cached<ConversationEntry>>, UpstreamError> {
+        let (entry, freshness) = entry_from_document(id, document, &self.settings)?;
+        Ok(self.cache.insert(id, entry, freshness).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_representations_share_one_exact_buffer_apart_from_the_document_given() {
+        let document = Bytes::from(br#"{"id":"x","participants":[]}"#.repeat(3));
+        let view = br#"{"id":"x"}"#;
+        let r = Representations::new(&document, view, ConversationState::Ended);
+        assert_eq!((&r.full[..], &r.view[..]), (&document[..], &view[..]));
+        assert_ne!(
+            r.full.as_ptr(),
+            document.as_ptr(),
+            "a copy, not the read buffer"
+        );
+        let (full, view) = (r.full.as_ptr() as usize, r.view.as_ptr() as usize);
+        let (full_etag, view_etag) = (
+            r.full_etag.as_bytes().as_ptr() as usize,
+            r.view_etag.as_bytes().as_ptr() as usize,
+        );
+        assert_eq!(view, full + r.full.len(), "the view follows the document");
+        assert_eq!(full_etag, view + r.view.len(), "then the ETags");
+        assert_eq!(view_etag, full_etag + r.full_etag.len());
+        assert!(r.full_etag.to_str().expect("ascii").starts_with("\"f-"));
+        assert!(r.view_etag.to_str().expect("ascii").starts_with("\"v-"));
+        assert_eq!(r.held_bytes(), document.len() + 10 + 2 * 28);
     }
 }
