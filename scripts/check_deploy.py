@@ -330,14 +330,17 @@ def install_runtime(dockerfile: Dockerfile) -> bool:
         target = RUNTIME_FS / dest.lstrip("/")
         for source in sources:
             path = BUILDER_FS / source.lstrip("/")
-            if not path.is_file():
+            # A directory source copies its contents, as Docker's COPY does.
+            files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+            if not files or not all(f.is_file() for f in files):
                 fail(f"COPY --from=builder {source}: the builder did not produce it")
                 good = False
                 continue
-            out = target / path.name if dest.endswith("/") else target
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, out)
-            ok(f"runtime image gets {dest.rstrip('/')}/{path.name} ({out.stat().st_size // 1_000_000} MB)")
+            for file in files:
+                out = target / file.name if dest.endswith("/") or path.is_dir() else target
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(file, out)
+                ok(f"runtime image gets {dest.rstrip('/')}/{file.name} ({out.stat().st_size // 1_000_000} MB)")
     return good
 
 
@@ -470,9 +473,15 @@ def static() -> None:
     check("GENESYS_PROXY_SERVER__LISTEN" not in image["env"], "no ENV sets the listen address (it would override a mounted file's server.listen)")
     check(image["cmd"][-2:] == ["--listen", "0.0.0.0:8080"], "the default CMD (demo mode) listens on 0.0.0.0:8080")
     check(bool(image["healthcheck"]) and image["healthcheck"][1] == "healthcheck", "HEALTHCHECK uses `genesys-proxy healthcheck` (exec form, no curl)")
-    runtime_bins = [s for c in Dockerfile.steps(dockerfile.final(), "COPY") for s in parse_copy(c)[1]]
+    runtime_sources = [s for c in Dockerfile.steps(dockerfile.final(), "COPY") for s in parse_copy(c)[1]]
     for binary in ("genesys-proxy", "genesys-sim"):
-        check(any(s.endswith("/" + binary) for s in runtime_bins), f"runtime image gets {binary}")
+        # Named in the runtime COPY, or put by the builder into the directory it copies
+        # (genesys-sim only with the default DEMO=true).
+        check(
+            any(s.endswith("/" + binary) for s in runtime_sources)
+            or (any(s.rstrip("/").endswith("/out") for s in runtime_sources) and f"target/release/{binary} " in builder_runs + " "),
+            f"runtime image gets {binary}",
+        )
 
     print("docker-compose.yml")
     compose, env_example = compose_model()

@@ -1,6 +1,8 @@
 //! Demo mode (`genesys-proxy --demo`): starts the simulated Genesys org in-process, points
 //! the proxy at it, makes a demo API key, and prints the address, the key, a few real
 //! conversation ids and ready-to-paste curl commands. Nothing to install, no credentials.
+//! Compiled with the `demo` cargo feature (on by default); a production build
+//! (`--no-default-features`) has neither this module nor the simulator.
 
 use std::fmt::Write as _;
 

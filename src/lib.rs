@@ -21,6 +21,7 @@ pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod conversations;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod egress;
 pub mod error;

@@ -1,12 +1,14 @@
 //! `genesys-proxy`: config -> telemetry -> App::build -> serve until shutdown. Owns the
 //! command line: its options, the environment it documents (`--help`), and the messages an
-//! operator meets first (nothing to run, a setting that stops the start).
+//! operator meets first (nothing to run, a setting that stops the start, `--demo` in a
+//! build without the `demo` feature).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+#[cfg(feature = "demo")]
 use genesys_proxy::demo::Demo;
 use genesys_proxy::{App, Settings, app, auth, telemetry};
 
@@ -29,16 +31,53 @@ GENESYS_PROXY_IMAGE) are ignored with a warning; a GENESYS_PROXY_*__* name that 
 setting stops the start. Every setting: config.example.toml.";
 
 /// What to do when there is nothing to run.
+#[cfg(feature = "demo")]
 const FIRST_RUN: &str = "nothing to serve: pass --config FILE (your settings and [[clients]]; \
 see config.example.toml), or --demo to try the proxy against a built-in simulated Genesys org \
 (`genesys-proxy --help` lists the options and environment variables)";
+#[cfg(not(feature = "demo"))]
+const FIRST_RUN: &str = "nothing to serve: pass --config FILE (your settings and [[clients]]; \
+see config.example.toml; `genesys-proxy --help` lists the options and environment variables)";
+
+/// `--demo`, as `--help` shows it.
+#[cfg(feature = "demo")]
+const DEMO_HELP: &str =
+    "Start the simulated Genesys org in-process and point the proxy at it (no credentials needed)";
+#[cfg(not(feature = "demo"))]
+const DEMO_HELP: &str = "Demo mode: not in this build, which was built without the `demo` \
+feature (the default features have it)";
+
+/// `--demo` in a build without the simulator: what happened and how to get it.
+const WITHOUT_DEMO: &str = "--demo is not in this build: genesys-proxy was built without its \
+`demo` feature (`--no-default-features`, a production build), so it carries no simulated \
+Genesys org. Demo mode needs the default features: `cargo run --release -- --demo` in the \
+source tree, or the container image built without `--build-arg DEMO=false`. This build serves \
+a real org: pass --config FILE";
+
+/// Stands in for [`genesys_proxy::demo::Demo`] in a build without the `demo` feature: it has
+/// no value, since `--demo` stops the start ([`WITHOUT_DEMO`]) before one would be made.
+#[cfg(not(feature = "demo"))]
+#[derive(Debug)]
+enum Demo {}
+
+#[cfg(not(feature = "demo"))]
+impl Demo {
+    async fn start(
+        _: &mut Settings,
+    ) -> Result<(Self, genesys_proxy::config::GenesysConnection), String> {
+        Err(WITHOUT_DEMO.to_owned())
+    }
+
+    fn banner(&self, _: SocketAddr) -> String {
+        match *self {}
+    }
+}
 
 /// A caching, coalescing, rate-pacing proxy in front of Genesys Cloud conversation data.
 #[derive(Debug, Parser)]
 #[command(version, about, after_help = ENVIRONMENT_HELP)]
 struct Cli {
-    /// Start the simulated Genesys org in-process and point the proxy at it (no credentials needed).
-    #[arg(long)]
+    #[arg(long, help = DEMO_HELP)]
     demo: bool,
     /// Settings file (TOML); see config.example.toml.
     #[arg(long)]
@@ -91,6 +130,9 @@ fn fail(message: &str) -> ExitCode {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.demo && !cfg!(feature = "demo") {
+        return fail(WITHOUT_DEMO);
+    }
     if let Some(Command::Healthcheck { url }) = &cli.command {
         return healthcheck(url).await;
     }
@@ -165,6 +207,9 @@ async fn main() -> ExitCode {
     if let Err(error) = app.serve(app::shutdown_signal()).await {
         return fail(&format!("server error: {error}"));
     }
+    // The simulator serves until the proxy has stopped (a build without the demo feature
+    // has none).
+    #[cfg(feature = "demo")]
     drop(demo);
     ExitCode::SUCCESS
 }

@@ -1,6 +1,6 @@
 //! The command line as an operator meets it: what to pass on a first run, clear messages
-//! when settings are missing or wrong, `--help` with the environment, `keygen`, and
-//! `healthcheck`.
+//! when settings are missing or wrong, `--help` with the environment, `keygen`,
+//! `healthcheck`, and `--demo` in a build without the demo feature.
 
 use std::process::{Command, Output};
 
@@ -31,9 +31,30 @@ fn run_bare_the_proxy_says_to_pass_a_config_file_or_demo() {
     let output = proxy(&[], &[]);
     assert_eq!(output.status.code(), Some(2));
     let message = stderr(&output);
+    // A build without the demo feature does not offer what it cannot do.
     assert!(
-        message.contains("--config FILE") && message.contains("--demo"),
+        message.contains("--config FILE") && message.contains("--demo") == cfg!(feature = "demo"),
         "{message}"
+    );
+}
+
+/// A production build (`cargo build --no-default-features`) carries no simulator: `--demo`
+/// says so and how to get it, instead of starting or being an unknown flag.
+#[cfg(not(feature = "demo"))]
+#[test]
+fn without_the_demo_feature_demo_says_how_to_get_it() {
+    let output = proxy(&["--demo"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains("without its `demo` feature")
+            && message.contains("cargo run --release -- --demo"),
+        "{message}"
+    );
+    let help = proxy(&["--help"], &[]);
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("not in this build"),
+        "--help says the demo is not in this build"
     );
 }
 

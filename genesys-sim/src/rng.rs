@@ -30,7 +30,6 @@ impl SimRng {
     }
 
     /// A float uniformly distributed in `[0, 1)`.
-    #[allow(clippy::cast_precision_loss)]
     pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
@@ -47,7 +46,6 @@ impl SimRng {
     }
 
     /// An index into a slice of length `len` (which must not be zero).
-    #[allow(clippy::cast_possible_truncation)]
     pub fn index(&mut self, len: usize) -> usize {
         (self.next_u64() % len as u64) as usize
     }
@@ -68,11 +66,9 @@ impl SimRng {
     /// A duration in milliseconds drawn from a log-normal-like spread around `median_ms`,
     /// clamped to `[min_ms, max_ms]`. Contact-centre durations are right-skewed: most calls
     /// are near the median, a few are very long.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     pub fn duration_ms(&mut self, median_ms: u64, min_ms: u64, max_ms: u64) -> u64 {
         // Sum of three uniforms approximates a normal; exponentiate for the skew.
         let normal = (self.unit() + self.unit() + self.unit() - 1.5) * 2.0;
-        #[allow(clippy::cast_precision_loss)]
         let value = (median_ms as f64) * (0.6 * normal).exp();
         (value as u64).clamp(min_ms, max_ms)
     }

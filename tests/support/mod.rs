@@ -315,6 +315,7 @@ pub fn assert_problem(reply: &Reply, status: u16) -> serde_json::Value {
 }
 
 /// The demo as `--demo` runs it: the simulator in-process and the proxy on port 0.
+#[cfg(feature = "demo")]
 pub struct DemoRun {
     pub demo: genesys_proxy::demo::Demo,
     pub address: std::net::SocketAddr,
@@ -323,6 +324,7 @@ pub struct DemoRun {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+#[cfg(feature = "demo")]
 impl Drop for DemoRun {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -332,6 +334,7 @@ impl Drop for DemoRun {
 }
 
 /// Starts the demo exactly as `genesys-proxy --demo` does, on port 0.
+#[cfg(feature = "demo")]
 pub async fn start_demo() -> DemoRun {
     let mut settings = genesys_proxy::Settings::default();
     settings.server.listen = "127.0.0.1:0".parse().expect("addr");

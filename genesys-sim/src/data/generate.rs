@@ -93,7 +93,6 @@ fn arrival(
     }
     let heaviest = DIURNAL_WEIGHTS.iter().copied().max().unwrap_or(1);
     loop {
-        #[allow(clippy::cast_sign_loss, clippy::cast_possible_wrap)]
         let at = from + Duration::milliseconds(rng.range(0, span_ms as u64 - 1) as i64);
         if !diurnal
             || rng.range(1, u64::from(heaviest)) <= u64::from(DIURNAL_WEIGHTS[at.hour() as usize])
@@ -145,14 +144,12 @@ pub fn conversations(
         let start = if arrivals.diurnal {
             arrival(rng, history_start, anchor - HISTORY_GAP, true)
         } else {
-            #[allow(clippy::cast_sign_loss, clippy::cast_possible_wrap)]
             let offset = rng.range(0, span_ms as u64) as i64;
             history_start + Duration::milliseconds(offset)
         };
         out.push(one(rng, org, start, None));
     }
     for _ in 0..live {
-        #[allow(clippy::cast_possible_wrap)]
         let back = rng.range(0, LIVE_WINDOW_SECS * 1000) as i64;
         out.push(one(
             rng,
@@ -166,7 +163,6 @@ pub fn conversations(
 }
 
 fn ms(value: u64) -> Duration {
-    #[allow(clippy::cast_possible_wrap)]
     Duration::milliseconds(value as i64)
 }
 
@@ -267,7 +263,6 @@ fn one(
     let external_tag = rng
         .chance(0.1)
         .then(|| format!("CRM-{}", rng.range(10_000, 99_999)));
-    #[allow(clippy::cast_precision_loss)]
     let min_mos = (media == MediaType::Voice).then(|| (rng.range(320, 450) as f64) / 100.0);
     ConversationRecord::new(
         id,
@@ -310,7 +305,6 @@ fn leg(
         let acd = AcdWait {
             participant_id: rng.uuid(),
             session_id: rng.uuid(),
-            #[allow(clippy::cast_possible_wrap)]
             wait_ms: wait as i64,
             abandoned,
         };
@@ -330,20 +324,16 @@ fn leg(
     if let Some(past) = live_past {
         // Keep the talk running for a while after the anchor so the conversation is live.
         let minimum = (past - connected).num_milliseconds().max(0);
-        #[allow(clippy::cast_sign_loss, clippy::cast_possible_wrap)]
         let extra = rng.range(30_000, 900_000) as i64;
-        #[allow(clippy::cast_sign_loss)]
         let stretched = (minimum + extra) as u64;
         talk = talk.max(stretched);
     }
     let hold = rng.chance(HOLD_RATE).then(|| {
         let hold_ms = rng.duration_ms(45_000, 5_000, 300_000);
         let at = connected + ms(talk / 3);
-        #[allow(clippy::cast_possible_wrap)]
         (at, hold_ms as i64)
     });
     let hold_total = hold.map_or(0, |(_, held)| held);
-    #[allow(clippy::cast_possible_wrap)]
     let disconnected = connected + Duration::milliseconds(talk as i64 + hold_total);
     Leg {
         queue,
@@ -357,7 +347,6 @@ fn leg(
             connected,
             hold,
             disconnected,
-            #[allow(clippy::cast_possible_wrap)]
             acw_ms: acw_ms as i64,
             wrapup,
             transferred: transfer_allowed && rng.chance(TRANSFER_RATE),

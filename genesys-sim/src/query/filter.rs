@@ -38,7 +38,6 @@ pub struct Range {
 }
 
 impl Range {
-    #[allow(clippy::cast_precision_loss)]
     fn contains(&self, value: i64) -> bool {
         let v = value as f64;
         self.gt.is_none_or(|b| v > b)

@@ -144,7 +144,6 @@ impl<'a> FlatConversation<'a> {
         self.parties.len() - 1
     }
 
-    #[allow(clippy::too_many_lines)]
     fn fill(&mut self, record: &'a ConversationRecord) {
         let org = self.org;
         self.record = record;

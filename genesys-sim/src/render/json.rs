@@ -23,7 +23,6 @@ pub fn put_int(out: &mut String, value: i64) {
     let mut rest = value.unsigned_abs();
     loop {
         at -= 1;
-        #[allow(clippy::cast_possible_truncation)]
         {
             digits[at] = b'0' + (rest % 10) as u8;
         }

@@ -47,7 +47,6 @@ pub fn write_time(out: &mut String, at: DateTime<Utc>) {
     ] {
         let mut value = value;
         for digit in text[at..at + width].iter_mut().rev() {
-            #[allow(clippy::cast_possible_truncation)]
             {
                 *digit = b'0' + (value % 10) as u8;
             }
@@ -68,7 +67,6 @@ pub mod timestamp {
     }
 
     /// Serializes an optional timestamp (use with `skip_serializing_if = "Option::is_none"`).
-    #[allow(clippy::ref_option)]
     pub fn optional<S: Serializer>(at: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
         match at {
             Some(at) => required(at, s),

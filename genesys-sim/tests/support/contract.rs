@@ -38,6 +38,8 @@
 //! shown as `(root)`. An unknown definition name, or a schema construct this module does not
 //! understand, is a panic: that is a bug in the test, not in the payload.
 
+// Compiled into four test binaries (two here, two of the proxy's), each using a part of it:
+// without this, every binary warns about the parts it does not use.
 #![allow(dead_code)]
 
 use std::fmt::Write as _;

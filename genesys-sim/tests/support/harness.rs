@@ -2,6 +2,9 @@
 //! anchor, an HTTP client, a token, and small request helpers.
 //!
 //! Include it with `#[path = "support/harness.rs"] mod harness;`.
+
+// Compiled into seven test binaries, each using a part of it: without this, every binary
+// warns about the parts it does not use.
 #![allow(dead_code)]
 
 use chrono::{DateTime, Duration, Utc};
