@@ -1,5 +1,10 @@
 //! The demo, as a new user runs it: the simulator in-process, the proxy in front of it,
 //! and every curl command of the start-up banner working as printed.
+//!
+//! Only with the `demo` feature (the default): a build without it has no demo to start.
+//! (A file-level `cfg` rather than `[[test]] required-features`: a `[[test]]` entry in
+//! Cargo.toml makes cargo look for this file, which the container build does not copy.)
+#![cfg(feature = "demo")]
 
 use std::process::Command;
 

@@ -6,6 +6,11 @@
 //!
 //! Needs Debian's `chromium` (`apt-get install -y chromium`). Without it the tests print
 //! "skipped: chromium not installed" and pass, except under CI (`CI` set), where they fail.
+//!
+//! Only with the `demo` feature (the default): a build without it has no demo to start.
+//! (A file-level `cfg` rather than `[[test]] required-features`: a `[[test]]` entry in
+//! Cargo.toml makes cargo look for this file, which the container build does not copy.)
+#![cfg(feature = "demo")]
 
 mod support;
 
