@@ -78,20 +78,20 @@ read_fields! {
     /// Reads a search request's fields, naming every field that is unknown or of the wrong
     /// kind.
     fn read(settings: &ReportSettings) {
-            from: text(),
-            to: text(),
-            last: text(),
-            queue_ids: ids(),
-            user_ids: ids(),
-            media_types: names(),
-            directions: names(),
-            wrapup_codes: list(),
-            division_ids: ids(),
-            min_handle_seconds: number(MAX_HANDLE_SECONDS),
-            max_handle_seconds: number(MAX_HANDLE_SECONDS),
-            order: one(),
-            page_size: count(settings.max_page_size),
-            cursor: text(),
+        from: text(),
+        to: text(),
+        last: text(),
+        queue_ids: ids(),
+        user_ids: ids(),
+        media_types: names(),
+        directions: names(),
+        wrapup_codes: list(),
+        division_ids: ids(),
+        min_handle_seconds: number(MAX_HANDLE_SECONDS),
+        max_handle_seconds: number(MAX_HANDLE_SECONDS),
+        order: one(),
+        page_size: count(settings.max_page_size),
+        cursor: text(),
         include: one_unless_empty(),
     }
 }
@@ -150,17 +150,17 @@ read_fields! {
     /// Reads an aggregates request's fields, naming every field that is unknown or of the
     /// wrong kind.
     fn read() {
-            from: text(),
-            to: text(),
-            last: text(),
-            granularity: text(),
-            group_by: names(),
-            metrics: required_names("metric"),
-            queue_ids: ids(),
-            user_ids: ids(),
-            media_types: names(),
-            directions: names(),
-            wrapup_codes: list(),
+        from: text(),
+        to: text(),
+        last: text(),
+        granularity: text(),
+        group_by: names(),
+        metrics: required_names("metric"),
+        queue_ids: ids(),
+        user_ids: ids(),
+        media_types: names(),
+        directions: names(),
+        wrapup_codes: list(),
         division_ids: ids(),
     }
 }
