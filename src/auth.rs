@@ -3,14 +3,17 @@
 //! Keys are configured as SHA-256 hashes (`[[clients]]` with `name`, `key_sha256`,
 //! `scopes`, `weight`), so the config file holds no usable secret. A request presents its
 //! key as `Authorization: Bearer <key>` or `X-API-Key: <key>`; the key is hashed and
-//! compared in constant time with every configured hash. The caller's name and weight go
+//! compared in constant time with every configured hash, once: a key that matched is then
+//! recognised without hashing ([`recognised`]). The caller's name and weight go
 //! to the budget (weighted-fair scheduling across clients). There is no "auth off": a
 //! proxy with no clients refuses to start, and demo mode makes and prints a key.
+
+mod recognised;
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -91,6 +94,8 @@ struct KnownKey {
 #[derive(Debug)]
 pub struct ApiKeys {
     keys: Vec<KnownKey>,
+    /// The keys that matched a hash already, by the index of their client in `keys`.
+    recognised: recognised::Recognised,
 }
 
 /// Hex SHA-256 of a key, as configured in `key_sha256`.
@@ -154,27 +159,38 @@ impl ApiKeys {
                 }),
             });
         }
-        Ok(Self { keys })
+        Ok(Self {
+            recognised: recognised::Recognised::new(keys.len()),
+            keys,
+        })
     }
 
-    /// The caller whose key this is. Every configured hash is compared, in constant time.
+    /// The caller whose key this is: a key recognised from an earlier request, or else
+    /// one whose SHA-256 matches a configured hash (every hash is compared, in constant
+    /// time), which is then remembered.
     #[must_use]
     pub fn authenticate(&self, key: &str) -> Option<Arc<Caller>> {
+        if let Some(index) = self.recognised.find(key.as_bytes()) {
+            return Some(self.keys[index].caller.clone());
+        }
         let presented: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         let mut found = None;
-        for known in &self.keys {
+        for (index, known) in self.keys.iter().enumerate() {
             if bool::from(known.hash.ct_eq(&presented)) {
-                found = Some(known.caller.clone());
+                found = Some(index);
             }
         }
-        found
+        let index = found?;
+        self.recognised.remember(index, key.as_bytes());
+        Some(self.keys[index].caller.clone())
     }
 }
 
 /// The key a request presents, as `X-API-Key: <key>` or `Authorization: Bearer <key>`.
 #[must_use]
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+    const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+    if let Some(value) = headers.get(X_API_KEY).and_then(|v| v.to_str().ok()) {
         return Some(value.trim());
     }
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -285,6 +301,10 @@ mod tests {
         assert!(caller.may(Scope::ConversationsRead));
         assert!(!caller.may(Scope::ReportsRead));
         assert!(keys.authenticate("gp_other").is_none());
+        // Again, now recognised without hashing: the same caller, and still no other.
+        assert_eq!(keys.authenticate(&key), Some(caller));
+        assert!(keys.authenticate("gp_other").is_none());
+        assert!(!format!("{keys:?}").contains(&key));
     }
 
     #[test]
