@@ -28,6 +28,7 @@ pub mod error;
 pub mod metrics;
 pub mod reports;
 pub mod routes;
+pub mod status;
 pub mod telemetry;
 pub mod upstream;
 

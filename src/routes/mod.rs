@@ -13,6 +13,7 @@ pub mod ops;
 pub mod readiness;
 pub mod reports;
 pub mod request_id;
+pub mod status;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,12 +109,13 @@ fn router(state: AppState) -> Router {
     let mut open = Router::new()
         .route("/healthz", get(ops::healthz))
         .merge(docs::routes());
-    // With a separate ops listener, readiness and metrics are served there only
-    // (`/healthz` stays here too: the image's HEALTHCHECK asks the API port).
+    // With a separate ops listener, readiness, metrics and the status page are served
+    // there only (`/healthz` stays here too: the image's HEALTHCHECK asks the API port).
     if state.settings.server.ops_listen.is_none() {
         open = open
             .route("/readyz", get(readiness::readyz))
-            .route("/metrics", get(ops::metrics));
+            .route("/metrics", get(ops::metrics))
+            .route("/status", get(status::status_page));
     }
     let settings = state.settings.server.clone();
     let routes = Router::new()

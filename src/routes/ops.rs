@@ -1,6 +1,7 @@
 //! Operations endpoints: liveness, metrics, and the admin view of the cache (readiness
-//! is [`super::readiness`]). `/metrics` only assembles the families each component renders
-//! of itself: inbound HTTP, the caches, upstream calls, the budget, the token.
+//! is [`super::readiness`], the status page [`super::status`]). `/metrics` only assembles
+//! the families each component renders of itself: inbound HTTP, the caches, upstream
+//! calls, the budget, the token, readiness.
 
 use axum::Json;
 use axum::extract::State;
@@ -26,10 +27,19 @@ pub async fn healthz() -> Json<serde_json::Value> {
 pub async fn cache_stats(State(state): State<AppState>) -> Json<serde_json::Value> {
     state.conversations.settle().await;
     state.reports.settle().await;
+    // The budget's refusals are recorded where callers receive them (the upstream
+    // figures, as `/metrics` renders them), by class.
+    let mut budget = json!(state.client.budget().stats());
+    let refused = state.client.stats().refusals().counts();
+    budget["refused"] = crate::upstream::Class::ALL
+        .iter()
+        .map(|class| (class.as_str().to_owned(), json!(refused[*class as usize])))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
     Json(json!({
         "conversations": state.conversations.stats(),
         "reports": state.reports.stats(),
-        "budget": state.client.budget().stats(),
+        "budget": budget,
         "token": state.client.tokens().stats(),
     }))
 }
@@ -52,25 +62,19 @@ pub async fn purge_cache(State(state): State<AppState>) -> StatusCode {
 ))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     // Each component renders its own families; this only assembles them, in the order
-    // inbound HTTP, caches, upstream calls, budget, token.
+    // inbound HTTP, caches, upstream calls (with the budget's waits and refusals), budget,
+    // token, readiness.
     let mut out = String::with_capacity(16 * 1024);
     state.http_metrics.render(&mut out);
 
-    state.conversations.settle().await;
-    state.reports.settle().await;
-    let reports = state.reports.stats();
-    crate::cache::metrics::render(
-        &mut out,
-        &[
-            ("conversations", state.conversations.stats()),
-            ("report_pages", reports.pages),
-            ("aggregates", reports.aggregates),
-        ],
-    );
+    crate::cache::metrics::render(&mut out, &caches(&state).await);
 
     state.client.stats().render(&mut out);
     state.client.budget().stats().render(&mut out);
     state.client.tokens().stats().render(&mut out);
+
+    let (ready, body) = super::readiness::current(&state).await;
+    super::readiness::render(&mut out, ready, &body);
 
     (
         [(
@@ -80,4 +84,17 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         out,
     )
         .into_response()
+}
+
+/// The caches by their `cache` label (conversations, report pages, aggregates), their
+/// pending evictions applied: what `/metrics` and the status page show.
+pub async fn caches(state: &AppState) -> Vec<(&'static str, crate::cache::CacheStats)> {
+    state.conversations.settle().await;
+    state.reports.settle().await;
+    let reports = state.reports.stats();
+    vec![
+        ("conversations", state.conversations.stats()),
+        ("report_pages", reports.pages),
+        ("aggregates", reports.aggregates),
+    ]
 }

@@ -13,6 +13,11 @@
 //! nothing else makes the proxy ready (no token, nothing cached) does it wait for that
 //! refresh, for at most [`TOKEN_WAIT`], so a proxy that has just started is ready at its
 //! first probe and a hanging login host never holds a probe past its timeout.
+//!
+//! [`current`] reads the same verdict without waiting for a refresh (it starts one in
+//! the background as a probe does, so an instance scraped but never probed still gets its
+//! token), for `/metrics` ([`render`]: `genesys_proxy_ready` and each component's status)
+//! and the status page.
 
 use std::time::Duration;
 
@@ -23,6 +28,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
+use crate::metrics::{header, sample};
+use crate::upstream::token::TokenReadiness;
 
 /// The longest a probe waits for a token refresh, when nothing else makes the proxy
 /// ready: below the 1 s default timeout of a Kubernetes probe, and ample for a login
@@ -46,6 +53,32 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             token = tokens.readiness();
         }
     }
+    let (ready, body) = report(&state, &token, cached_entries);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Readiness as it stands (whether `/readyz` would answer 200, and its body), without
+/// waiting for a token refresh (one is started in the background when the token is
+/// missing or due, as a probe does): for `/metrics` and the status page.
+pub async fn current(state: &AppState) -> (bool, serde_json::Value) {
+    let tokens = state.client.tokens();
+    // The refresh runs in a task of its own: nobody waits for it here.
+    let _ = tokens.refresh_in_background();
+    let cached_entries = cached_entries(state).await;
+    report(state, &tokens.readiness(), cached_entries)
+}
+
+/// The verdict and the body of `/readyz`.
+fn report(
+    state: &AppState,
+    token: &TokenReadiness,
+    cached_entries: u64,
+) -> (bool, serde_json::Value) {
     let ready = token.usable() || cached_entries > 0;
     let budget = state.client.budget().stats();
     let body = json!({
@@ -59,12 +92,37 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             "budget": {"status": if budget.frozen { "frozen" } else { "ok" }, "in_flight": budget.in_flight, "queued": budget.queued},
         },
     });
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body)).into_response()
+    (ready, body)
+}
+
+/// Appends `genesys_proxy_ready` (1 when `/readyz` would answer 200) and
+/// `genesys_proxy_ready_component{component,status}` (1 for each component of the
+/// `/readyz` body, labelled with its status), from a [`current`] reading.
+pub fn render(out: &mut String, ready: bool, body: &serde_json::Value) {
+    header(
+        out,
+        "genesys_proxy_ready",
+        "gauge",
+        "1 when /readyz answers 200 (a Genesys token is held, or cached data within its stale bound).",
+    );
+    sample(out, "genesys_proxy_ready", "", u8::from(ready));
+    header(
+        out,
+        "genesys_proxy_ready_component",
+        "gauge",
+        "The status of each readiness component (as /readyz names it): 1 for its current status.",
+    );
+    if let Some(components) = body["components"].as_object() {
+        for (component, detail) in components {
+            let status = detail["status"].as_str().unwrap_or("unknown");
+            sample(
+                out,
+                "genesys_proxy_ready_component",
+                &format!("component=\"{component}\",status=\"{status}\""),
+                1,
+            );
+        }
+    }
 }
 
 /// Entries the caches hold (conversations, report pages, aggregates), all within their

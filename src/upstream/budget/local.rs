@@ -138,7 +138,6 @@ impl LocalBudget {
         let now = Instant::now();
         let mut state = self.inner.state();
         if state.room.len() >= self.inner.settings.max_queue {
-            state.stats.refused += 1;
             let retry_after = secs_ceil(
                 Self::first_start(&mut state, demand.class, now)
                     + state.window.spacing() * u32::try_from(state.room.len()).unwrap_or(u32::MAX),
@@ -153,7 +152,6 @@ impl LocalBudget {
             .checked_sub(self.inner.settings.min_call())
             .filter(|&at| now + expected_wait <= at);
         let Some(latest_start) = latest_start else {
-            state.stats.refused += 1;
             return Err(Refusal::WouldMissDeadline { expected_wait });
         };
         Ok(Self::push(&mut state, demand, now, latest_start))
@@ -283,6 +281,7 @@ impl Budget for LocalBudget {
         }
         stats.in_flight = state.in_flight;
         stats.effective_rate = state.window.effective_rate;
+        stats.period_secs = self.inner.settings.period_secs;
         stats.frozen = state.window.frozen(now);
         stats
     }

@@ -1,8 +1,9 @@
 //! [`BudgetStats`]: a point-in-time view of a budget (any [`super::Budget`]), for `/admin`
 //! and readiness as JSON, and for `/metrics` in the Prometheus text format: queue depth by
-//! class, calls in flight, permits granted and refused, the effective rate, the freeze.
-//! The time calls waited for a permit is an upstream figure
-//! ([`crate::upstream::stats::UpstreamStats`]), observed as each permit is granted.
+//! class, calls in flight, permits granted, the effective rate and its period, the freeze.
+//! The time calls waited for a permit and the refusals (by class, with their
+//! `Retry-After`) are upstream figures ([`crate::upstream::stats::UpstreamStats`]),
+//! recorded where each permit is granted or refused, whatever the budget's implementation.
 
 use super::Class;
 use crate::metrics::{header, sample};
@@ -14,11 +15,12 @@ pub struct BudgetStats {
     pub queued: [usize; 3],
     pub in_flight: usize,
     pub granted: u64,
-    pub refused: u64,
     /// 429s reported by calls.
     pub rate_limited: u64,
     /// The rate currently used, in requests per period.
     pub effective_rate: u32,
+    /// The period of the rate, in seconds (`budget.period_secs`).
+    pub period_secs: f64,
     /// Whether calls are frozen after a 429.
     pub frozen: bool,
     /// Sum of queue waits of granted permits, in milliseconds.
@@ -44,7 +46,7 @@ impl BudgetStats {
                 self.queued[class as usize],
             );
         }
-        let families: [(&str, &str, &str, u64); 5] = [
+        let families: [(&str, &str, &str, u64); 4] = [
             (
                 "genesys_proxy_budget_in_flight",
                 "gauge",
@@ -56,12 +58,6 @@ impl BudgetStats {
                 "counter",
                 "Permits granted.",
                 self.granted,
-            ),
-            (
-                "genesys_proxy_budget_refused_total",
-                "counter",
-                "Demands refused (deadline unreachable or queue full).",
-                self.refused,
             ),
             (
                 "genesys_proxy_budget_effective_rate",
@@ -80,6 +76,18 @@ impl BudgetStats {
             header(out, name, kind, help);
             sample(out, name, "", value);
         }
+        header(
+            out,
+            "genesys_proxy_budget_period_seconds",
+            "gauge",
+            "The period, in seconds, the effective rate counts requests over (budget.period_secs).",
+        );
+        sample(
+            out,
+            "genesys_proxy_budget_period_seconds",
+            "",
+            self.period_secs,
+        );
     }
 }
 
@@ -93,8 +101,8 @@ mod tests {
             queued: [1, 2, 3],
             in_flight: 4,
             granted: 5,
-            refused: 6,
             effective_rate: 280,
+            period_secs: 60.0,
             frozen: true,
             ..BudgetStats::default()
         };
@@ -107,8 +115,8 @@ mod tests {
             "genesys_proxy_budget_queue_depth{class=\"hydrate\"} 3",
             "genesys_proxy_budget_in_flight 4",
             "genesys_proxy_budget_granted_total 5",
-            "genesys_proxy_budget_refused_total 6",
             "genesys_proxy_budget_effective_rate 280",
+            "genesys_proxy_budget_period_seconds 60",
             "genesys_proxy_budget_frozen 1",
         ] {
             assert!(out.lines().any(|l| l == line), "missing `{line}` in\n{out}");

@@ -81,7 +81,12 @@ impl GenesysClient {
         };
         let permit = match permit {
             Ok(permit) => permit,
-            Err(refusal) => return Attempt::Failed(refusal.into()),
+            Err(refusal) => {
+                let class = ctx.demand().class;
+                self.stats
+                    .refused(class, request.endpoint, refusal.retry_after());
+                return Attempt::Failed(refusal.into());
+            }
         };
         // Where the demand stands now that it is granted (joiners may have raised it).
         let demand = ctx.demand();

@@ -1,0 +1,172 @@
+//! Headless Chromium for the browser tests: find it, load a page in a fresh profile with
+//! only the host names a test allows resolvable, and return its DOM ([`render`]) or write
+//! a screenshot of it ([`screenshot`]). Copied from `tests/docs_ui.rs` (which keeps its
+//! own copy for now), with the screenshot and the virtual time budget added.
+//!
+//! Needs Debian's `chromium` (`apt-get install -y chromium`). Without it [`chromium`]
+//! prints "skipped: chromium not installed" and returns `None`, except under CI (`CI`
+//! set), where it fails.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Longest a Chromium run may take before it is killed: a guard against a hung browser,
+/// not a timing claim. A page load takes about 2 s on an idle 2-core machine; 15 s was
+/// exceeded on a loaded one (load average 24), so the guard is generous.
+pub const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Chromium: `/usr/bin/chromium`, or `chromium` on `PATH`. `None` means the caller must
+/// return (skipped); under CI its absence fails the test.
+pub fn chromium() -> Option<PathBuf> {
+    let candidates = std::iter::once(PathBuf::from("/usr/bin/chromium")).chain(
+        std::env::var_os("PATH")
+            .map(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join("chromium"))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
+    );
+    for candidate in candidates {
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "chromium is not installed: install chromium (apt-get install -y chromium)"
+    );
+    println!("skipped: chromium not installed (apt-get install -y chromium)");
+    None
+}
+
+/// A fresh Chromium profile directory, removed when dropped.
+#[derive(Debug)]
+pub struct Profile(pub PathBuf);
+
+impl Profile {
+    pub fn new() -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("the clock is after 1970")
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "genesys-proxy-browser-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("the profile directory is created");
+        Self(dir)
+    }
+}
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// How a page is loaded: which names resolve (Chromium's `--host-resolver-rules`; the
+/// tests let it resolve no name but the proxy's, so the page works offline or not at
+/// all), and how long the page may run in virtual time before it is read.
+#[derive(Debug, Clone)]
+pub struct Load<'a> {
+    pub url: &'a str,
+    pub resolver_rules: &'a str,
+    pub virtual_time_ms: u64,
+}
+
+/// Runs Chromium on `load` with `extra` arguments (the output mode), in a fresh profile
+/// and its own process group, killed whole if it outlives [`CHROMIUM_TIMEOUT`]; returns
+/// its standard output.
+async fn run(chromium: &Path, load: &Load<'_>, extra: &[String]) -> String {
+    let profile = Profile::new();
+    let mut command = tokio::process::Command::new(chromium);
+    command
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-extensions",
+            "--disable-sync",
+            "--no-first-run",
+            "--no-proxy-server",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--virtual-time-budget={}", load.virtual_time_ms))
+        .arg(format!("--host-resolver-rules={}", load.resolver_rules))
+        .arg(format!("--user-data-dir={}", profile.0.display()))
+        .args(extra)
+        .arg(load.url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = command.spawn().expect("chromium starts");
+    let group = child.id().expect("chromium has a pid");
+    let Ok(output) = tokio::time::timeout(CHROMIUM_TIMEOUT, child.wait_with_output()).await else {
+        // Dropping the wait killed chromium itself; its renderers are in its group.
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{group}")])
+            .status();
+        panic!(
+            "chromium did not finish loading {} within {CHROMIUM_TIMEOUT:?}",
+            load.url
+        );
+    };
+    let output = output.expect("chromium runs");
+    assert!(
+        output.status.success(),
+        "chromium failed on {} ({}): {}",
+        load.url,
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Loads the page and returns its DOM once it has settled (`--dump-dom`).
+pub async fn render(chromium: &Path, load: &Load<'_>) -> String {
+    let dom = run(chromium, load, &["--dump-dom".to_owned()]).await;
+    assert!(
+        !dom.trim().is_empty(),
+        "chromium rendered {} as nothing",
+        load.url
+    );
+    dom
+}
+
+/// Loads the page in a window of `width` x `height` pixels and writes a PNG screenshot of
+/// it to `path` (`--screenshot`), checking that a PNG was written.
+pub async fn screenshot(
+    chromium: &Path,
+    load: &Load<'_>,
+    path: &Path,
+    (width, height): (u32, u32),
+) {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).expect("the screenshot's directory is created");
+    }
+    let _ = std::fs::remove_file(path);
+    run(
+        chromium,
+        load,
+        &[
+            format!("--screenshot={}", path.display()),
+            format!("--window-size={width},{height}"),
+        ],
+    )
+    .await;
+    let png = std::fs::read(path)
+        .unwrap_or_else(|e| panic!("chromium wrote no screenshot at {}: {e}", path.display()));
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 1_000,
+        "{} is not a PNG of a page ({} bytes)",
+        path.display(),
+        png.len()
+    );
+}
