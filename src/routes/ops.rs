@@ -71,6 +71,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     state.client.stats().render(&mut out);
     state.client.budget().stats().render(&mut out);
     state.client.tokens().stats().render(&mut out);
+    state.notifications.stats().render(&mut out);
 
     (
         [(
