@@ -2,8 +2,9 @@
 //! listeners (port 0 in tests): the API on `server.listen` and, when `server.ops_listen` is
 //! set, the operations endpoints on a second address ([`ops_router`]); and serves until a
 //! shutdown signal, draining in-flight requests for at most the grace period. Connections
-//! are accepted by [`accept`] under the limits of [`connection`]. `main`, the tests, the
-//! benchmarks and the demo all build this same `App`.
+//! are accepted by [`accept`] under the limits of [`connection`]. The Genesys notification
+//! subscriber ([`crate::notifications`]) runs while it serves and stops with it. `main`,
+//! the tests, the benchmarks and the demo all build this same `App`.
 
 mod accept;
 mod connection;
@@ -19,6 +20,7 @@ use tokio::net::TcpListener;
 use crate::auth::ApiKeys;
 use crate::config::{GenesysConnection, Settings};
 use crate::conversations::ConversationService;
+use crate::notifications::{self, Notifications};
 use crate::reports::ReportService;
 use crate::routes::{self, AppState};
 use crate::upstream::{GenesysClient, LocalBudget};
@@ -80,6 +82,20 @@ impl App {
             ),
             None => None,
         };
+        let notifications = Arc::new(Notifications::new(
+            settings.notifications.clone(),
+            notifications::Parts {
+                api: Arc::new(notifications::api::GenesysChannels::new(
+                    client.clone(),
+                    settings.notifications.queue_page_size,
+                )),
+                connector: Arc::new(notifications::transport::WebSocketConnector),
+                sink: Arc::new(notifications::apply::CacheSink::new(
+                    conversations.clone(),
+                    settings.notifications.pushed_fresh(),
+                )),
+            },
+        ));
         let access_log = settings.telemetry.access_log;
         let state = AppState {
             settings: Arc::new(settings),
@@ -88,6 +104,7 @@ impl App {
             client,
             keys,
             http_metrics: Arc::new(crate::metrics::HttpMetrics::new(access_log)),
+            notifications,
         };
         Ok(Self {
             listener,
@@ -150,6 +167,9 @@ impl App {
             };
             (listener, ops_router::router(&self.state))
         });
+        // Genesys notifications run while the proxy serves (nothing when `mode = "off"`).
+        let notifications = self.state.notifications.clone();
+        notifications.start();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
@@ -176,6 +196,7 @@ impl App {
                 None => true,
             }
         });
+        notifications.stop().await;
         if !(api_done && ops_done) {
             tracing::warn!(
                 grace_secs = grace.as_secs(),

@@ -24,6 +24,7 @@ use serde::Deserialize;
 
 use crate::auth::ClientSettings;
 use crate::cache::CacheSettings;
+use crate::notifications::NotificationSettings;
 use crate::reports::ReportSettings;
 use crate::telemetry::TelemetrySettings;
 use crate::upstream::budget::BudgetSettings;
@@ -66,6 +67,9 @@ pub struct Settings {
     pub reports: ReportSettings,
     #[serde(default)]
     pub telemetry: TelemetrySettings,
+    /// Genesys notifications keeping cached conversations fresh (`[notifications]`).
+    #[serde(default)]
+    pub notifications: NotificationSettings,
     /// Internal clients and their API keys (`[[clients]]`).
     #[serde(default)]
     pub clients: Vec<ClientSettings>,
@@ -181,6 +185,7 @@ impl Settings {
         self.cache.validate()?;
         self.reports.validate()?;
         self.telemetry.validate()?;
+        self.notifications.validate()?;
         crate::auth::ApiKeys::new(&self.clients)?;
         Ok(())
     }
@@ -255,6 +260,26 @@ mod tests {
         let settings = from_toml(&format!("[budget]\nrate = 600\n{CLIENT}")).expect("valid");
         assert_eq!(settings.budget.rate, 600);
         assert_eq!(settings.cache, CacheSettings::default());
+    }
+
+    #[test]
+    fn the_notifications_section_reads_its_mode_and_queues() {
+        let queue = "8f2a4c6e-1b3d-4f5a-9c7e-0d2b4f6a8c1e";
+        let settings = from_toml(&format!(
+            "[notifications]\nmode = \"list\"\nqueue_ids = [\"{queue}\"]\n{CLIENT}"
+        ))
+        .expect("valid");
+        assert_eq!(
+            settings.notifications.mode,
+            crate::notifications::settings::Mode::List
+        );
+        assert_eq!(settings.notifications.queue_ids, [queue]);
+        let error = from_toml(&format!("[notifications]\nmode = \"list\"\n{CLIENT}"))
+            .expect_err("a list needs ids");
+        assert!(error.contains("notifications.queue_ids"), "{error}");
+        let error = from_toml(&format!("[notifications]\nmode = \"some\"\n{CLIENT}"))
+            .expect_err("unknown mode");
+        assert!(error.contains("some"), "{error}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`auth`]: internal clients, API keys, scopes, fair-share weights.
 //! - [`error`]: every error as `application/problem+json`.
 //! - [`conversations`]: the cached real-time lookup and its simplified view.
+//! - [`notifications`]: Genesys events keep cached conversations fresh (WebSocket).
 //! - [`cache`]: byte-bounded store, single-flight fetches, stale serving, freshness rules.
 //! - [`reports`]: historical reports over the analytics API.
 //! - [`upstream`]: the only code that speaks to Genesys (token, budget, client).
@@ -26,6 +27,7 @@ pub mod demo;
 pub mod egress;
 pub mod error;
 pub mod metrics;
+pub mod notifications;
 pub mod reports;
 pub mod routes;
 pub mod status;

@@ -14,6 +14,8 @@
 //! new are `genesys_proxy_upstream_last_rate_limited_timestamp_seconds`,
 //! `genesys_proxy_budget_period_seconds`, `genesys_proxy_ready` and
 //! `genesys_proxy_ready_component`.
+//! Issue 18 added the notification families (`genesys_proxy_notification_*`) and the
+//! latency series of the three notification endpoints.
 
 mod support;
 
@@ -86,6 +88,9 @@ genesys_proxy_upstream_requests_total{endpoint="get_conversation",status="404"}
 genesys_proxy_upstream_request_duration_seconds{endpoint="get_conversation"} (histogram)
 genesys_proxy_upstream_request_duration_seconds{endpoint="details_query"} (histogram)
 genesys_proxy_upstream_request_duration_seconds{endpoint="aggregates_query"} (histogram)
+genesys_proxy_upstream_request_duration_seconds{endpoint="create_channel"} (histogram)
+genesys_proxy_upstream_request_duration_seconds{endpoint="replace_subscriptions"} (histogram)
+genesys_proxy_upstream_request_duration_seconds{endpoint="list_queues"} (histogram)
 # HELP genesys_proxy_upstream_rate_limited_total 429 answers received from Genesys (never passed on to clients).
 # TYPE genesys_proxy_upstream_rate_limited_total counter
 genesys_proxy_upstream_rate_limited_total
@@ -139,6 +144,52 @@ genesys_proxy_token_failures_total
 # HELP genesys_proxy_token_valid 1 while a valid Genesys token is held.
 # TYPE genesys_proxy_token_valid gauge
 genesys_proxy_token_valid
+# HELP genesys_proxy_notification_channels Notification channels the topic plan asks for.
+# TYPE genesys_proxy_notification_channels gauge
+genesys_proxy_notification_channels
+# HELP genesys_proxy_notification_channels_connected Notification channels with a connected socket.
+# TYPE genesys_proxy_notification_channels_connected gauge
+genesys_proxy_notification_channels_connected
+# HELP genesys_proxy_notification_topics Topics subscribed over all channels.
+# TYPE genesys_proxy_notification_topics gauge
+genesys_proxy_notification_topics
+# HELP genesys_proxy_notification_topics_left_out Topics beyond what max_channels x max_topics_per_channel can hold (polled).
+# TYPE genesys_proxy_notification_topics_left_out gauge
+genesys_proxy_notification_topics_left_out
+# HELP genesys_proxy_notification_degraded 1 while Genesys refuses the subscription and conversations are polled.
+# TYPE genesys_proxy_notification_degraded gauge
+genesys_proxy_notification_degraded
+# HELP genesys_proxy_notification_channels_created_total Channels created (each one upstream call).
+# TYPE genesys_proxy_notification_channels_created_total counter
+genesys_proxy_notification_channels_created_total
+# HELP genesys_proxy_notification_heartbeats_total channel.metadata messages received (heartbeats and pongs).
+# TYPE genesys_proxy_notification_heartbeats_total counter
+genesys_proxy_notification_heartbeats_total
+# HELP genesys_proxy_notification_gaps_total Times events may have been missed (a socket lost, a refusal); pushed conversations then fall back to TTL freshness.
+# TYPE genesys_proxy_notification_gaps_total counter
+genesys_proxy_notification_gaps_total
+# HELP genesys_proxy_notification_demoted_total Pushed conversations returned to TTL freshness after a gap.
+# TYPE genesys_proxy_notification_demoted_total counter
+genesys_proxy_notification_demoted_total
+# HELP genesys_proxy_notification_refusals_total Times Genesys refused a subscription, a channel or the queue listing.
+# TYPE genesys_proxy_notification_refusals_total counter
+genesys_proxy_notification_refusals_total
+# HELP genesys_proxy_notification_events_total Notification events received, by outcome.
+# TYPE genesys_proxy_notification_events_total counter
+genesys_proxy_notification_events_total{outcome="applied"}
+genesys_proxy_notification_events_total{outcome="not_cached"}
+genesys_proxy_notification_events_total{outcome="forgotten"}
+genesys_proxy_notification_events_total{outcome="rejected"}
+genesys_proxy_notification_events_total{outcome="ignored"}
+# HELP genesys_proxy_notification_reconnects_total Sockets replaced, by reason.
+# TYPE genesys_proxy_notification_reconnects_total counter
+genesys_proxy_notification_reconnects_total{reason="dropped"}
+genesys_proxy_notification_reconnects_total{reason="silence"}
+genesys_proxy_notification_reconnects_total{reason="socket_closing"}
+genesys_proxy_notification_reconnects_total{reason="renewal"}
+# HELP genesys_proxy_notification_event_lag_seconds Time from an event's arrival on the socket to the cache holding its update.
+# TYPE genesys_proxy_notification_event_lag_seconds histogram
+genesys_proxy_notification_event_lag_seconds (histogram)
 # HELP genesys_proxy_ready 1 when /readyz answers 200 (a Genesys token is held, or cached data within its stale bound).
 # TYPE genesys_proxy_ready gauge
 genesys_proxy_ready
@@ -147,6 +198,7 @@ genesys_proxy_ready
 genesys_proxy_ready_component{component="genesys_token",status="ok"}
 genesys_proxy_ready_component{component="cache",status="ok"}
 genesys_proxy_ready_component{component="budget",status="ok"}
+genesys_proxy_ready_component{component="notifications",status="off"}
 "#;
 
 /// Sends a little of every kind of traffic (a miss and a hit, an unknown conversation, a

@@ -53,11 +53,32 @@ fn ceil_secs(elapsed: Duration) -> u64 {
     elapsed.as_secs() + u64::from(elapsed.subsec_nanos() > 0)
 }
 
+/// The `Cache-Status` of a fresh hit whose data Genesys pushed (a notification updated
+/// it after its fetch), around its `ttl`.
+const PUSHED: (&str, &str) = ("genesys-proxy; hit; ttl=", "; detail=pushed");
+
 /// Sets `Cache-Control`, `Age` and `Cache-Status` for an answer from `entry` served as
 /// `status`; `memo` (the entry's) serves hits.
 pub fn insert<V>(
     entry: &Cached<V>,
     status: CacheStatus,
+    memo: Option<&HitHeaders>,
+    headers: &mut HeaderMap,
+) {
+    let memo = memo.filter(|_| status == CacheStatus::Hit);
+    write(entry, status.header_parts(), memo, headers);
+}
+
+/// As [`insert`] for a fresh hit of an entry a Genesys notification updated:
+/// `Cache-Status: genesys-proxy; hit; ttl=N; detail=pushed`, `Age` counted from the
+/// update. A pushed entry's answers are all of this kind, so the memo serves them.
+pub fn insert_pushed<V>(entry: &Cached<V>, memo: Option<&HitHeaders>, headers: &mut HeaderMap) {
+    write(entry, PUSHED, memo, headers);
+}
+
+fn write<V>(
+    entry: &Cached<V>,
+    (before, after): (&str, &str),
     memo: Option<&HitHeaders>,
     headers: &mut HeaderMap,
 ) {
@@ -69,7 +90,6 @@ pub fn insert<V>(
     } else {
         i64::try_from(fresh_secs).unwrap_or(i64::MAX)
     };
-    let memo = memo.filter(|_| status == CacheStatus::Hit);
     if let Some(HitHeaders(slot)) = memo {
         // `try_lock`: hits of one entry on other threads never wait for each other; a hit
         // that finds the memo busy formats its own values.
@@ -87,7 +107,6 @@ pub fn insert<V>(
         .fresh_until
         .saturating_duration_since(entry.fetched_at)
         .as_secs();
-    let (before, after) = status.header_parts();
     let (Some(cache_control), Some(age), Some(cache_status)) = (
         value(format_args!("private, max-age={lifetime_secs}")),
         value(format_args!("{age_secs}")),
@@ -274,6 +293,24 @@ mod tests {
         // A later second is formatted anew.
         let older = entry(Duration::from_secs(3600), Duration::from_millis(2_500));
         assert_eq!(written(&older, CacheStatus::Hit, Some(&memo))[1], "3");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pushed_hit_says_so_and_counts_its_age_from_the_update() {
+        let pushed = entry(Duration::from_secs(300), Duration::from_millis(1_200));
+        let memo = HitHeaders::default();
+        let mut headers = HeaderMap::new();
+        insert_pushed(&pushed, Some(&memo), &mut headers);
+        assert_eq!(
+            headers["cache-status"],
+            "genesys-proxy; hit; ttl=298; detail=pushed"
+        );
+        assert_eq!(headers["age"], "2");
+        // A later plain hit of another entry in the same second is not answered from it.
+        assert_eq!(
+            written(&pushed, CacheStatus::Miss, Some(&memo))[2],
+            "genesys-proxy; fwd=miss; stored; ttl=298"
+        );
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! both representations pre-serialised (the simplified view and the full document) with
 //! their ETags in one exact-size buffer ([`Representations`]), so a hit costs a lookup and
 //! a clone, no JSON work, and a cached conversation costs little more than the bytes it
-//! serves. The entries live in a [`CacheTier`] (moka by default).
+//! serves. The entries live in a [`CacheTier`] (moka by default). Genesys notifications
+//! update the summary view of cached conversations ([`pushed`]).
 
+pub mod pushed;
 pub mod view;
 
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use crate::cache::{
 use crate::upstream::budget::Demand;
 use crate::upstream::models::Conversation;
 use crate::upstream::{CallContext, Class, GenesysClient, UpstreamError};
+pub use pushed::{PushOutcome, PushedView};
 pub use view::{ConversationState, ConversationView};
 
 /// Per-entry memory counted against the byte budget beyond the entry's one buffer (bodies
@@ -50,6 +53,9 @@ pub struct Representations {
     pub state: ConversationState,
     /// The cache headers of the latest hit, reused within its second.
     pub hit_headers: HitHeaders,
+    /// Set when the view was rebuilt from a Genesys event: `full` is then the document of
+    /// the last fetch, with that fetch's own freshness ([`pushed`]).
+    pub pushed: Option<Box<PushedView>>,
 }
 
 impl Representations {
@@ -77,7 +83,14 @@ impl Representations {
             full_etag,
             state,
             hit_headers: HitHeaders::default(),
+            pushed: None,
         }
+    }
+
+    /// Whether the view was pushed (updated from an event after the document's fetch).
+    #[must_use]
+    pub fn is_pushed(&self) -> bool {
+        self.pushed.is_some()
     }
 
     /// The bytes the representations hold: both bodies and both ETags.

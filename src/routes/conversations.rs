@@ -106,7 +106,12 @@ pub(super) fn found_response(
         );
     }
     headers.insert(header::ETAG, etag.clone());
-    headers::insert(entry, status, Some(&representations.hit_headers), headers);
+    let memo = Some(&representations.hit_headers);
+    if status == CacheStatus::Hit && view == View::Summary && representations.is_pushed() {
+        headers::insert_pushed(entry, memo, headers);
+    } else {
+        headers::insert(entry, status, memo, headers);
+    }
     response
 }
 
@@ -143,7 +148,7 @@ fn matches_etag(headers: &HeaderMap, etag: &HeaderValue) -> bool {
                 ("ETag" = String, description = "Identifies this representation"),
                 ("Cache-Control" = String, description = "`private, max-age=<freshness lifetime in seconds>`: what is left is max-age minus Age (RFC 9111 §4.2)"),
                 ("Age" = u64, description = "Seconds since the proxy fetched it from Genesys, rounded up"),
-                ("Cache-Status" = String, description = "RFC 9211: `hit`, `fwd=miss`, `fwd=stale`, `collapsed`, `detail=stale-if-error`"),
+                ("Cache-Status" = String, description = "RFC 9211: `hit`, `fwd=miss`, `fwd=stale`, `collapsed`, `detail=stale-if-error`, `detail=pushed` (the summary was updated by a Genesys notification)"),
             )),
         (status = 304, description = "Unchanged since the ETag in If-None-Match"),
         (status = 400, description = "The id is not a UUID, or a query parameter is wrong", body = Problem, content_type = "application/problem+json"),
@@ -167,11 +172,22 @@ pub async fn get_conversation(
     let id = parse_id(&id)?;
     let view = parse_view(query.as_deref())?;
     let deadline = Instant::now() + state.upstream_wait();
-    let served = state
-        .conversations
-        .get(id, Class::Realtime, &caller, deadline)
-        .await
-        .map_err(ApiError::from)?;
+    let conversations = &state.conversations;
+    let served = match view {
+        View::Summary => {
+            conversations
+                .get(id, Class::Realtime, &caller, deadline)
+                .await
+        }
+        // A view pushed by a notification is newer than the document: `get_document`
+        // serves the document under its own freshness.
+        View::Full => {
+            conversations
+                .get_document(id, Class::Realtime, &caller, deadline)
+                .await
+        }
+    }
+    .map_err(ApiError::from)?;
     tracing::Span::current().record("cache.status", served.status.label());
     match &served.entry.value {
         ConversationEntry::NotFound => {

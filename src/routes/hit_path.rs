@@ -25,7 +25,7 @@ use axum::response::Response;
 use futures_util::FutureExt as _;
 
 use super::conversation_prefix;
-use super::conversations::{found_response, parse_id, parse_view};
+use super::conversations::{View, found_response, parse_id, parse_view};
 use crate::auth::{Caller, Scope};
 use crate::cache::CacheStatus;
 use crate::conversations::{ConversationEntry, ConversationService};
@@ -70,6 +70,10 @@ impl HitPath {
         let ConversationEntry::Found(representations) = &entry.value else {
             return None;
         };
+        // The document of a pushed entry has its own freshness: the router serves it.
+        if view == View::Full && representations.is_pushed() {
+            return None;
+        }
         Some(found_response(
             &entry,
             representations,

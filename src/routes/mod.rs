@@ -42,6 +42,8 @@ pub struct AppState {
     pub client: Arc<GenesysClient>,
     pub keys: Arc<ApiKeys>,
     pub http_metrics: Arc<crate::metrics::HttpMetrics>,
+    /// The Genesys notification subscriber (its figures and `/readyz` component).
+    pub notifications: Arc<crate::notifications::Notifications>,
 }
 
 impl AppState {

@@ -72,6 +72,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     state.client.stats().render(&mut out);
     state.client.budget().stats().render(&mut out);
     state.client.tokens().stats().render(&mut out);
+    state.notifications.stats().render(&mut out);
 
     let (ready, body) = super::readiness::current(&state).await;
     super::readiness::render(&mut out, ready, &body);

@@ -6,7 +6,8 @@
 //! login outage, a 401 or a token expiry does not take every replica out of the load
 //! balancer at once while their caches can still answer; a replica with neither is not
 //! ready. The body names each component and what fails (`genesys_token`, `cache`,
-//! `budget`), whatever the status.
+//! `budget`, `notifications`), whatever the status. The `notifications` component never
+//! makes the proxy unready: without events, conversations are polled.
 //!
 //! A probe never waits on the login host inline: it reads the token's state as it is and,
 //! when the token is missing or due, starts a refresh in the background. Only when
@@ -90,6 +91,8 @@ fn report(
                 "entries": cached_entries,
             },
             "budget": {"status": if budget.frozen { "frozen" } else { "ok" }, "in_flight": budget.in_flight, "queued": budget.queued},
+            // Informative only: without events, conversations are polled.
+            "notifications": state.notifications.stats().readiness(),
         },
     });
     (ready, body)

@@ -47,6 +47,9 @@ use super::trace::TraceUpstream;
 use crate::egress::Egress;
 
 mod attempt;
+mod notifications;
+
+pub use notifications::{Channel, QueuePage};
 
 /// A successful upstream response.
 #[derive(Debug, Clone)]

@@ -13,14 +13,23 @@ pub enum Endpoint {
     DetailsQuery,
     /// `POST /api/v2/analytics/conversations/aggregates/query`.
     AggregatesQuery,
+    /// `POST /api/v2/notifications/channels` (notifications).
+    CreateChannel,
+    /// `PUT /api/v2/notifications/channels/{id}/subscriptions` (notifications).
+    ReplaceSubscriptions,
+    /// `GET /api/v2/routing/queues` (the queues whose topics notifications subscribe to).
+    ListQueues,
 }
 
 impl Endpoint {
     /// Every endpoint, in the order their latency histograms are rendered.
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 6] = [
         Self::GetConversation,
         Self::DetailsQuery,
         Self::AggregatesQuery,
+        Self::CreateChannel,
+        Self::ReplaceSubscriptions,
+        Self::ListQueues,
     ];
 
     /// The `endpoint` label of metrics and spans.
@@ -30,6 +39,9 @@ impl Endpoint {
             Self::GetConversation => "get_conversation",
             Self::DetailsQuery => "details_query",
             Self::AggregatesQuery => "aggregates_query",
+            Self::CreateChannel => "create_channel",
+            Self::ReplaceSubscriptions => "replace_subscriptions",
+            Self::ListQueues => "list_queues",
         }
     }
 
@@ -37,8 +49,9 @@ impl Endpoint {
     #[must_use]
     pub fn method(self) -> Method {
         match self {
-            Self::GetConversation => Method::GET,
-            Self::DetailsQuery | Self::AggregatesQuery => Method::POST,
+            Self::GetConversation | Self::ListQueues => Method::GET,
+            Self::DetailsQuery | Self::AggregatesQuery | Self::CreateChannel => Method::POST,
+            Self::ReplaceSubscriptions => Method::PUT,
         }
     }
 }

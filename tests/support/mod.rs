@@ -102,6 +102,9 @@ pub fn proxy_settings() -> genesys_proxy::Settings {
     settings.server.request_timeout_ms = 3_000;
     settings.upstream = upstream_settings();
     settings.budget = generous_budget();
+    // Notifications off unless a test turns them on (tests/notifications.rs): the other
+    // tests count upstream calls and token requests.
+    settings.notifications.mode = genesys_proxy::notifications::settings::Mode::Off;
     settings.clients = vec![
         ClientSettings {
             name: "tester".into(),
