@@ -78,6 +78,39 @@ impl Default for AnalyticsLimits {
     }
 }
 
+/// The Notifications API's settings (API-FACTS section 8; the UNCONFIRMED ones are
+/// settings for that reason). Lifetime and heartbeat can also be changed at run time
+/// (`PUT /sim/notifications/settings`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationSettings {
+    /// How long a channel lives after its creation (documented: 24 hours).
+    pub channel_lifetime: Duration,
+    /// Time between two `WebSocket Heartbeat` messages on a socket (community observation:
+    /// 30 s, UNCONFIRMED).
+    pub heartbeat_interval: Duration,
+    /// Channels one OAuth client may hold; creating one more removes the least recently
+    /// used (documented: 20).
+    pub max_channels: usize,
+    /// Topics one channel may hold (documented: 1,000).
+    pub max_topics: usize,
+    /// How often the simulator looks for conversations that changed and sends their
+    /// events: an event leaves at most this long after its change (a simulator setting,
+    /// not a Genesys one).
+    pub event_tick: Duration,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        Self {
+            channel_lifetime: Duration::from_secs(24 * 3600),
+            heartbeat_interval: Duration::from_secs(30),
+            max_channels: 20,
+            max_topics: 1_000,
+            event_tick: Duration::from_millis(50),
+        }
+    }
+}
+
 /// Everything needed to start one simulated org.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -127,6 +160,8 @@ pub struct SimConfig {
     pub bad_client_status: u16,
     /// Faults active from the start.
     pub faults: Faults,
+    /// The Notifications API's limits and timings.
+    pub notifications: NotificationSettings,
 }
 
 impl Default for SimConfig {
@@ -149,6 +184,7 @@ impl Default for SimConfig {
             expired_token_code: ExpiredTokenCode::BadCredentials,
             bad_client_status: 401,
             faults: Faults::default(),
+            notifications: NotificationSettings::default(),
         }
     }
 }

@@ -17,6 +17,10 @@ pub mod endpoint {
     pub const DETAILS_MULTI_GET: &str = "details_multi_get";
     pub const DETAILS_GET: &str = "details_get";
     pub const AGGREGATES_QUERY: &str = "aggregates_query";
+    /// `POST` and `GET /api/v2/notifications/channels`, `HEAD .../channels/{id}`.
+    pub const CHANNELS: &str = "notifications_channels";
+    pub const SUBSCRIPTIONS: &str = "notifications_subscriptions";
+    pub const ROUTING_QUEUES: &str = "routing_queues";
     pub const UNKNOWN: &str = "unknown";
 }
 

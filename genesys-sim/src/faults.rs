@@ -1,6 +1,8 @@
 //! Faults the simulator injects, settable at start and at run time (`PUT /sim/faults`):
 //! added latency, error rates per 5xx status, full or login-only outages, forced 429
-//! storms with a chosen `Retry-After`, and malformed response bodies.
+//! storms with a chosen `Retry-After`, malformed response bodies, and the Notifications
+//! API's refused subscriptions and stopped heartbeats (dropped sockets and maintenance
+//! closes are actions: `POST /sim/notifications/drop` and `.../maintenance`).
 
 use std::collections::BTreeMap;
 
@@ -40,6 +42,12 @@ pub struct Faults {
     /// Every authorised API call answers 403 `missing.permissions`, as when the OAuth
     /// client's role lacks a permission.
     pub forbidden: bool,
+    /// Subscription changes (`POST`/`PUT .../subscriptions`) answer 403
+    /// `missing.permissions`, the whole request failing as Genesys documents.
+    pub subscriptions_forbidden: bool,
+    /// Sockets stop sending `WebSocket Heartbeat` messages (they stay open and still
+    /// answer pings and carry events), as a half-dead connection would.
+    pub heartbeats_stopped: bool,
 }
 
 impl Faults {

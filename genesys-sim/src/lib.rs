@@ -15,10 +15,14 @@
 //!   after page of a walk, and aggregates).
 //! - [`tokens`], [`faults`], [`counters`]: OAuth tokens and rate windows, injected
 //!   faults, and the counters tests read.
+//! - [`changes`]: when each conversation's document changes (its versions).
+//! - [`notifications`]: the Notifications API: channels, subscriptions, the WebSocket and
+//!   the events of live conversations.
 //! - `http`: the routes (token endpoint, `/api/v2/...`, `/sim/...` control API).
 //!
 //! Start one in-process with [`Simulator::start`] (port 0) or run the `genesys-sim` binary.
 
+pub mod changes;
 pub mod config;
 pub mod counters;
 pub mod data;
@@ -26,6 +30,7 @@ mod error_body;
 pub mod faults;
 mod http;
 pub mod journal;
+pub mod notifications;
 pub mod query;
 pub mod render;
 pub mod rng;
@@ -35,7 +40,9 @@ pub mod tokens;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use config::{AnalyticsLimits, ExpiredTokenCode, IntervalMatching, SimConfig};
+pub use config::{
+    AnalyticsLimits, ExpiredTokenCode, IntervalMatching, NotificationSettings, SimConfig,
+};
 pub use counters::{CountersSnapshot, endpoint};
 pub use faults::{Faults, Storm};
 pub use state::{SeenRequest, SimState};
@@ -131,6 +138,8 @@ impl Simulator {
 
     /// Stops serving (also done on drop).
     pub fn stop(&mut self) {
+        // Upgraded sockets outlive a graceful shutdown of the HTTP server: cut them.
+        self.state.notifications.drop_sockets();
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }

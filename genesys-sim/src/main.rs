@@ -9,7 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::{Parser, ValueEnum};
 use genesys_sim::{
-    AnalyticsLimits, ExpiredTokenCode, Faults, IntervalMatching, SimConfig, Simulator, Storm,
+    AnalyticsLimits, ExpiredTokenCode, Faults, IntervalMatching, NotificationSettings, SimConfig,
+    Simulator, Storm,
 };
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -96,6 +97,16 @@ struct Args {
     /// Start in a 429 storm with this Retry-After (seconds).
     #[arg(long)]
     storm_retry_after: Option<u64>,
+    /// Lifetime of a notification channel, in seconds (Genesys: 24 hours).
+    #[arg(long, default_value_t = 86_400)]
+    channel_lifetime_secs: u64,
+    /// Time between two WebSocket heartbeats, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    heartbeat_interval_ms: u64,
+    /// How often changed conversations are looked for and their events sent, in
+    /// milliseconds (an event leaves at most this long after its change).
+    #[arg(long, default_value_t = 50)]
+    event_tick_ms: u64,
 }
 
 fn parse_rate(text: &str) -> Result<(u16, f64), String> {
@@ -129,6 +140,15 @@ impl Args {
                 "--rate-limit, --rate-window and --max-page-size must be at least 1".into(),
             );
         }
+        if self.channel_lifetime_secs == 0
+            || self.heartbeat_interval_ms == 0
+            || self.event_tick_ms == 0
+        {
+            return Err(
+                "--channel-lifetime-secs, --heartbeat-interval-ms and --event-tick-ms must be at least 1"
+                    .into(),
+            );
+        }
         Ok(SimConfig {
             seed: self.seed,
             conversations: self.conversations,
@@ -156,6 +176,12 @@ impl Args {
                 ExpiredCode::CredentialsExpired => ExpiredTokenCode::CredentialsExpired,
             },
             faults,
+            notifications: NotificationSettings {
+                channel_lifetime: Duration::from_secs(self.channel_lifetime_secs),
+                heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms),
+                event_tick: Duration::from_millis(self.event_tick_ms),
+                ..NotificationSettings::default()
+            },
             ..SimConfig::default()
         })
     }
@@ -196,6 +222,10 @@ async fn main() -> std::process::ExitCode {
         sim.base_url()
     );
     println!("  token:    POST {}/oauth/token", sim.base_url());
+    println!(
+        "  notify:   POST {}/api/v2/notifications/channels  (WebSocket at its connectUri)",
+        sim.base_url()
+    );
     println!(
         "  control:  {}/sim/org  {}/sim/faults  {}/sim/counters",
         sim.base_url(),

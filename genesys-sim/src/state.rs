@@ -1,5 +1,5 @@
 //! The simulator's shared state: configuration, generated data, issued tokens, counters,
-//! the journal of analytics query bodies, active faults, the simulated clock and the memo
+//! the journal of analytics query bodies, the Notifications API's channels, active faults, the simulated clock and the memo
 //! of details walks. One `Arc<SimState>` serves every request.
 
 use std::collections::VecDeque;
@@ -14,6 +14,7 @@ use crate::counters::Counters;
 use crate::data::{Arrivals, Dataset};
 use crate::faults::Faults;
 use crate::journal::QueryJournal;
+use crate::notifications::Notifications;
 use crate::query::details::{DetailsPage, DetailsQuery};
 use crate::query::walks::Walks;
 use crate::rng::SimRng;
@@ -40,6 +41,8 @@ pub struct SimState {
     pub counters: Counters,
     /// The analytics query bodies received, for tests of what clients send.
     pub journal: QueryJournal,
+    /// The Notifications API's channels, settings and counters.
+    pub notifications: Notifications,
     faults: Mutex<Faults>,
     fault_rng: Mutex<SimRng>,
     correlation_rng: Mutex<SimRng>,
@@ -80,6 +83,7 @@ impl SimState {
             tokens: TokenStore::new(config.seed),
             counters: Counters::default(),
             journal: QueryJournal::default(),
+            notifications: Notifications::new(config.notifications.clone()),
             faults: Mutex::new(config.faults.clone()),
             fault_rng: Mutex::new(SimRng::new(config.seed ^ 0x6661_756c_7473)),
             correlation_rng: Mutex::new(SimRng::new(config.seed ^ 0x636f_7272)),

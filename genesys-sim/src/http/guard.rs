@@ -34,6 +34,12 @@ pub fn label(method: &Method, path: &str) -> &'static str {
         }
         ("GET", ["analytics", "conversations", "details"]) => endpoint::DETAILS_MULTI_GET,
         ("GET", ["analytics", "conversations", _, "details"]) => endpoint::DETAILS_GET,
+        ("POST" | "GET", ["notifications", "channels"])
+        | ("HEAD", ["notifications", "channels", _]) => endpoint::CHANNELS,
+        ("GET" | "POST" | "PUT" | "DELETE", ["notifications", "channels", _, "subscriptions"]) => {
+            endpoint::SUBSCRIPTIONS
+        }
+        ("GET", ["routing", "queues"]) => endpoint::ROUTING_QUEUES,
         _ => endpoint::UNKNOWN,
     }
 }

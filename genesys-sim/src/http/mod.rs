@@ -1,12 +1,15 @@
 //! The simulator's HTTP surface: the token endpoint, the Platform API routes behind the
-//! guard (auth, rate limit, faults, counters, Genesys headers) and the `/sim` control API.
+//! guard (auth, rate limit, faults, counters, Genesys headers), the notification WebSocket
+//! (`/channels/{id}`, the channels' `connectUri`) and the `/sim` control API.
 //! Every call to the token endpoint or the API is counted the moment it arrives, before
 //! any latency, fault or handler runs.
 
 mod api;
 mod control;
+mod control_notifications;
 mod guard;
 mod oauth;
+mod queues;
 
 use std::sync::Arc;
 
@@ -17,6 +20,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 
 use crate::counters::endpoint;
+use crate::notifications::routes as notifications;
 use crate::state::SimState;
 
 /// The path of the token endpoint.
@@ -56,6 +60,22 @@ pub fn router(state: Arc<SimState>) -> Router {
             "/api/v2/analytics/conversations/aggregates/query",
             post(api::aggregates_query),
         )
+        .route("/api/v2/routing/queues", get(queues::list))
+        .route(
+            "/api/v2/notifications/channels",
+            post(notifications::create_channel).get(notifications::list_channels),
+        )
+        .route(
+            "/api/v2/notifications/channels/{id}",
+            axum::routing::head(notifications::head_channel),
+        )
+        .route(
+            "/api/v2/notifications/channels/{id}/subscriptions",
+            get(notifications::get_subscriptions)
+                .post(notifications::post_subscriptions)
+                .put(notifications::put_subscriptions)
+                .delete(notifications::delete_subscriptions),
+        )
         .route("/api/v2/{*rest}", axum::routing::any(api::unknown_route))
         .layer(middleware::from_fn_with_state(state.clone(), guard::guard));
     let counted = Router::new()
@@ -65,5 +85,7 @@ pub fn router(state: Arc<SimState>) -> Router {
     Router::new()
         .merge(counted)
         .merge(control::routes())
+        .merge(control_notifications::routes())
+        .route("/channels/{id}", get(notifications::connect))
         .with_state(state)
 }
