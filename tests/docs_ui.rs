@@ -3,9 +3,15 @@
 //! rendered page shows Swagger UI with the proxy's own OpenAPI document loaded: its title,
 //! and one operation block per documented operation, each with its method and path.
 //! Chromium may resolve no host name, so every asset must come from the proxy itself.
+//! And Swagger UI's "Try it out" works: driven through playwright-core (scripts/docs-ui,
+//! pinned by its package-lock.json, installed with `npm ci` into target/docs-ui on first
+//! use), the page authorizes with the demo's API key and executes
+//! `GET /conversations/{id}`, showing the 200 and the conversation, the request carrying
+//! the key, and nothing requested from anywhere but the proxy.
 //!
-//! Needs Debian's `chromium` (`apt-get install -y chromium`). Without it the tests print
-//! "skipped: chromium not installed" and pass, except under CI (`CI` set), where they fail.
+//! Needs Debian's `chromium` (`apt-get install -y chromium`), and for "Try it out" Node.js
+//! with npm. Without them the tests print "skipped: ... not installed" and pass, except
+//! under CI (`CI` set), where they fail.
 //!
 //! Only with the `demo` feature (the default): a build without it has no demo to start.
 //! (A file-level `cfg` rather than `[[test]] required-features`: a `[[test]]` entry in
@@ -125,12 +131,15 @@ async fn render(chromium: &Path, url: &str, resolver_rules: &str) -> String {
     dom
 }
 
-/// The demo proxy on port 0, and the docs link its banner prints.
+/// The demo proxy on port 0, and the docs link, API key and a live conversation its
+/// banner prints.
 struct DemoProxy {
     /// Keeps the demo running while the browser loads the page.
     _run: support::DemoRun,
     docs_url: String,
     port: u16,
+    key: String,
+    conversation: String,
 }
 
 async fn demo_proxy() -> DemoProxy {
@@ -143,11 +152,80 @@ async fn demo_proxy() -> DemoProxy {
         .to_owned();
     assert_eq!(docs_url, format!("http://{}/docs", run.address));
     let port = run.address.port();
+    let line_after = |prefix: &str| {
+        run.banner
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(prefix))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("the banner has {prefix}: {}", run.banner))
+            .to_owned()
+    };
+    let key = line_after("demo API key (all scopes):");
+    let conversation = line_after("live conversations:");
     DemoProxy {
         _run: run,
         docs_url,
         port,
+        key,
+        conversation,
     }
+}
+
+/// A program on `PATH`, or `None` (skipped) outside CI; under CI its absence fails.
+fn program(name: &str, install: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{name} is not installed: {install}"
+        );
+        println!("skipped: {name} not installed ({install})");
+    }
+    found
+}
+
+/// Node.js and the "Try it out" driver, `try-it-out.mjs`, in target/docs-ui with its pinned
+/// playwright-core (`npm ci` from scripts/docs-ui's lock file, again whenever that file
+/// changes). `None`: skipped (no Node.js or npm outside CI).
+fn try_it_out_driver() -> Option<(PathBuf, PathBuf)> {
+    let node = program("node", "apt-get install -y nodejs npm")?;
+    let npm = program("npm", "apt-get install -y nodejs npm")?;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let source = root.join("scripts/docs-ui");
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let dir = target.join("docs-ui");
+    std::fs::create_dir_all(&dir).expect("target/docs-ui is created");
+    for file in ["package.json", "package-lock.json", "try-it-out.mjs"] {
+        std::fs::copy(source.join(file), dir.join(file))
+            .unwrap_or_else(|e| panic!("scripts/docs-ui/{file} is copied: {e}"));
+    }
+    let lock = std::fs::read(dir.join("package-lock.json")).expect("the lock file");
+    let stamp = dir.join("node_modules/.installed-lock");
+    if std::fs::read(&stamp).ok().as_ref() != Some(&lock) {
+        let status = std::process::Command::new(npm)
+            .args([
+                "ci",
+                "--no-audit",
+                "--no-fund",
+                "--ignore-scripts",
+                "--loglevel=error",
+            ])
+            .current_dir(&dir)
+            .status()
+            .expect("npm runs");
+        assert!(
+            status.success(),
+            "npm ci in {} failed: {status}",
+            dir.display()
+        );
+        std::fs::write(&stamp, &lock).expect("the install is stamped");
+    }
+    Some((node, dir.join("try-it-out.mjs")))
 }
 
 /// Every operation of the generated document: (method, path, tag, operation id).
@@ -241,4 +319,59 @@ async fn the_docs_page_served_under_a_host_name_calls_no_third_party() {
         !dom.contains("validator.swagger.io"),
         "the page sends the document's URL to swagger.io's online validator (and shows a broken badge offline); set validator_url(\"none\") in src/routes/docs.rs"
     );
+}
+
+#[tokio::test]
+async fn try_it_out_authorizes_with_the_api_key_and_executes_a_request_from_the_page() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    let Some((node, driver)) = try_it_out_driver() else {
+        return;
+    };
+    let proxy = demo_proxy().await;
+    let mut command = tokio::process::Command::new(node);
+    command
+        .arg(&driver)
+        .args([&proxy.docs_url, &proxy.key, &proxy.conversation])
+        .env("CHROMIUM", &chromium)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = command.spawn().expect("node starts");
+    let group = child.id().expect("node has a pid");
+    let Ok(output) = tokio::time::timeout(CHROMIUM_TIMEOUT, child.wait_with_output()).await else {
+        // Node and the Chromium it started are in one group.
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{group}")])
+            .status();
+        panic!("Try it out did not finish within {CHROMIUM_TIMEOUT:?}");
+    };
+    let output = output.expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "Try it out failed ({}): {}{}",
+        output.status,
+        stdout,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let shown: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("the driver prints one JSON line ({e}): {stdout}"));
+    assert_eq!(shown["status"], "200", "the page shows a 200: {shown}");
+    assert_eq!(
+        shown["sentKey"], true,
+        "the request carried the key given to Authorize: {shown}"
+    );
+    assert_eq!(
+        shown["elsewhere"],
+        serde_json::json!([]),
+        "nothing was requested from anywhere but the proxy: {shown}"
+    );
+    let body: Value = serde_json::from_str(shown["body"].as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("the page shows the JSON body ({e}): {shown}"));
+    assert_eq!(body["id"], proxy.conversation.as_str(), "{body}");
+    assert_eq!(body["state"], "active", "{body}");
 }

@@ -290,3 +290,192 @@ fn every_schema_reference_resolves() {
         );
     }
 }
+
+/// `additionalProperties: false` on every object schema that lists its properties and says
+/// nothing of others (as `openapi_responses.rs` reads the document): an example with a
+/// property the document does not declare is wrong.
+fn close_objects(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+                map.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            map.values_mut().for_each(close_objects);
+        }
+        Value::Array(items) => items.iter_mut().for_each(close_objects),
+        _ => {}
+    }
+}
+
+/// The violations of `instance` against `schema`, a schema of `doc` (JSON Schema 2020-12,
+/// formats checked, objects closed).
+fn violations(doc: &Value, schema: &Value, instance: &Value) -> Vec<String> {
+    let mut components = doc["components"].clone();
+    close_objects(&mut components);
+    let root = serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": components,
+        "allOf": [schema],
+    });
+    let validator = jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&root)
+        .unwrap_or_else(|e| panic!("the schema {schema} compiles: {e}"));
+    validator
+        .iter_errors(instance)
+        .map(|error| format!("{}: {error}", error.instance_path()))
+        .collect()
+}
+
+/// Every JSON response of the API operations, and every problem answer of any operation,
+/// has an example, and every response example is valid against its schema: a generated
+/// client's fixtures and the docs page show what the proxy really sends.
+#[test]
+fn every_response_example_is_valid_against_its_schema() {
+    let doc = document();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("a path item") {
+            let api = API_OPERATIONS.contains(&(method.as_str(), path.as_str()));
+            let responses = operation["responses"].as_object().expect("responses");
+            for (status, response) in responses {
+                for (media_type, content) in response["content"].as_object().into_iter().flatten() {
+                    let what = format!("{} {path} {status} {media_type}", method.to_uppercase());
+                    let json = media_type.ends_with("json");
+                    let Some(example) = content.get("example") else {
+                        assert!(
+                            !(json && (api || media_type == PROBLEM_JSON)),
+                            "{what} has no example"
+                        );
+                        continue;
+                    };
+                    let found = violations(&doc, &content["schema"], example);
+                    assert!(
+                        found.is_empty(),
+                        "{what}: its example {example} is invalid: {found:?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 40, "{checked} examples checked");
+}
+
+/// Every operation has a summary, every parameter and every component schema a
+/// description, and so has every field of the request schemas: a generated client's
+/// docstrings say what each value means.
+#[test]
+fn every_operation_parameter_and_schema_is_described() {
+    let doc = document();
+    let described = |value: &Value| value.as_str().is_some_and(|text| !text.trim().is_empty());
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("a path item") {
+            assert!(
+                described(&operation["summary"]),
+                "{method} {path} has a summary"
+            );
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                assert!(
+                    described(&parameter["description"]),
+                    "{method} {path}: parameter {} is described",
+                    parameter["name"]
+                );
+            }
+        }
+    }
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    for (name, schema) in schemas {
+        assert!(
+            described(&schema["description"]),
+            "schema {name} is described"
+        );
+    }
+    for name in [
+        "SearchFromTo",
+        "SearchLast",
+        "AggregatesFromTo",
+        "AggregatesLast",
+        "IntervalFromTo",
+        "IntervalLast",
+        "Problem",
+        "FieldError",
+    ] {
+        let properties = schemas[name]["properties"].as_object().expect("properties");
+        assert!(!properties.is_empty(), "{name} has fields");
+        for (field, schema) in properties {
+            assert!(
+                described(&schema["description"]),
+                "{name}.{field} is described"
+            );
+        }
+    }
+}
+
+/// The choice of interval is the document's: each report body is one of two closed
+/// objects, `from` and `to` or `last`, and the GET forms take the same choice as one
+/// exploded `interval` parameter; durations carry the parser's own pattern.
+#[test]
+fn the_report_interval_is_from_and_to_or_last_in_every_form() {
+    let doc = document();
+    let schemas = &doc["components"]["schemas"];
+    for (body, from_to, last) in [
+        ("SearchRequest", "SearchFromTo", "SearchLast"),
+        ("AggregatesRequest", "AggregatesFromTo", "AggregatesLast"),
+    ] {
+        let choices: Vec<&str> = schemas[body]["oneOf"]
+            .as_array()
+            .expect("a choice")
+            .iter()
+            .filter_map(|choice| choice["$ref"].as_str())
+            .collect();
+        assert_eq!(
+            choices,
+            [
+                format!("#/components/schemas/{from_to}"),
+                format!("#/components/schemas/{last}")
+            ]
+        );
+        for (variant, present, absent) in [(from_to, "from", "last"), (last, "last", "from")] {
+            let schema = &schemas[variant];
+            assert_eq!(schema["additionalProperties"], false, "{variant} is closed");
+            assert!(
+                schema["properties"][present].is_object(),
+                "{variant}.{present}"
+            );
+            assert!(
+                schema["properties"][absent].is_null(),
+                "{variant} has no {absent}"
+            );
+            assert!(
+                schema["required"]
+                    .as_array()
+                    .expect("required")
+                    .contains(&present.into()),
+                "{variant} requires {present}"
+            );
+        }
+    }
+    for path in ["/reports/search", "/reports/aggregates"] {
+        let names: Vec<&str> = operation(&doc, "get", path)["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .filter_map(|parameter| parameter["name"].as_str())
+            .collect();
+        assert_eq!(names.first(), Some(&"interval"), "GET {path}");
+        assert!(
+            !names
+                .iter()
+                .any(|name| ["from", "to", "last"].contains(name))
+        );
+    }
+    assert_eq!(
+        schemas["IsoDuration"]["pattern"],
+        genesys_proxy::reports::interval::DURATION_PATTERN
+    );
+    assert_eq!(
+        schemas["IsoMinutes"]["pattern"],
+        genesys_proxy::reports::interval::MINUTES_PATTERN
+    );
+}

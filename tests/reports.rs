@@ -451,8 +451,12 @@ async fn every_invalid_request_is_a_400_naming_the_field_and_nothing_goes_upstre
             "media_types[0]",
         ),
         (
-            json!({"from": from, "to": to, "directions": "sideways"}),
+            json!({"from": from, "to": to, "directions": ["sideways"]}),
             "directions[0]",
+        ),
+        (
+            json!({"from": from, "to": to, "directions": "inbound"}),
+            "directions",
         ),
         (
             json!({"from": from, "to": to, "min_handle_seconds": 600, "max_handle_seconds": 60}),

@@ -4,7 +4,10 @@
 //! cache entry. Long intervals are split into chunks no longer than Genesys' per-query
 //! limit.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Duration, DurationRound, Utc};
+use regex::Regex;
 
 /// A half-open interval `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,14 +117,18 @@ pub fn timestamp(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// Parses an RFC 3339 instant.
+/// Parses an RFC 3339 instant: the `date-time` of JSON Schema, exactly (no surrounding
+/// space, `T` between date and time).
 ///
 /// # Errors
 /// A reason naming the expected form.
 pub fn instant(text: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(text.trim())
+    let separated = matches!(text.as_bytes().get(10), Some(b'T' | b't'));
+    separated
+        .then(|| DateTime::parse_from_rfc3339(text).ok())
+        .flatten()
         .map(|at| at.with_timezone(&Utc))
-        .map_err(|_| {
+        .ok_or_else(|| {
             format!(
                 "must be an RFC 3339 time such as 2025-03-11T00:00:00Z, not {:?}",
                 clip(text)
@@ -135,54 +142,88 @@ pub fn clip(text: &str) -> String {
     text.chars().take(64).collect()
 }
 
-/// Parses an ISO-8601 duration of fixed length: `PnW`, `PnD`, `PTnH`, `PTnM`, `PTnS` and
-/// combinations (`P1DT12H`). Months and years have no fixed length and are refused.
+/// The pattern of a duration's date part and time part: weeks, days, then after `T`
+/// hours, minutes and (in the time part given) seconds, each at most once, in that order,
+/// at least one; each a whole number from 1 to 999999 without leading zeros (a zero part
+/// says nothing, and no pattern could otherwise refuse "all zero").
+macro_rules! duration_pattern {
+    ($time:literal) => {
+        concat!(
+            "^P(?:(?:[1-9][0-9]{0,5}W(?:[1-9][0-9]{0,5}D)?|[1-9][0-9]{0,5}D)(?:T",
+            $time,
+            ")?|T",
+            $time,
+            ")$"
+        )
+    };
+}
+
+/// The form of a duration [`duration`] accepts, as a regular expression (ECMA-262 and the
+/// `regex` crate alike), which the OpenAPI document gives as the fields' `pattern`:
+/// `P2W`, `P1D`, `PT15M`, `P1DT12H`, `PT90S`.
+pub const DURATION_PATTERN: &str = duration_pattern!(
+    "(?:[1-9][0-9]{0,5}H(?:[1-9][0-9]{0,5}M)?(?:[1-9][0-9]{0,5}S)?|[1-9][0-9]{0,5}M(?:[1-9][0-9]{0,5}S)?|[1-9][0-9]{0,5}S)"
+);
+
+/// [`DURATION_PATTERN`] without seconds: a duration of whole minutes, as
+/// [`minutes_duration`] accepts it.
+pub const MINUTES_PATTERN: &str =
+    duration_pattern!("(?:[1-9][0-9]{0,5}H(?:[1-9][0-9]{0,5}M)?|[1-9][0-9]{0,5}M)");
+
+/// [`DURATION_PATTERN`], compiled.
+static DURATION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(DURATION_PATTERN).expect("the duration pattern compiles"));
+
+/// [`MINUTES_PATTERN`], compiled.
+static MINUTES: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(MINUTES_PATTERN).expect("the minutes pattern compiles"));
+
+/// Parses a duration of whole minutes, of the form [`MINUTES_PATTERN`] (`PT30M`, `PT1H`,
+/// `P1D`).
+///
+/// # Errors
+/// A reason naming the expected form.
+pub fn minutes_duration(text: &str) -> Result<Duration, String> {
+    if MINUTES.is_match(text) {
+        duration(text)
+    } else {
+        Err(format!(
+            "must be an ISO-8601 duration of whole minutes such as PT30M, PT1H or P1D, not {:?}",
+            clip(text)
+        ))
+    }
+}
+
+/// Parses an ISO-8601 duration of fixed length, of the form [`DURATION_PATTERN`]: `PnW`,
+/// `PnD`, `PTnH`, `PTnM`, `PTnS` and combinations (`P1DT12H`). Months and years have no
+/// fixed length and are refused.
 ///
 /// # Errors
 /// A reason naming the expected form.
 pub fn duration(text: &str) -> Result<Duration, String> {
-    let invalid = || {
-        format!(
+    if !DURATION.is_match(text) {
+        return Err(format!(
             "must be an ISO-8601 duration such as PT15M, PT1H or P7D (months and years are not fixed lengths), not {:?}",
             clip(text)
-        )
-    };
-    let rest = text.trim().strip_prefix('P').ok_or_else(invalid)?;
-    let (date, time) = match rest.split_once('T') {
-        Some((_, "")) => return Err(invalid()),
-        Some((date, time)) => (date, time),
-        None => (rest, ""),
-    };
-    if date.is_empty() && time.is_empty() {
-        return Err(invalid());
+        ));
     }
     let mut total = Duration::zero();
-    for (part, units) in [(date, "WD"), (time, "HMS")] {
-        let mut number = String::new();
-        for ch in part.chars() {
-            if ch.is_ascii_digit() {
-                number.push(ch);
-                continue;
+    let mut number: i64 = 0;
+    for ch in text.chars().skip(1) {
+        match ch {
+            '0'..='9' => number = number * 10 + i64::from(u32::from(ch) - u32::from('0')),
+            'T' => {}
+            unit => {
+                total += match unit {
+                    'W' => Duration::weeks(number),
+                    'D' => Duration::days(number),
+                    'H' => Duration::hours(number),
+                    'M' => Duration::minutes(number),
+                    _ => Duration::seconds(number),
+                };
+                number = 0;
             }
-            if !units.contains(ch) || number.is_empty() || number.len() > 6 {
-                return Err(invalid());
-            }
-            let value: i64 = number.parse().map_err(|_| invalid())?;
-            number.clear();
-            total += match ch {
-                'W' => Duration::weeks(value),
-                'D' => Duration::days(value),
-                'H' => Duration::hours(value),
-                'M' => Duration::minutes(value),
-                _ => Duration::seconds(value),
-            };
         }
-        if !number.is_empty() {
-            return Err(invalid());
-        }
-    }
-    if total <= Duration::zero() {
-        return Err("must be longer than zero".into());
     }
     Ok(total)
 }
@@ -228,12 +269,45 @@ mod tests {
             "PT",
             "P",
             "PT0M",
+            "P0W",
+            "PT01M",
+            "P1DT0H",
             "PTM",
             "P1DT",
             "P9999999D",
+            " PT15M",
+            "PT15M ",
+            "P1D1W",
+            "PT1M1H",
+            "P1D1D",
+            "P١D",
+            "p1d",
         ] {
             assert!(duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn instants_are_json_schema_date_times_exactly() {
+        assert!(instant("2025-03-11T10:07:42.5+01:00").is_ok());
+        assert!(instant("2025-03-11t10:07:42z").is_ok());
+        for bad in [
+            " 2025-03-11T10:07:42Z",
+            "2025-03-11 10:07:42Z",
+            "2025-03-11T10:07:42Z ",
+        ] {
+            assert!(instant(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn minute_durations_have_no_seconds() {
+        assert_eq!(
+            minutes_duration("P1DT1H1M").expect("ok"),
+            Duration::minutes(1501)
+        );
+        assert!(minutes_duration("PT60S").is_err());
+        assert!(minutes_duration("PT1M1S").is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! field's name, all at once, beside those found reading the fields.
 
 mod reader;
+mod schema;
 mod wire;
 
 use chrono::{DateTime, Duration, Utc};
@@ -17,6 +18,7 @@ use super::vocabulary::{Direction, GroupBy, Include, MediaType, Metric, Order};
 use crate::error::ApiError;
 pub use reader::{Field, fields_from_query};
 use reader::{Reader, field_name};
+pub use schema::refine_document;
 pub use wire::{AggregatesRequest, MAX_HANDLE_SECONDS, SearchRequest};
 
 /// Filters shared by search and aggregates.
@@ -214,7 +216,7 @@ impl SearchQuery {
 
     /// The query a search request means, or `None` (with the reasons in `reader`).
     fn validate(
-        request: SearchRequest,
+        mut request: SearchRequest,
         reader: &mut Reader<'_>,
         settings: &ReportSettings,
     ) -> Option<Self> {
@@ -226,14 +228,9 @@ impl SearchQuery {
             settings,
         );
         let filters = Filters {
-            queue_ids: request.queue_ids.unwrap_or_default(),
-            user_ids: request.user_ids.unwrap_or_default(),
-            media_types: request.media_types.unwrap_or_default(),
-            directions: request.directions.unwrap_or_default(),
-            wrapup_codes: request.wrapup_codes.unwrap_or_default(),
-            division_ids: request.division_ids.unwrap_or_default(),
             min_handle_ms: request.min_handle_seconds.map(handle_ms),
             max_handle_ms: request.max_handle_seconds.map(handle_ms),
+            ..request.take_filters()
         };
         if let (Some(min), Some(max)) = (filters.min_handle_ms, filters.max_handle_ms)
             && min > max
@@ -297,7 +294,7 @@ impl AggregatesQuery {
 
     /// The query an aggregates request means, or `None` (with the reasons in `reader`).
     fn validate(
-        request: AggregatesRequest,
+        mut request: AggregatesRequest,
         reader: &mut Reader<'_>,
         settings: &ReportSettings,
     ) -> Option<Self> {
@@ -309,14 +306,8 @@ impl AggregatesQuery {
             request.last.as_deref(),
             settings,
         );
-        let granularity = request
-            .granularity
-            .as_deref()
-            .and_then(|text| match interval::duration(text) {
-                Ok(d) if d < Duration::minutes(1) || d.num_seconds() % 60 != 0 => {
-                    reader.error(granularity_name, "must be whole minutes, at least PT1M");
-                    None
-                }
+        let granularity = request.granularity.as_deref().and_then(|text| {
+            match interval::minutes_duration(text) {
                 Ok(d) if d > Duration::days(i64::from(settings.max_interval_days)) => {
                     reader.error(
                         granularity_name,
@@ -332,7 +323,8 @@ impl AggregatesQuery {
                     reader.error(granularity_name, reason);
                     None
                 }
-            });
+            }
+        });
         if let (Some(g), Some(spec)) = (granularity, &interval) {
             // A relative interval has a fixed length too: `last=P366D&granularity=PT1M`
             // would be half a million buckets per group.
@@ -344,16 +336,7 @@ impl AggregatesQuery {
                 );
             }
         }
-        let filters = Filters {
-            queue_ids: request.queue_ids.unwrap_or_default(),
-            user_ids: request.user_ids.unwrap_or_default(),
-            media_types: request.media_types.unwrap_or_default(),
-            directions: request.directions.unwrap_or_default(),
-            wrapup_codes: request.wrapup_codes.unwrap_or_default(),
-            division_ids: request.division_ids.unwrap_or_default(),
-            min_handle_ms: None,
-            max_handle_ms: None,
-        };
+        let filters = request.take_filters();
         Some(Self {
             interval: interval?,
             filters,
@@ -381,7 +364,7 @@ mod tests {
             &fields(serde_json::json!({
                 "from": "2025-03-04T00:00:00Z", "to": "2025-03-11T00:00:00+01:00",
                 "queue_ids": ["8F2A4C6E-1B3D-4F5A-9C7E-0D2B4F6A8C1E"],
-                "media_types": ["voice", "chat", "voice"], "directions": "inbound",
+                "media_types": ["voice", "chat", "voice"], "directions": ["inbound"],
                 "wrapup_codes": ["x"], "min_handle_seconds": 60, "order": "desc",
                 "page_size": 7, "include": "conversation", "cursor": "ignored"
             })),
@@ -486,23 +469,65 @@ mod tests {
         );
     }
 
+    /// Empty values, `null`s and texts where the document says numbers or lists are
+    /// refused alike: what the document refuses, the service refuses.
     #[test]
-    fn an_empty_include_is_no_include_and_an_empty_order_is_refused() {
+    fn empty_values_nulls_and_wrong_kinds_are_refused_as_the_document_says() {
         let settings = ReportSettings::default();
-        let query = SearchQuery::parse(
-            &fields(serde_json::json!({"last": "PT15M", "include": ""})),
-            &settings,
-        )
-        .expect("valid");
-        assert!(!query.hydrate);
         let error = SearchQuery::parse(
-            &fields(serde_json::json!({"last": "PT15M", "order": ""})),
+            &fields(serde_json::json!({
+                "last": "PT15M", "include": "", "order": "", "cursor": null,
+                "page_size": "5", "queue_ids": "", "wrapup_codes": [""],
+                "user_ids": ["5F1C2B7E8A4D4C319E0F2D6B7A9C1E44"]
+            })),
             &settings,
         )
         .expect_err("invalid");
         assert_eq!(
             reasons(&error),
-            [("order", "must be `asc` or `desc`, not \"\"")]
+            [
+                ("queue_ids", "must be a list of strings"),
+                (
+                    "user_ids[0]",
+                    "must be a UUID, not \"5F1C2B7E8A4D4C319E0F2D6B7A9C1E44\""
+                ),
+                ("wrapup_codes[0]", "must be a non-empty string"),
+                ("order", "must be `asc` or `desc`, not \"\""),
+                ("page_size", "must be a whole number between 0 and 500"),
+                ("cursor", "must be a string"),
+                ("include", "must be `conversation`, not \"\""),
+            ]
+        );
+        let error = AggregatesQuery::parse(
+            &fields(
+                serde_json::json!({"last": " PT1H", "metrics": ["offered"], "granularity": null}),
+            ),
+            &settings,
+        )
+        .expect_err("invalid");
+        assert_eq!(error.errors[0].name, "granularity");
+        assert_eq!(error.errors[1].name, "last");
+    }
+
+    #[test]
+    fn the_get_form_reads_lists_and_numbers_as_a_body_gives_them() {
+        let map = fields_from_query(
+            "last=PT15M&media_types=voice,chat&media_types=email&page_size=7&queue_ids=",
+            SearchRequest::FIELDS,
+        )
+        .expect("a map");
+        assert_eq!(
+            Value::Object(map),
+            serde_json::json!({
+                "last": "PT15M", "media_types": ["voice", "chat", "email"],
+                "page_size": 7, "queue_ids": [""]
+            })
+        );
+        let map = fields_from_query("page_size=%2B7&min_handle_seconds=", SearchRequest::FIELDS)
+            .expect("a map");
+        assert_eq!(
+            Value::Object(map),
+            serde_json::json!({"page_size": "+7", "min_handle_seconds": ""})
         );
     }
 }

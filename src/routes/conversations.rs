@@ -5,6 +5,7 @@
 //! returns Genesys' document byte for byte. Responses carry `ETag`, `Cache-Control`,
 //! `Age` and `Cache-Status`; `If-None-Match` gives 304.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::Extension;
@@ -13,19 +14,63 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
 use crate::auth::Caller;
 use crate::cache::{CacheStatus, Cached, headers};
-use crate::conversations::{ConversationEntry, Representations};
+use crate::conversations::{ConversationEntry, ConversationView, Representations};
 use crate::error::{ApiError, Problem};
 use crate::upstream::Class;
 
-/// Which representation to return.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The schema of a 200 body: the summary view, or with `view=full` Genesys' own
+/// document (which the proxy passes on byte for byte and does not describe).
+#[derive(Debug)]
+pub struct ConversationBody;
+
+impl utoipa::PartialSchema for ConversationBody {
+    fn schema() -> RefOr<Schema> {
+        AnyOfBuilder::new()
+            .item(Ref::from_schema_name(ConversationView::name()))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .title(Some("GenesysConversation"))
+                    .description(Some(
+                        "With `view=full`: Genesys' `Conversation` document (GET /api/v2/conversations/{id}), byte for byte, as Genesys' API reference describes it.",
+                    )),
+            )
+            .description(Some(
+                "The conversation: the simplified `ConversationView` (`view=summary`, the default), or Genesys' `Conversation` document (`view=full`).",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ConversationBody {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ConversationBody")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((
+            ConversationView::name().into_owned(),
+            ConversationView::schema(),
+        ));
+        <ConversationView as ToSchema>::schemas(schemas);
+    }
+}
+
+/// Which representation to return (`view`; an empty value means `summary`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
 pub(super) enum View {
+    /// The simplified `ConversationView` (the default).
     Summary,
+    /// Genesys' `Conversation` document, byte for byte.
     Full,
 }
 
@@ -138,12 +183,12 @@ fn matches_etag(headers: &HeaderMap, etag: &HeaderValue) -> bool {
     path = "/conversations/{id}",
     tag = "conversations",
     params(
-        ("id" = String, Path, description = "The conversation id (a UUID)", example = "5f1c2b7e-8a4d-4c31-9e0f-2d6b7a9c1e44"),
-        ("view" = Option<String>, Query, description = "`summary` (default): the simplified ConversationView; `full`: Genesys' Conversation document byte for byte"),
+        ("id" = uuid::Uuid, Path, description = "The conversation id: a UUID in its hyphenated form", example = "5f1c2b7e-8a4d-4c31-9e0f-2d6b7a9c1e44"),
+        ("view" = inline(Option<View>), Query, description = "`summary` (default): the simplified ConversationView; `full`: Genesys' Conversation document byte for byte"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier response: 304 when unchanged"),
     ),
     responses(
-        (status = 200, description = "The conversation (summary view; with `view=full`, Genesys' `Conversation` document)", body = crate::conversations::ConversationView,
+        (status = 200, description = "The conversation (summary view; with `view=full`, Genesys' `Conversation` document)", body = ConversationBody,
             headers(
                 ("ETag" = String, description = "Identifies this representation"),
                 ("Cache-Control" = String, description = "`private, max-age=<freshness lifetime in seconds>`: what is left is max-age minus Age (RFC 9111 §4.2)"),

@@ -11,14 +11,16 @@ use crate::reports::interval::clip;
 use crate::reports::vocabulary::Vocabulary;
 
 /// Most values one list field may name.
-const MAX_LIST_VALUES: usize = 100;
+pub const MAX_LIST_VALUES: usize = 100;
 
-/// A field of a wire request: its name as clients write it, and whether it is a list
-/// (which the GET form may repeat, or give comma-separated).
+/// A field of a wire request: its name as clients write it, whether it is a list (which
+/// the GET form may repeat, or give comma-separated) and whether it is a whole number
+/// (which the GET form gives as its digits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Field {
     pub name: &'static str,
     pub list: bool,
+    pub number: bool,
 }
 
 /// Declares how a wire request is read from a [`Reader`], one field per line as
@@ -37,6 +39,7 @@ macro_rules! read_fields {
                 $crate::reports::request::reader::Field {
                     name: stringify!($field),
                     list: $crate::reports::request::reader::reads_a_list!($how),
+                    number: $crate::reports::request::reader::reads_a_number!($how),
                 },
             )*];
 
@@ -75,6 +78,20 @@ macro_rules! reads_a_list {
 }
 pub(crate) use reads_a_list;
 
+/// Whether a [`Reader`] method reads a whole number.
+macro_rules! reads_a_number {
+    (number) => {
+        true
+    };
+    (count) => {
+        true
+    };
+    ($other:ident) => {
+        false
+    };
+}
+pub(crate) use reads_a_number;
+
 /// The name of field `field` of wire request `Request`, as clients write it, checked by
 /// the compiler: `field_name!(Request.field)`.
 macro_rules! field_name {
@@ -88,8 +105,9 @@ macro_rules! field_name {
 pub(crate) use field_name;
 
 /// Turns GET query parameters into the same field map a JSON body gives: list fields
-/// (as `fields` says) split on commas (and repeated keys appended), other fields as
-/// strings.
+/// (as `fields` says) split on commas (and repeated keys appended; an empty value is an
+/// empty item, refused like `[""]` in a body), number fields made of ASCII digits as
+/// numbers, other fields as strings.
 ///
 /// # Errors
 /// A 400 naming a scalar field given twice.
@@ -100,17 +118,18 @@ pub fn fields_from_query(query: &str, fields: &[Field]) -> Result<Map<String, Va
         if fields.iter().any(|field| field.list && field.name == key) {
             let entry = map.entry(key).or_insert_with(|| Value::Array(Vec::new()));
             if let Value::Array(list) = entry {
-                list.extend(
-                    value
-                        .split(',')
-                        .filter(|v| !v.trim().is_empty())
-                        .map(|v| Value::String(v.trim().to_owned())),
-                );
+                list.extend(value.split(',').map(|v| Value::String(v.to_owned())));
             }
-        } else if map
-            .insert(key.clone(), Value::String(value.into_owned()))
-            .is_some()
-        {
+            continue;
+        }
+        let number = fields.iter().any(|field| field.number && field.name == key)
+            && !value.is_empty()
+            && value.bytes().all(|b| b.is_ascii_digit());
+        let value = match value.parse::<u64>() {
+            Ok(n) if number => Value::from(n),
+            _ => Value::String(value.into_owned()),
+        };
+        if map.insert(key.clone(), value).is_some() {
             return Err(ApiError::invalid_field(&key, "is given more than once"));
         }
     }
@@ -174,11 +193,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A string field.
+    /// A string field (`null` is no string: a field is given or left out).
     pub fn text(&mut self, name: &str) -> Option<String> {
         match self.map.get(name)? {
             Value::String(s) => Some(s.clone()),
-            Value::Null => None,
             _ => {
                 self.error(name, "must be a string");
                 None
@@ -186,13 +204,16 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A whole number from 0 to `max` (a JSON number or its text).
+    /// A whole number from 0 to `max` (a JSON number, `5.0` too; the GET form's digits are made
+    /// numbers by [`fields_from_query`]).
     pub fn number(&mut self, name: &str, max: u64) -> Option<u64> {
-        let value = self.map.get(name)?;
-        let parsed = match value {
-            Value::Number(n) => n.as_u64(),
-            Value::String(s) => s.trim().parse().ok(),
-            Value::Null => return None,
+        // JSON Schema's `integer` is any number without a fraction (`5.0` too).
+        let parsed = match self.map.get(name)? {
+            Value::Number(n) => n.as_u64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && (0.0..=max as f64).contains(f))
+                    .map(|f| f as u64)
+            }),
             _ => None,
         };
         match parsed {
@@ -210,23 +231,15 @@ impl<'a> Reader<'a> {
             .and_then(|n| u32::try_from(n).ok())
     }
 
-    /// A list of distinct non-empty strings (a JSON array, or one comma-separated string),
-    /// trimmed; absent or `null`: empty.
+    /// A list of distinct non-empty strings (a JSON array; the GET form's values are
+    /// made arrays by [`fields_from_query`]), as given; absent: empty.
     fn strings(&mut self, name: &str) -> Vec<String> {
         let Some(value) = self.map.get(name) else {
             return Vec::new();
         };
-        let items = match value {
-            Value::Array(items) => items.clone(),
-            Value::String(s) => s
-                .split(',')
-                .map(|v| Value::String(v.trim().to_owned()))
-                .collect(),
-            Value::Null => return Vec::new(),
-            _ => {
-                self.error(name, "must be a list of strings");
-                return Vec::new();
-            }
+        let Value::Array(items) = value else {
+            self.error(name, "must be a list of strings");
+            return Vec::new();
         };
         if items.len() > MAX_LIST_VALUES {
             self.error(name, format!("may name at most {MAX_LIST_VALUES} values"));
@@ -235,9 +248,9 @@ impl<'a> Reader<'a> {
         let mut out: Vec<String> = Vec::new();
         for (i, item) in items.iter().enumerate() {
             match item.as_str() {
-                Some(s) if !s.trim().is_empty() => {
-                    if !out.iter().any(|o| o == s.trim()) {
-                        out.push(s.trim().to_owned());
+                Some(s) if !s.is_empty() => {
+                    if !out.iter().any(|o| o == s) {
+                        out.push(s.to_owned());
                     }
                 }
                 _ => self.error(&format!("{name}[{i}]"), "must be a non-empty string"),
@@ -251,11 +264,11 @@ impl<'a> Reader<'a> {
         self.has(name).then(|| self.strings(name))
     }
 
-    /// A list of UUIDs, lower-cased.
+    /// A list of UUIDs in their hyphenated form (JSON Schema's `uuid`), lower-cased.
     pub fn ids(&mut self, name: &str) -> Option<Vec<String>> {
         let values = self.list(name)?;
         for (i, value) in values.iter().enumerate() {
-            if Uuid::try_parse(value).is_err() {
+            if value.len() != 36 || Uuid::try_parse(value).is_err() {
                 self.error(
                     &format!("{name}[{i}]"),
                     format!("must be a UUID, not {:?}", clip(value)),
@@ -320,14 +333,6 @@ impl<'a> Reader<'a> {
             self.error(name, format!("must be {choice}, not {:?}", clip(&text)));
         }
         value
-    }
-
-    /// One name of vocabulary `V`; an empty string counts as absent.
-    pub fn one_unless_empty<V: Vocabulary>(&mut self, name: &str) -> Option<V> {
-        if self.map.get(name).and_then(Value::as_str) == Some("") {
-            return None;
-        }
-        self.one(name)
     }
 
     /// `value` if nothing was found wrong, else a 400 listing every field error.
