@@ -25,6 +25,7 @@ use serde::Deserialize;
 use crate::auth::ClientSettings;
 use crate::cache::CacheSettings;
 use crate::reports::ReportSettings;
+use crate::shared::RedisSettings;
 use crate::telemetry::TelemetrySettings;
 use crate::upstream::budget::BudgetSettings;
 use crate::upstream::{ClientCredentials, Endpoints, UpstreamSettings};
@@ -66,6 +67,9 @@ pub struct Settings {
     pub reports: ReportSettings,
     #[serde(default)]
     pub telemetry: TelemetrySettings,
+    /// Shared mode (`[redis]`): absent `url` means single-process mode.
+    #[serde(default)]
+    pub redis: RedisSettings,
     /// Internal clients and their API keys (`[[clients]]`).
     #[serde(default)]
     pub clients: Vec<ClientSettings>,
@@ -181,6 +185,7 @@ impl Settings {
         self.cache.validate()?;
         self.reports.validate()?;
         self.telemetry.validate()?;
+        self.redis.validate()?;
         crate::auth::ApiKeys::new(&self.clients)?;
         Ok(())
     }

@@ -26,11 +26,17 @@ pub async fn healthz() -> Json<serde_json::Value> {
 pub async fn cache_stats(State(state): State<AppState>) -> Json<serde_json::Value> {
     state.conversations.settle().await;
     state.reports.settle().await;
+    let tokens = state.client.tokens();
+    let shared = match tokens.shared() {
+        Some(shared) => Some(shared.view(|sealed| tokens.uses_sealed(sealed)).await),
+        None => None,
+    };
     Json(json!({
         "conversations": state.conversations.stats(),
         "reports": state.reports.stats(),
         "budget": state.client.budget().stats(),
         "token": state.client.tokens().stats(),
+        "shared": shared,
     }))
 }
 
@@ -71,6 +77,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     state.client.stats().render(&mut out);
     state.client.budget().stats().render(&mut out);
     state.client.tokens().stats().render(&mut out);
+    if let Some(shared) = state.client.tokens().shared() {
+        shared.stats().render(&mut out);
+    }
 
     (
         [(

@@ -6,7 +6,8 @@
 //! login outage, a 401 or a token expiry does not take every replica out of the load
 //! balancer at once while their caches can still answer; a replica with neither is not
 //! ready. The body names each component and what fails (`genesys_token`, `cache`,
-//! `budget`), whatever the status.
+//! `budget`, and in shared mode `shared`: Redis in use, or `degraded` on local fallback,
+//! which does not make a replica unready), whatever the status.
 //!
 //! A probe never waits on the login host inline: it reads the token's state as it is and,
 //! when the token is missing or due, starts a refresh in the background. Only when
@@ -48,7 +49,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
     let ready = token.usable() || cached_entries > 0;
     let budget = state.client.budget().stats();
-    let body = json!({
+    let mut body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "components": {
             "genesys_token": token.report(),
@@ -59,6 +60,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             "budget": {"status": if budget.frozen { "frozen" } else { "ok" }, "in_flight": budget.in_flight, "queued": budget.queued},
         },
     });
+    if let Some(shared) = tokens.shared() {
+        // Shared mode's Redis: `degraded` (local fallback) does not make the replica unready.
+        body["components"]["shared"] = shared.stats().report();
+    }
     let status = if ready {
         StatusCode::OK
     } else {

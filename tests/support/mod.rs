@@ -2,6 +2,8 @@
 //! the proxy pointed at it.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::sync::Arc;
 use std::time::Duration;
 
