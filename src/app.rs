@@ -23,7 +23,8 @@ use crate::conversations::ConversationService;
 use crate::notifications::{self, Notifications};
 use crate::reports::ReportService;
 use crate::routes::{self, AppState};
-use crate::upstream::{GenesysClient, LocalBudget};
+use crate::shared::{SharedBudget, SharedTier};
+use crate::upstream::{Budget, GenesysClient, LocalBudget};
 use secrecy::ExposeSecret;
 
 /// A built, bound, not yet serving proxy.
@@ -46,13 +47,24 @@ impl App {
         // Report cursors are signed with a key derived from the Genesys secret: stable
         // across restarts, never shown.
         let cursor_secret = connection.credentials.client_secret.clone();
-        let budget = Arc::new(LocalBudget::new(settings.budget.clone()));
+        // Shared mode: one token and one budget for all replicas, through Redis.
+        let shared = match settings.redis.url {
+            Some(_) => Some(SharedTier::start(&settings.redis, &connection.credentials)?),
+            None => None,
+        };
+        let budget: Arc<dyn Budget> = match &shared {
+            Some(shared) => Arc::new(SharedBudget::new(settings.budget.clone(), shared.clone())),
+            None => Arc::new(LocalBudget::new(settings.budget.clone())),
+        };
         let client = Arc::new(GenesysClient::new(
             &connection.endpoints,
             connection.credentials,
             settings.upstream.clone(),
             budget,
         )?);
+        if let Some(shared) = shared {
+            client.tokens().attach_shared(shared);
+        }
         let fetch_timeout = settings
             .server
             .request_timeout()
@@ -202,6 +214,10 @@ impl App {
                 grace_secs = grace.as_secs(),
                 "in-flight requests did not finish in time; stopping"
             );
+        }
+        // Shared mode: the others stop counting this replica at once.
+        if let Some(shared) = self.state.client.tokens().shared() {
+            shared.leave().await;
         }
         Ok(())
     }

@@ -26,6 +26,7 @@ use crate::auth::ClientSettings;
 use crate::cache::CacheSettings;
 use crate::notifications::NotificationSettings;
 use crate::reports::ReportSettings;
+use crate::shared::RedisSettings;
 use crate::telemetry::TelemetrySettings;
 use crate::upstream::budget::BudgetSettings;
 use crate::upstream::{ClientCredentials, Endpoints, UpstreamSettings};
@@ -70,6 +71,9 @@ pub struct Settings {
     /// Genesys notifications keeping cached conversations fresh (`[notifications]`).
     #[serde(default)]
     pub notifications: NotificationSettings,
+    /// Shared mode (`[redis]`): absent `url` means single-process mode.
+    #[serde(default)]
+    pub redis: RedisSettings,
     /// Internal clients and their API keys (`[[clients]]`).
     #[serde(default)]
     pub clients: Vec<ClientSettings>,
@@ -186,6 +190,7 @@ impl Settings {
         self.reports.validate()?;
         self.telemetry.validate()?;
         self.notifications.validate()?;
+        self.redis.validate()?;
         crate::auth::ApiKeys::new(&self.clients)?;
         Ok(())
     }

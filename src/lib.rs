@@ -13,6 +13,8 @@
 //! - [`cache`]: byte-bounded store, single-flight fetches, stale serving, freshness rules.
 //! - [`reports`]: historical reports over the analytics API.
 //! - [`upstream`]: the only code that speaks to Genesys (token, budget, client).
+//! - [`shared`]: shared mode, opt-in with `[redis]`: one token and one budget for all
+//!   replicas, through Redis.
 //! - [`telemetry`]: logs and traces; [`metrics`]: the Prometheus exposition.
 //! - [`demo`]: `--demo`, the simulator in-process.
 
@@ -30,6 +32,7 @@ pub mod metrics;
 pub mod notifications;
 pub mod reports;
 pub mod routes;
+pub mod shared;
 pub mod status;
 pub mod telemetry;
 pub mod upstream;

@@ -156,6 +156,7 @@ mod tests {
         assert_eq!(kind(&paths, "SERVER__LISTEN"), Kind::Setting);
         assert_eq!(kind(&paths, "CLIENTS"), Kind::Setting);
         assert_eq!(kind(&paths, "GENESYS__REGION"), Kind::Setting);
+        assert_eq!(kind(&paths, "REDIS__URL"), Kind::Setting);
         assert_eq!(kind(&paths, "BUDGET__RAT"), Kind::Misspelt);
         assert_eq!(kind(&paths, "NOSUCH__KEY"), Kind::Misspelt);
         for stray in [

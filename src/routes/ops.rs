@@ -36,11 +36,17 @@ pub async fn cache_stats(State(state): State<AppState>) -> Json<serde_json::Valu
         .map(|class| (class.as_str().to_owned(), json!(refused[*class as usize])))
         .collect::<serde_json::Map<_, _>>()
         .into();
+    let tokens = state.client.tokens();
+    let shared = match tokens.shared() {
+        Some(shared) => Some(shared.view(|sealed| tokens.uses_sealed(sealed)).await),
+        None => None,
+    };
     Json(json!({
         "conversations": state.conversations.stats(),
         "reports": state.reports.stats(),
         "budget": budget,
         "token": state.client.tokens().stats(),
+        "shared": shared,
     }))
 }
 
@@ -73,6 +79,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     state.client.budget().stats().render(&mut out);
     state.client.tokens().stats().render(&mut out);
     state.notifications.stats().render(&mut out);
+    if let Some(shared) = state.client.tokens().shared() {
+        shared.stats().render(&mut out);
+    }
 
     let (ready, body) = super::readiness::current(&state).await;
     super::readiness::render(&mut out, ready, &body);

@@ -6,8 +6,9 @@
 //! login outage, a 401 or a token expiry does not take every replica out of the load
 //! balancer at once while their caches can still answer; a replica with neither is not
 //! ready. The body names each component and what fails (`genesys_token`, `cache`,
-//! `budget`, `notifications`), whatever the status. The `notifications` component never
-//! makes the proxy unready: without events, conversations are polled.
+//! `budget`, `notifications`, and in shared mode `shared`), whatever the status. Neither
+//! `notifications` nor `shared` ever makes the proxy unready: without events, conversations
+//! are polled; without Redis, a replica runs on local state (`degraded`).
 //!
 //! A probe never waits on the login host inline: it reads the token's state as it is and,
 //! when the token is missing or due, starts a refresh in the background. Only when
@@ -82,7 +83,7 @@ fn report(
 ) -> (bool, serde_json::Value) {
     let ready = token.usable() || cached_entries > 0;
     let budget = state.client.budget().stats();
-    let body = json!({
+    let mut body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "components": {
             "genesys_token": token.report(),
@@ -95,6 +96,10 @@ fn report(
             "notifications": state.notifications.stats().readiness(),
         },
     });
+    if let Some(shared) = state.client.tokens().shared() {
+        // Shared mode's Redis: `degraded` (local fallback) does not make the replica unready.
+        body["components"]["shared"] = shared.stats().report();
+    }
     (ready, body)
 }
 

@@ -30,10 +30,11 @@ mod error;
 mod login;
 mod readiness;
 mod refusal;
+mod shared;
 mod stats;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -49,12 +50,17 @@ pub use stats::TokenStats;
 
 use super::settings::{ClientCredentials, UpstreamSettings};
 use crate::egress::Egress;
+use crate::shared::SharedTier;
 
 #[derive(Debug)]
 struct Cached {
     bearer: Bearer,
     refresh_at: Instant,
     expires_at: Instant,
+    /// The sealed value in Redis, when it is the shared token.
+    sealed: Option<Vec<u8>>,
+    /// Its lifetime when issued.
+    issued_for: Duration,
 }
 
 #[derive(Debug)]
@@ -86,6 +92,10 @@ pub struct TokenManager {
     generation: AtomicU64,
     requests: AtomicU64,
     failures: AtomicU64,
+    /// The shared tier, in shared mode (see `shared`).
+    shared: OnceLock<Arc<SharedTier>>,
+    /// The last shared token Genesys refused: never taken from Redis again.
+    refused_sealed: Mutex<Option<Vec<u8>>>,
 }
 
 /// Shortest backoff after a failed token request.
@@ -127,6 +137,8 @@ impl TokenManager {
             generation: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            shared: OnceLock::new(),
+            refused_sealed: Mutex::new(None),
         })
     }
 
@@ -144,7 +156,7 @@ impl TokenManager {
     pub async fn bearer(&self) -> Result<Bearer, TokenError> {
         let now = Instant::now();
         if let Some(cached) = self.cached() {
-            if now < cached.refresh_at {
+            if now < cached.refresh_at && !self.rejoining(&cached) {
                 return Ok(cached.bearer.clone());
             }
             if now < cached.expires_at {
@@ -153,7 +165,7 @@ impl TokenManager {
         }
         let guard = self.refresh.lock().await;
         if let Some(cached) = self.cached() {
-            if Instant::now() < cached.refresh_at {
+            if Instant::now() < cached.refresh_at && !self.rejoining(&cached) {
                 return Ok(cached.bearer.clone());
             }
         }
@@ -170,6 +182,7 @@ impl TokenManager {
         if let Some(current) = self.cached() {
             if current.bearer.generation != seen.bearer.generation
                 && Instant::now() < current.refresh_at
+                && !self.rejoining(&current)
             {
                 return current.bearer.clone();
             }
@@ -181,13 +194,17 @@ impl TokenManager {
 
     /// Forgets the token of `generation` (after Genesys answered 401 to it), so the next
     /// [`bearer`](Self::bearer) asks for a new one. A newer token is kept.
+    /// In shared mode, the token is dropped from Redis too, for every replica.
     pub fn invalidate(&self, generation: u64) {
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
         if current
             .as_ref()
             .is_some_and(|c| c.bearer.generation == generation)
         {
-            *current = None;
+            if let Some(sealed) = current.take().and_then(|c| c.sealed.clone()) {
+                drop(current);
+                self.drop_shared(sealed);
+            }
         }
     }
 
@@ -223,22 +240,22 @@ impl TokenManager {
                 return Err(failure.error.clone().with_retry_after(failure.until - now));
             }
         }
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.requesting.store(true, Ordering::Relaxed);
-        let outcome = self.login.request().await;
-        self.requesting.store(false, Ordering::Relaxed);
-        match outcome {
-            Ok((token, expires_in)) => {
+        match self.obtain().await {
+            Ok(obtained) => {
                 let now = Instant::now();
-                let margin = Duration::from_secs(self.settings.token_refresh_margin_secs)
-                    .min(expires_in / 5);
-                let bearer =
-                    Bearer::new(token, self.generation.fetch_add(1, Ordering::Relaxed) + 1);
+                let expires_in = obtained.expires_in;
+                let margin = self.margin(obtained.issued_for).min(expires_in);
+                let bearer = Bearer::new(
+                    obtained.token,
+                    self.generation.fetch_add(1, Ordering::Relaxed) + 1,
+                );
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) =
                     Some(Arc::new(Cached {
                         bearer: bearer.clone(),
                         refresh_at: now + expires_in - margin,
                         expires_at: now + expires_in,
+                        sealed: obtained.sealed,
+                        issued_for: obtained.issued_for,
                     }));
                 *guard = None;
                 *self
@@ -247,6 +264,7 @@ impl TokenManager {
                     .unwrap_or_else(PoisonError::into_inner) = None;
                 tracing::info!(
                     expires_in_secs = expires_in.as_secs(),
+                    shared = self.shared().is_some_and(|s| s.available()),
                     "obtained a Genesys token"
                 );
                 Ok(bearer)
@@ -310,6 +328,8 @@ mod tests {
             bearer: cached.bearer.clone(),
             refresh_at: Instant::now(),
             expires_at: cached.expires_at,
+            sealed: None,
+            issued_for: cached.issued_for,
         }));
     }
 

@@ -20,8 +20,8 @@
 //! deadline keeps it waiting longer, so nobody waits at another caller's class or shares
 //! a refusal that its own deadline would have avoided.
 //!
-//! [`Budget`] is a small trait so that a shared (multi-replica, e.g. Redis-backed)
-//! implementation can replace [`LocalBudget`] later. Whatever the implementation, its
+//! [`Budget`] is a small trait so that the shared (multi-replica, Redis-backed)
+//! implementation, [`crate::shared::SharedBudget`], can stand in for [`LocalBudget`]. Whatever the implementation, its
 //! figures are a [`BudgetStats`], which renders the budget's `/metrics` families.
 
 mod fair;
@@ -287,8 +287,8 @@ fn default_hydrate_min_share() -> f64 {
 #[serde(deny_unknown_fields)]
 pub struct BudgetSettings {
     /// Requests allowed per period: Genesys' per-token limit (300 per minute by default;
-    /// raisable by Genesys support). With several replicas, each holds its own token and
-    /// budget: give each its own OAuth client, or divide the limit.
+    /// raisable by Genesys support). Alone, each replica holds its own token and budget;
+    /// in shared mode (`[redis]`), it is the one budget of all replicas together.
     #[serde(default = "default_rate")]
     pub rate: u32,
     /// Length of the rate window in seconds (Genesys: 60).

@@ -33,6 +33,11 @@ impl Bearer {
         }
     }
 
+    /// The token itself (to seal it into the shared tier).
+    pub(super) fn secret(&self) -> &SecretString {
+        &self.token
+    }
+
     /// The `Authorization` header value, marked sensitive (hidden from HTTP debug output).
     #[must_use]
     pub fn header_value(&self) -> HeaderValue {

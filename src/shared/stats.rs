@@ -1,0 +1,185 @@
+//! [`SharedStats`]: the shared tier as `/metrics`, `/admin/cache` and `/readyz` show it:
+//! whether Redis is in use or the replica runs on local state, the live replicas, the
+//! failed Redis calls and the rejoins. Never the URL's password, never the token.
+
+use crate::metrics::{header, sample};
+
+use super::SharedTier;
+
+/// A point-in-time view of the shared tier.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SharedStats {
+    /// `shared` (Redis in use) or `local` (Redis unavailable: local fallback).
+    pub mode: &'static str,
+    /// `redis.url` without its password.
+    pub redis: String,
+    /// This replica's id in the registry.
+    pub replica: String,
+    /// Live replicas at the last heartbeat (the last count while Redis is down).
+    pub live_replicas: u32,
+    /// Redis calls that failed or timed out.
+    pub failures: u64,
+    /// Times this replica rejoined shared mode after an outage.
+    pub rejoins: u64,
+    /// The shared budget's gate.
+    pub budget_gate: super::budget::GateStats,
+    /// Why Redis counts as unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl SharedTier {
+    /// The tier's figures.
+    pub fn stats(&self) -> SharedStats {
+        let available = self.available();
+        SharedStats {
+            mode: if available { "shared" } else { "local" },
+            redis: self.store.shown_url().to_owned(),
+            replica: self.replica.clone(),
+            live_replicas: self.live_replicas(),
+            failures: self.store.failures(),
+            rejoins: self.store.rejoins(),
+            budget_gate: self.gate.stats(),
+            detail: if available {
+                None
+            } else {
+                self.store.last_error()
+            },
+        }
+    }
+}
+
+impl SharedStats {
+    /// The `shared` component of `/readyz`: `ok` in shared mode, `degraded` on local
+    /// fallback. A degraded tier does not make the replica unready: it still serves.
+    #[must_use]
+    pub fn report(&self) -> serde_json::Value {
+        let mut report = serde_json::json!({
+            "status": if self.mode == "shared" { "ok" } else { "degraded" },
+            "mode": self.mode,
+            "live_replicas": self.live_replicas,
+        });
+        if let Some(detail) = &self.detail {
+            report["detail"] = detail.clone().into();
+        }
+        report
+    }
+
+    /// Appends the shared tier's metric families.
+    pub fn render(&self, out: &mut String) {
+        header(
+            out,
+            "genesys_proxy_shared_available",
+            "gauge",
+            "1 while Redis is in use (shared token and budget); 0 on local fallback.",
+        );
+        sample(
+            out,
+            "genesys_proxy_shared_available",
+            "",
+            u8::from(self.mode == "shared"),
+        );
+        header(
+            out,
+            "genesys_proxy_shared_live_replicas",
+            "gauge",
+            "Replicas seen alive at the last heartbeat.",
+        );
+        sample(
+            out,
+            "genesys_proxy_shared_live_replicas",
+            "",
+            self.live_replicas,
+        );
+        header(
+            out,
+            "genesys_proxy_shared_failures_total",
+            "counter",
+            "Redis calls that failed or timed out.",
+        );
+        sample(
+            out,
+            "genesys_proxy_shared_failures_total",
+            "",
+            self.failures,
+        );
+        header(
+            out,
+            "genesys_proxy_shared_rejoins_total",
+            "counter",
+            "Times this replica rejoined shared mode after Redis was unavailable.",
+        );
+        sample(out, "genesys_proxy_shared_rejoins_total", "", self.rejoins);
+        header(
+            out,
+            "genesys_proxy_shared_budget_grants_total",
+            "counter",
+            "Upstream calls let through by the budget's gate: by the shared (Redis) gate, or by the local fallback at rate / live replicas.",
+        );
+        for (gate, value) in [
+            ("shared", self.budget_gate.shared_grants),
+            ("local", self.budget_gate.local_grants),
+        ] {
+            sample(
+                out,
+                "genesys_proxy_shared_budget_grants_total",
+                &format!("gate=\"{gate}\""),
+                value,
+            );
+        }
+    }
+}
+
+/// What Redis holds for the shared token and budget, read for `/admin/cache`.
+type Held = (
+    Option<Vec<u8>>,
+    i64,
+    Vec<(String, String)>,
+    Option<String>,
+    (u64, u64),
+);
+
+impl SharedTier {
+    /// The tier's figures with what Redis holds now (`/admin/cache`): whether a shared
+    /// token is there, for how long, and whether this replica uses it (`uses` compares the
+    /// sealed values; never the token itself); the shared budget's window mirror and
+    /// freeze. Without Redis, the figures alone.
+    pub async fn view(&self, uses: impl Fn(&[u8]) -> bool) -> serde_json::Value {
+        let mut view = serde_json::to_value(self.stats()).unwrap_or_default();
+        let keys = self.keys.clone();
+        let held: Result<Held, _> = self
+            .store
+            .run(|mut connection| async move {
+                redis::pipe()
+                    .get(&keys.token)
+                    .pttl(&keys.token)
+                    .hgetall(&keys.budget_window)
+                    .get(&keys.budget_frozen)
+                    .cmd("TIME")
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await;
+        let Ok((sealed, ttl_ms, window, frozen, (secs, micros))) = held else {
+            return view;
+        };
+        let now_ms = secs as f64 * 1_000.0 + micros as f64 / 1_000.0;
+        view["token"] = serde_json::json!({
+            "held_in_redis": sealed.is_some(),
+            "expires_in_secs": (ttl_ms > 0).then_some(ttl_ms / 1_000),
+            "this_replica_uses_it": sealed.as_deref().is_some_and(&uses),
+        });
+        let window: std::collections::BTreeMap<String, String> = window.into_iter().collect();
+        let number = |name: &str| window.get(name).and_then(|v| v.parse::<f64>().ok());
+        let frozen_ms = frozen
+            .and_then(|f| f.parse::<f64>().ok())
+            .map_or(0.0, |f| (f - now_ms).max(0.0));
+        view["budget"] = serde_json::json!({
+            "window_used": number("used"),
+            "window_allowed": number("allowed"),
+            "window_reset_in_ms": number("reset_at").map(|r| (r - now_ms).max(0.0).round()),
+            "frozen_for_ms": frozen_ms.round(),
+        });
+        view
+    }
+}
