@@ -2,9 +2,10 @@
 //! rules (deploy/prometheus/rules.yml) query only what the proxy exports: a simulator and a
 //! proxy on port 0 take enough traffic for every labelled series to appear (a conversation
 //! miss and hit, a report search, an aggregates query, a request refused while Genesys is
-//! down), and every metric name, every label matcher's label name and every grouping label
-//! of every PromQL expression must be in the scrape. A renamed metric or label breaks this
-//! test, not the pager.
+//! down; the notification families are exported from the start, at zero, whether or not a
+//! channel is up), and every metric name, every label matcher's label name and every
+//! grouping label of every PromQL expression must be in the scrape. A renamed metric or
+//! label breaks this test, not the pager.
 
 mod support;
 
@@ -23,8 +24,11 @@ const OTHER_METRICS: [&str; 1] = ["up"];
 const TARGET_LABELS: [&str; 2] = ["job", "instance"];
 /// Labels whose values are a fixed set the proxy always exports: an `=` matcher on one of
 /// them must name a value seen in the scrape (a typo in `cache="report_pages"` would
-/// otherwise select nothing, silently).
-const ENUMERATED_LABELS: [&str; 5] = ["cache", "class", "endpoint", "result", "method"];
+/// otherwise select nothing, silently). The notification families export every `outcome`
+/// and `reason` from the start, at zero.
+const ENUMERATED_LABELS: [&str; 7] = [
+    "cache", "class", "endpoint", "result", "method", "outcome", "reason",
+];
 
 /// What a scrape holds: series names, each with its label names and their values.
 #[derive(Debug, Default)]
