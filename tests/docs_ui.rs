@@ -20,115 +20,26 @@
 
 mod support;
 
+use support::browser::{self, CHROMIUM_TIMEOUT, Load, chromium};
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-/// Longest a Chromium run may take before it is killed: a guard against a hung browser,
-/// not a timing claim. A page load takes about 2 s on an idle 2-core machine; 15 s was
-/// exceeded on a loaded one (load average 24), so the guard is generous.
-const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// Chromium: `/usr/bin/chromium`, or `chromium` on `PATH`. `None` means the caller must
-/// return (skipped); under CI its absence fails the test.
-fn chromium() -> Option<PathBuf> {
-    let candidates = std::iter::once(PathBuf::from("/usr/bin/chromium")).chain(
-        std::env::var_os("PATH")
-            .map(|path| {
-                std::env::split_paths(&path)
-                    .map(|dir| dir.join("chromium"))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default(),
-    );
-    for candidate in candidates {
-        if candidate.is_file() {
-            return Some(candidate);
-        }
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "chromium is not installed: install chromium (apt-get install -y chromium)"
-    );
-    println!("skipped: chromium not installed (apt-get install -y chromium)");
-    None
-}
-
-/// A fresh Chromium profile directory, removed when dropped.
-#[derive(Debug)]
-struct Profile(PathBuf);
-
-impl Profile {
-    fn new() -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("the clock is after 1970")
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "genesys-proxy-docs-ui-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("the profile directory is created");
-        Self(dir)
-    }
-}
-
-impl Drop for Profile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Loads `url` in headless Chromium and returns the DOM once the page has settled.
-/// `resolver_rules` is Chromium's `--host-resolver-rules`: the tests let it resolve no
-/// name but the proxy's, so the page works offline or not at all. Chromium runs in its
-/// own process group, killed whole if it outlives [`CHROMIUM_TIMEOUT`].
+/// Loads `url` in headless Chromium (tests/support/browser.rs) and returns the DOM once
+/// the page has settled. `resolver_rules` is Chromium's `--host-resolver-rules`: the tests
+/// let it resolve no name but the proxy's, so the page works offline or not at all.
 async fn render(chromium: &Path, url: &str, resolver_rules: &str) -> String {
-    let profile = Profile::new();
-    let mut command = tokio::process::Command::new(chromium);
-    command
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-extensions",
-            "--disable-sync",
-            "--no-first-run",
-            "--no-proxy-server",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-        ])
-        .arg(format!("--host-resolver-rules={resolver_rules}"))
-        .arg(format!("--user-data-dir={}", profile.0.display()))
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let child = command.spawn().expect("chromium starts");
-    let group = child.id().expect("chromium has a pid");
-    let Ok(output) = tokio::time::timeout(CHROMIUM_TIMEOUT, child.wait_with_output()).await else {
-        // Dropping the wait killed chromium itself; its renderers are in its group.
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", "--", &format!("-{group}")])
-            .status();
-        panic!("chromium did not finish loading {url} within {CHROMIUM_TIMEOUT:?}");
-    };
-    let output = output.expect("chromium runs");
-    let dom = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success() && !dom.trim().is_empty(),
-        "chromium failed on {url} ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    dom
+    browser::render(
+        chromium,
+        &Load {
+            url,
+            resolver_rules,
+            virtual_time_ms: 10_000,
+        },
+    )
+    .await
 }
 
 /// The demo proxy on port 0, and the docs link, API key and a live conversation its

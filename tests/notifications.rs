@@ -1,8 +1,9 @@
-//! Genesys notifications, end to end against the simulator as it is today: it has no
-//! Notifications API, so the proxy must degrade to polling (one log line, the
-//! `notifications` component of `/readyz`, the metrics) and go on serving conversations,
-//! never crash. (The subscription itself is proven by the unit tests of
-//! `src/notifications/` over in-memory sockets until the simulator speaks the contract.)
+//! Genesys notifications, end to end against the simulator: when Genesys refuses the
+//! subscription (403, a missing permission: the simulator's `subscriptions_forbidden`
+//! fault), the proxy must degrade to polling (one log line, the `notifications` component
+//! of `/readyz`, the metrics) and go on serving conversations, never crash; with mode
+//! `off` it makes no call; an event applied to the cache updates the summary only. The
+//! subscription over a real socket and its keep-alive are in `tests/notifications_sim.rs`.
 
 mod support;
 
@@ -17,6 +18,17 @@ async fn app(mode: Mode, queue_ids: &[&str]) -> TestApp {
     settings.notifications.mode = mode;
     settings.notifications.queue_ids = queue_ids.iter().map(|q| (*q).to_owned()).collect();
     TestApp::start(sim_config(), settings).await
+}
+
+/// As [`app`], against a simulator that refuses every subscription with 403 (the OAuth
+/// client lacks a permission the topics need).
+async fn refusing_app(mode: Mode, queue_ids: &[&str]) -> TestApp {
+    let mut settings = proxy_settings();
+    settings.notifications.mode = mode;
+    settings.notifications.queue_ids = queue_ids.iter().map(|q| (*q).to_owned()).collect();
+    let mut sim = sim_config();
+    sim.faults.subscriptions_forbidden = true;
+    TestApp::start(sim, settings).await
 }
 
 /// `/readyz` once its `notifications` component has left `starting`.
@@ -42,8 +54,8 @@ fn metric(text: &str, name: &str) -> Option<u64> {
 }
 
 #[tokio::test]
-async fn without_a_notifications_api_the_proxy_degrades_to_polling_and_says_so() {
-    let app = app(Mode::All, &[]).await;
+async fn a_refused_subscription_degrades_to_polling_and_says_so() {
+    let app = refusing_app(Mode::All, &[]).await;
     let reply = settled_readiness(&app).await;
     assert_eq!(
         reply.status,
@@ -55,7 +67,7 @@ async fn without_a_notifications_api_the_proxy_degrades_to_polling_and_says_so()
     assert_eq!(component["status"], "degraded", "{component}");
     let detail = component["detail"].as_str().expect("detail");
     assert!(
-        detail.contains("404") && detail.contains("polled"),
+        detail.contains("403") && detail.contains("polled"),
         "{detail}"
     );
 
@@ -86,24 +98,30 @@ async fn without_a_notifications_api_the_proxy_degrades_to_polling_and_says_so()
     );
     assert!(
         metrics.contains(
-            "genesys_proxy_upstream_requests_total{endpoint=\"list_queues\",status=\"404\"} 1"
+            "genesys_proxy_upstream_requests_total{endpoint=\"list_queues\",status=\"200\"} 1"
         ),
         "the queue listing is an upstream call like any other"
+    );
+    assert!(
+        metrics.contains(
+            "genesys_proxy_upstream_requests_total{endpoint=\"replace_subscriptions\",status=\"403\"} 1"
+        ),
+        "one subscription, refused"
     );
 }
 
 #[tokio::test]
-async fn a_configured_queue_list_degrades_at_the_channel_creation() {
-    let app = app(Mode::List, &["8f2a4c6e-1b3d-4f5a-9c7e-0d2b4f6a8c1e"]).await;
+async fn a_configured_queue_list_lists_no_queues_and_degrades_at_the_subscription() {
+    let app = refusing_app(Mode::List, &["8f2a4c6e-1b3d-4f5a-9c7e-0d2b4f6a8c1e"]).await;
     let reply = settled_readiness(&app).await;
     let component = &reply.json()["components"]["notifications"];
     assert_eq!(component["status"], "degraded", "{component}");
     let metrics = app.get_with("/metrics", "", &[]).await.text();
     assert!(
         metrics.contains(
-            "genesys_proxy_upstream_requests_total{endpoint=\"create_channel\",status=\"404\"} 1"
+            "genesys_proxy_upstream_requests_total{endpoint=\"replace_subscriptions\",status=\"403\"} 1"
         ),
-        "one channel creation, refused"
+        "one subscription, refused"
     );
     assert!(metrics.contains(
         "genesys_proxy_upstream_request_duration_seconds_count{endpoint=\"list_queues\"} 0"
