@@ -117,7 +117,15 @@ async fn with_redis_killed_replicas_keep_answering_within_the_rate_and_rejoin_wh
         "{statuses:?}"
     );
     assert!(statuses.get(&200).copied().unwrap_or(0) > 0, "{statuses:?}");
-    assert_eq!(sim.counters().rate_limited, 0, "no upstream 429 storm");
+    // No 429 storm: a replica that falls back does not know what the others spent of
+    // Genesys' window in the moment Redis died, so a 429 can happen at the switch; it
+    // freezes that replica until its Retry-After, so there is at most one per replica.
+    let rate_limited = sim.counters().rate_limited;
+    eprintln!("upstream 429s at the switch: {rate_limited}");
+    assert!(
+        rate_limited <= replicas.len() as u64,
+        "no upstream 429 storm: {rate_limited}"
+    );
     for replica in &replicas {
         let admin = wait_for_mode(replica, "local").await;
         assert_eq!(admin["shared"]["live_replicas"], 3, "{admin}");
@@ -144,7 +152,11 @@ async fn with_redis_killed_replicas_keep_answering_within_the_rate_and_rejoin_wh
         );
         assert!(admin["shared"]["rejoins"].as_u64() >= Some(1));
     }
-    assert_eq!(sim.counters().rate_limited, 0);
+    assert_eq!(
+        sim.counters().rate_limited,
+        rate_limited,
+        "no 429 once the shared gate is back"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -118,6 +118,11 @@ enum Verdict {
 #[derive(Debug)]
 struct LocalGate {
     tat: Instant,
+    /// Whether the last verdict came from this gate. A replica that falls back from the
+    /// shared gate does not know what the others spent of Genesys' window, so the gate
+    /// then starts with its burst already spent (at the steady rate only): together the
+    /// replicas cannot add a burst to a window the shared gate has just filled.
+    in_use: bool,
 }
 
 /// Counters of the gate (held by the tier, so routes read them there).
@@ -197,6 +202,7 @@ impl SharedBudget {
                 turn: tokio::sync::Mutex::new(()),
                 fallback: Mutex::new(LocalGate {
                     tat: Instant::now(),
+                    in_use: false,
                 }),
                 frozen_until: Mutex::new(None),
             }),
@@ -266,6 +272,10 @@ impl Inner {
         let tolerance = interval * (self.settings.burst / replicas);
         let now = Instant::now();
         let mut gate = self.fallback.lock().unwrap_or_else(PoisonError::into_inner);
+        if !gate.in_use {
+            gate.in_use = true;
+            gate.tat = gate.tat.max(now + tolerance);
+        }
         let tat = gate.tat.max(now);
         let allow_at = tat.checked_sub(tolerance).unwrap_or(now);
         if allow_at > now {
@@ -293,7 +303,13 @@ impl Inner {
         };
         loop {
             let (verdict, shared) = match self.shared_verdict(demand.class).await {
-                Ok(verdict) => (verdict, true),
+                Ok(verdict) => {
+                    self.fallback
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .in_use = false;
+                    (verdict, true)
+                }
                 Err(_) => (self.local_verdict(), false),
             };
             match verdict {
