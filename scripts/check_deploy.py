@@ -18,6 +18,8 @@
     check_deploy.py grafana [DASHBOARD]
                                   the dashboard JSON against the Grafana provisioning files
                                   and compose: JSON, unique panel ids, provisioned datasources
+    check_deploy.py hpa FILE...   an HPA allows more than 4 replicas only where its Deployment
+                                  requires the Redis URL (shared mode), in rendered manifests
     check_deploy.py smoke         starts the binaries that build produced the way the image,
                                   docker-compose.yml and the Kubernetes Deployment start them,
                                   on loopback ports, and runs their health checks and probes
@@ -459,6 +461,90 @@ def seconds(duration: str) -> float:
     return sum(float(n) * units[u] for n, u in parts)
 
 
+def proxy_replicas(services: dict) -> list[str]:
+    """The compose services that run the proxy in real mode (the image's entrypoint, not
+    --demo), in file order."""
+    return [
+        name
+        for name, service in services.items()
+        if service.get("image", "").startswith("genesys-proxy") and "entrypoint" not in service and "--demo" not in (service.get("command") or [])
+    ]
+
+
+NGINX_CONFIG = "/etc/nginx/nginx.conf"
+
+
+def load_balancer(services: dict) -> tuple[str, dict, str] | None:
+    """(name, service, nginx.conf text) of the compose service that mounts an nginx.conf."""
+    for name, service in services.items():
+        for volume in service.get("volumes") or []:
+            source, target = volume.split(":")[:2]
+            if target == NGINX_CONFIG:
+                return name, service, (ROOT / source).read_text()
+    return None
+
+
+def nginx_blocks(text: str, keyword: str) -> list[str]:
+    """The bodies of the nginx blocks `keyword ... { ... }` (nested braces counted)."""
+    text = re.sub(r"#[^\n]*", "", text)
+    bodies = []
+    for match in re.finditer(rf"\b{keyword}\b[^{{;]*\{{", text):
+        depth, start = 1, match.end()
+        for i in range(start, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                bodies.append(text[start:i])
+                break
+    return bodies
+
+
+def nginx_upstream_servers(text: str) -> list[str]:
+    return [m for body in nginx_blocks(text, "upstream") for m in re.findall(r"^\s*server\s+([^\s;]+)", body, re.M)]
+
+
+def nginx_listen_ports(text: str) -> list[int]:
+    return [int(m.rpartition(":")[2]) for body in nginx_blocks(text, "server") for m in re.findall(r"^\s*listen\s+([^\s;]+)", body, re.M)]
+
+
+def compose_shared_mode(services: dict, replicas: list[str], api_port: int) -> None:
+    """Shared mode in compose: the replicas on one Redis, behind a load balancer that
+    spreads over all of them; Prometheus scrapes each."""
+    urls = {env_list(services[name]["environment"]).get("GENESYS_PROXY_REDIS__URL") for name in replicas}
+    check(len(urls) == 1 and None not in urls, f"every replica sets the same GENESYS_PROXY_REDIS__URL ({sorted(map(str, urls))})")
+    url = next(iter(urls))
+    if url:
+        redis_host, redis_port = host_port(url)
+        check(url.startswith("redis://") and redis_host in services, f"the Redis URL's host {redis_host} is a compose service")
+        redis = services.get(redis_host, {})
+        test = (redis.get("healthcheck") or {}).get("test", [])
+        check(test[1:3] == ["redis-cli", "ping"] and redis_port == 6379, f"{redis_host}: health check `redis-cli ping`, on Redis' port 6379")
+        command = redis.get("command") or []
+        check(
+            "--save" in command and command[command.index("--save") + 1] == "" and command[-2:] == ["--appendonly", "no"],
+            f"{redis_host}: no persistence (--save '' --appendonly no)",
+        )
+        for name in replicas:
+            condition = (services[name].get("depends_on") or {}).get(redis_host, {}).get("condition")
+            check(condition == "service_healthy", f"{name} waits for {redis_host} to be healthy")
+
+    found = load_balancer(services)
+    if not check(found is not None, f"a load balancer service mounts an nginx.conf at {NGINX_CONFIG}"):
+        return
+    name, lb, conf = found
+    upstream = nginx_upstream_servers(conf)
+    wanted = [f"{replica}:{api_port}" for replica in replicas]
+    check(sorted(upstream) == sorted(wanted), f"{name}'s upstream servers {upstream} are the replicas' API ports {wanted}")
+    listens = nginx_listen_ports(conf)
+    lb_ports = [int(p.rsplit(":", 1)[1]) for p in lb.get("ports") or []]
+    check(bool(lb_ports) and set(lb_ports) <= set(listens), f"{name} publishes ports nginx listens on ({lb_ports} of {listens})")
+    check(all(p.startswith("127.0.0.1:") for p in lb.get("ports") or []), f"{name} is published on 127.0.0.1 only")
+    health_port = host_port(lb["healthcheck"]["test"][-1])[1]
+    check(health_port in listens and health_port not in lb_ports, f"{name}'s health check asks nginx on {health_port}, a port not published")
+    for replica in replicas:
+        condition = (lb.get("depends_on") or {}).get(replica, {}).get("condition")
+        check(condition == "service_healthy", f"{name} waits for {replica} to be healthy")
+
+
 # ------------------------------------------------------------------------------- static
 
 
@@ -522,7 +608,23 @@ def static() -> None:
             grace = compose_proxy_settings(service).get("server", {}).get("shutdown_grace_secs", DEFAULT_SHUTDOWN_GRACE_SECS)
             stop = seconds(service.get("stop_grace_period", "10s"))
             check(stop > grace, f"{name}: stop_grace_period {stop:.0f} s > its shutdown grace {grace} s (the drain ends before SIGKILL)")
-    proxy = services["proxy"]
+    for name, service in services.items():
+        if "build" not in service:
+            tag = service.get("image", "").rpartition(":")[2]
+            check(bool(re.fullmatch(r"v?\d+(\.\d+)+(-[\w.]+)?", tag)), f"{name}: image {service.get('image')} is pinned to a version")
+    replicas = proxy_replicas(services)
+    check(len(replicas) >= 2, f"the proxy runs as {len(replicas)} replicas ({', '.join(replicas)}): two or more")
+    if not replicas:
+        return
+    proxy = services[replicas[0]]
+    shared_keys = ("command", "environment", "volumes", "healthcheck", "depends_on", "stop_grace_period", "read_only", "cap_drop")
+    for name in replicas[1:]:
+        differ = [k for k in shared_keys if services[name].get(k) != proxy.get(k)]
+        check(not differ, f"{name} is configured as {replicas[0]} (differs in: {differ or 'nothing'})")
+    published = [p for name in replicas for p in services[name].get("ports") or []]
+    host_ports = [p.rsplit(":", 2)[-2] for p in published]
+    check(len(set(host_ports)) == len(host_ports), f"the replicas publish distinct host ports ({', '.join(host_ports)})")
+    check(all(p.startswith("127.0.0.1:") for p in published), "the replicas' ports are published on 127.0.0.1 only")
     proxy_api_port, proxy_ops_port = proxy_ports(proxy)
     probe_host, probe_port = host_port(proxy["healthcheck"]["test"][-1])
     check(probe_port == proxy_ops_port, f"the proxy's compose health check asks its operations port {proxy_ops_port}")
@@ -534,6 +636,7 @@ def static() -> None:
     check(host_port(http_endpoint)[1] == otlp_port, f"the collector receives OTLP/HTTP on {otlp_port}")
     sim_host, _ = host_port(proxy_env["GENESYS_API_URL"])
     check(sim_host in services, f"the proxy's GENESYS_API_URL host {sim_host} is a service")
+    compose_shared_mode(services, replicas, proxy_api_port)
     check(read_env_file(ROOT / ".env.example").keys() >= {"GENESYS_CLIENT_ID", "GENESYS_CLIENT_SECRET"}, ".env.example sets the credentials")
 
     print("deploy/otel-collector.yaml (structure; no collector binary installs from the registries)")
@@ -576,6 +679,10 @@ def static() -> None:
                         metrics_port = proxy_ports(services[host])[1]
                         check(port == metrics_port and job.get("metrics_path", "/metrics") == "/metrics", f"{target}/metrics is the proxy's metrics endpoint (port {metrics_port})")
 
+    proxy_job = next((job for job in prometheus["scrape_configs"] if job["job_name"] == ALERT_JOB), {})
+    scraped = {host_port(t)[0] for group in proxy_job.get("static_configs", []) for t in group["targets"]}
+    check(scraped == set(replicas), f"job {ALERT_JOB} scrapes every replica, one target each ({sorted(scraped)})")
+
     print("deploy/compose/proxy.toml")
     compose_toml = tomllib.loads((ROOT / "deploy" / "compose" / "proxy.toml").read_text())
     demo_key = env_example.get("DEMO_API_KEY", "")
@@ -607,13 +714,16 @@ def static() -> None:
     check(selector.items() <= labels.items(), "Deployment selector matches its pod labels")
     for kind in ("Service", "PodDisruptionBudget"):
         for doc in by_kind.get(kind, []):
+            if not is_proxy_object(doc, labels):
+                continue  # e.g. redis/'s Service: checked with its component below
             sel = doc["spec"]["selector"]
             sel = sel.get("matchLabels", sel)
             check(sel.items() <= labels.items(), f"{kind} {doc['metadata']['name']} selects the pods")
     hpa = by_kind["HorizontalPodAutoscaler"][0]
     check(hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"], "HPA targets the Deployment")
     check("replicas" not in deployment["spec"], "Deployment leaves replicas to the HPA")
-    check(hpa["spec"]["maxReplicas"] <= 4, f"HPA max replicas is small ({hpa['spec']['maxReplicas']}): each replica is another token and budget")
+    hpa_within_mode(docs)
+    check(hpa["spec"]["maxReplicas"] <= MAX_REPLICAS_ALONE, f"the base HPA stays at {hpa['spec']['maxReplicas']} replicas (alone, each is another token and budget; shared/ raises it)")
     container = pod["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     check(ports.get("http") == int(image["expose"]), "containerPort http is the image's EXPOSE")
@@ -667,6 +777,129 @@ def static() -> None:
     check(limit_bytes >= caches + 256 * 2**20, f"memory limit {limit} is 256 MiB or more above the caches' {caches / 2**20:.0f} MiB (cache.max_bytes + cache.report_max_bytes)")
 
     monitoring_static(services, labels, container)
+    kubernetes_shared_static(deployment, labels, container)
+
+
+# ------------------------------------------------------------------- kubernetes, shared
+
+
+KUBERNETES = ROOT / "deploy" / "kubernetes"
+# Alone (no Redis), each replica is another Genesys token and budget: few replicas.
+MAX_REPLICAS_ALONE = 4
+REDIS_URL_ENV = "GENESYS_PROXY_REDIS__URL"
+
+
+def is_proxy_object(doc: dict, pod_labels: dict) -> bool:
+    """An object of the proxy's own (not of redis/ or another component): named by the
+    proxy's app.kubernetes.io/name."""
+    name_label = "app.kubernetes.io/name"
+    return doc.get("metadata", {}).get("labels", {}).get(name_label) == pod_labels.get(name_label)
+
+
+def redis_url_required(deployment: dict) -> str | None:
+    """How the Deployment's first container gets GENESYS_PROXY_REDIS__URL when every pod
+    must have it (a value, or a required Secret or ConfigMap key); None when a pod may start
+    without it."""
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    for entry in container.get("env") or []:
+        if entry["name"] != REDIS_URL_ENV:
+            continue
+        if entry.get("value"):
+            return "a value"
+        source = entry.get("valueFrom", {})
+        for kind in ("secretKeyRef", "configMapKeyRef"):
+            if kind in source and not source[kind].get("optional", False):
+                return f"{kind} {source[kind]['name']}/{source[kind]['key']} (required)"
+    return None
+
+
+def hpa_within_mode(docs: list[dict]) -> None:
+    """An HPA may allow more than MAX_REPLICAS_ALONE replicas only where its Deployment's
+    pods cannot start outside shared mode (their Redis URL is required)."""
+    deployments = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "Deployment"}
+    hpas = [d for d in docs if d.get("kind") == "HorizontalPodAutoscaler"]
+    check(bool(hpas), f"{len(hpas)} HorizontalPodAutoscaler(s)")
+    for hpa in hpas:
+        name, most = hpa["metadata"]["name"], hpa["spec"]["maxReplicas"]
+        target = deployments.get(hpa["spec"]["scaleTargetRef"]["name"])
+        if not check(target is not None, f"HPA {name} targets a Deployment of the same files"):
+            continue
+        source = redis_url_required(target)
+        if most <= MAX_REPLICAS_ALONE:
+            ok(f"HPA {name}: at most {most} replicas (allowed alone too)")
+        else:
+            check(source is not None, f"HPA {name}: {most} replicas only in shared mode: {REDIS_URL_ENV} is {source or 'OPTIONAL OR MISSING: pods may run alone'}")
+
+
+def hpa(*files: str) -> None:
+    """`hpa FILE...`: the HPA rule on rendered manifests (kustomize output)."""
+    docs = [d for f in files for d in yaml.safe_load_all(Path(f).read_text()) if d]
+    hpa_within_mode(docs)
+
+
+def component(path: Path) -> dict:
+    doc = yaml.safe_load((path / "kustomization.yaml").read_text())
+    check(doc.get("kind") == "Component", f"{path.relative_to(KUBERNETES)}/ is a kustomize Component")
+    listed = {*(doc.get("resources") or []), *(p["path"] for p in doc.get("patches") or [])}
+    for file in sorted(path.glob("*.yaml")):
+        if file.name != "kustomization.yaml":
+            check(file.name in listed, f"{path.name}/{file.name} is listed in its kustomization")
+    for name in listed:
+        check((path / name).is_file(), f"{path.name}/{name} exists")
+    return doc
+
+
+def kubernetes_shared_static(deployment: dict, pod_labels: dict, container: dict) -> None:
+    """The base's optional Redis URL, the shared/ component (Redis URL required, HPA
+    raised) and the redis/ component (a single-node Redis for trying)."""
+    print("deploy/kubernetes: shared mode (the base, shared/, redis/)")
+    env = {e["name"]: e for e in container.get("env") or []}
+    ref = env.get(REDIS_URL_ENV, {}).get("valueFrom", {}).get("secretKeyRef")
+    check(bool(ref) and ref.get("optional") is True, f"the base takes {REDIS_URL_ENV} from an optional Secret key (pods run alone without it)")
+    check(redis_url_required(deployment) is None, "so the base alone never requires Redis")
+
+    shared = KUBERNETES / "shared"
+    component(shared)
+    patches = [yaml.safe_load((shared / p["path"]).read_text()) for p in yaml.safe_load((shared / "kustomization.yaml").read_text())["patches"]]
+    patched = next((p for p in patches if p["kind"] == "Deployment"), None)
+    raised = next((p for p in patches if p["kind"] == "HorizontalPodAutoscaler"), None)
+    if check(patched is not None and raised is not None, "shared/ patches the Deployment and the HPA"):
+        check(patched["metadata"]["name"] == deployment["metadata"]["name"], "shared/ patches the proxy's Deployment")
+        patched_env = {e["name"]: e for e in patched["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+        patched_ref = patched_env.get(REDIS_URL_ENV, {}).get("valueFrom", {}).get("secretKeyRef", {})
+        check(
+            patched_ref.get("optional") is False and (patched_ref.get("name"), patched_ref.get("key")) == (ref.get("name"), ref.get("key")),
+            f"shared/ makes the base's {REDIS_URL_ENV} ({ref.get('name')}/{ref.get('key')}) required",
+        )
+        check(raised["spec"]["maxReplicas"] > MAX_REPLICAS_ALONE, f"shared/ raises the HPA's maxReplicas to {raised['spec']['maxReplicas']}")
+
+    redis_dir = KUBERNETES / "redis"
+    component(redis_dir)
+    docs = [d for f in sorted(redis_dir.glob("*.yaml")) if f.name != "kustomization.yaml" for d in yaml.safe_load_all(f.read_text()) if d]
+    kinds = {d["kind"]: d for d in docs}
+    if not check({"Deployment", "Service", "Secret"} <= kinds.keys(), f"redis/ holds a Deployment, a Service and a Secret ({sorted(kinds)})"):
+        return
+    redis_deployment, service, secret = kinds["Deployment"], kinds["Service"], kinds["Secret"]
+    redis_labels = redis_deployment["spec"]["template"]["metadata"]["labels"]
+    proxy_selector = deployment["spec"]["selector"]["matchLabels"]
+    check(not is_proxy_object(redis_deployment, pod_labels), "redis/'s objects are not named as the proxy's")
+    check(not proxy_selector.items() <= redis_labels.items(), "the proxy's selector (Deployment, Service, PDB, PodMonitor) does not select the Redis pods")
+    check(redis_deployment["spec"].get("replicas") == 1, "redis/ runs one Redis pod")
+    check(service["spec"]["selector"].items() <= redis_labels.items(), f"Service {service['metadata']['name']} selects the Redis pods")
+    check(not service["spec"]["selector"].items() <= pod_labels.items(), f"Service {service['metadata']['name']} does not select the proxy's pods")
+    redis_container = redis_deployment["spec"]["template"]["spec"]["containers"][0]
+    args = redis_container.get("args", [])
+    check("--save" in args and args[args.index("--save") + 1] == "" and args[-2:] == ["--appendonly", "no"], "redis/ keeps nothing (--save '' --appendonly no)")
+    check(redis_container["readinessProbe"].get("exec", {}).get("command") == ["redis-cli", "ping"], "redis/ is ready on `redis-cli ping`")
+    tag = redis_container["image"].rpartition(":")[2]
+    check(bool(re.fullmatch(r"\d+(\.\d+)+(-[\w.]+)?", tag)), f"redis/'s image {redis_container['image']} is pinned")
+    compose_image = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"].get("redis", {}).get("image")
+    check(redis_container["image"] == compose_image, f"redis/ and compose run the same Redis image ({compose_image})")
+    check(secret["metadata"]["name"] == ref.get("name") and ref.get("key") in secret.get("stringData", {}), f"redis/'s Secret is the {ref.get('name')}/{ref.get('key')} the Deployment reads")
+    url = secret.get("stringData", {}).get(ref.get("key"), "")
+    host, port = host_port(url)
+    service_ports = {p["port"] for p in service["spec"]["ports"]}
+    check(url.startswith("redis://") and host == service["metadata"]["name"] and port in service_ports, f"its URL {url} is the Service {service['metadata']['name']} on port {port}")
 
 
 # --------------------------------------------------------------------------- monitoring
@@ -996,53 +1229,7 @@ def smoke() -> None:
             check("demo API key" in banner, "demo mode prints its API key to stdout (docker logs)")
         processes.stop_all()
 
-        print("docker-compose.yml: sim and proxy, as compose starts them")
-        compose, env_example = compose_model()
-        services = compose["services"]
-        sim_port, proxy_port, ops_port, closed = free_port(), free_port(), free_port(), free_port()
-        table = {
-            "0.0.0.0:9090": f"127.0.0.1:{sim_port}",
-            "127.0.0.1:9090": f"127.0.0.1:{sim_port}",
-            "sim:9090": f"127.0.0.1:{sim_port}",
-            "0.0.0.0:8080": f"127.0.0.1:{proxy_port}",
-            "127.0.0.1:8080": f"127.0.0.1:{proxy_port}",
-            "0.0.0.0:8090": f"127.0.0.1:{ops_port}",
-            "127.0.0.1:8090": f"127.0.0.1:{ops_port}",
-            "otel-collector:4318": f"127.0.0.1:{closed}",
-        }
-        sim = services["sim"]
-        sim_argv = resolve([remap(a, table) for a in sim["entrypoint"] + sim["command"]])
-        sim_process = processes.start("compose-sim", sim_argv, {}, sim.get("stop_signal", "SIGTERM"))
-        sim_health = resolve([remap(a, table) for a in sim["healthcheck"]["test"][1:]])
-        if wait_healthy("compose-sim", sim_health, sim_process):
-            proxy = services["proxy"]
-            # The mounted files, with their addresses moved to loopback ports (the image
-            # sets no listen address of its own: the file's is the one used).
-            mounts = {}
-            mount_dir = WORK / "compose-mounts"
-            shutil.rmtree(mount_dir, ignore_errors=True)
-            mount_dir.mkdir(parents=True)
-            for volume in proxy.get("volumes", []):
-                source, target = volume.split(":")[:2]
-                local = mount_dir / Path(target).name
-                local.write_text(remap((ROOT / source).read_text(), table))
-                mounts[target] = str(local)
-            command = proxy["command"]
-            argv = resolve([remap(mounts.get(a, a), table) for a in image["entrypoint"] + command])
-            env = {k: remap(v, table) for k, v in {**image["env"], **env_list(proxy["environment"])}.items()}
-            proxy_process = processes.start("compose-proxy", argv, env)
-            health = resolve([remap(a, table) for a in proxy["healthcheck"]["test"][1:]])
-            if wait_healthy("compose-proxy", health, proxy_process):
-                key = env_example["DEMO_API_KEY"]
-                status, _, _ = http_get(f"http://127.0.0.1:{proxy_port}/admin/cache", {"Authorization": f"Bearer {key}"})
-                check(status == 200, f"the demo client's key from .env.example is accepted (/admin/cache: {status})")
-                metrics_port = ops_port if proxy_ports(proxy)[1] != proxy_ports(proxy)[0] else proxy_port
-                status, headers, body = http_get(f"http://127.0.0.1:{metrics_port}/metrics")
-                check(status == 200 and headers.get("Content-Type", "").startswith("text/plain"), f"/metrics (Prometheus' scrape target) serves Prometheus text ({status}, {headers.get('Content-Type')})")
-                if metrics_port != proxy_port:
-                    status, _, _ = http_get(f"http://127.0.0.1:{proxy_port}/metrics")
-                    if status != 404:
-                        warn(f"/metrics is still served on the API port too ({status}) although server.ops_listen is set")
+        compose_smoke(processes, image)
         processes.stop_all()
 
         print("deploy/kubernetes: the Deployment's container, with the ConfigMaps, against a simulator")
@@ -1109,6 +1296,149 @@ def smoke() -> None:
                 process.kill()
 
 
+def compose_smoke(processes: Processes, image: dict) -> None:
+    """docker-compose.yml's sim, redis, proxy replicas and load balancer, started as compose
+    starts them (their addresses moved to loopback ports): the replicas share one token."""
+    print("docker-compose.yml: sim, redis, the proxy replicas and the load balancer, as compose starts them")
+    compose, env_example = compose_model()
+    services = compose["services"]
+    replicas = proxy_replicas(services)
+    sim_port, closed = free_port(), free_port()
+    table = {
+        "0.0.0.0:9090": f"127.0.0.1:{sim_port}",
+        "127.0.0.1:9090": f"127.0.0.1:{sim_port}",
+        "sim:9090": f"127.0.0.1:{sim_port}",
+        "otel-collector:4318": f"127.0.0.1:{closed}",
+    }
+    sim = services["sim"]
+    sim_argv = resolve([remap(a, table) for a in sim["entrypoint"] + sim["command"]])
+    sim_process = processes.start("compose-sim", sim_argv, {}, sim.get("stop_signal", "SIGTERM"))
+    sim_health = resolve([remap(a, table) for a in sim["healthcheck"]["test"][1:]])
+    if not wait_healthy("compose-sim", sim_health, sim_process):
+        return
+
+    # Redis, as compose runs it (its command), on a loopback port.
+    redis_url = env_list(services[replicas[0]]["environment"]).get("GENESYS_PROXY_REDIS__URL", "")
+    redis_host, redis_port = host_port(redis_url) if redis_url else ("", 0)
+    shared = bool(redis_url) and shutil.which("redis-server") is not None
+    if redis_url and not shared:
+        (fail if os.environ.get("CI") else warn)("redis-server is not installed: the replicas run alone, shared mode is not exercised")
+    if shared:
+        local_redis = free_port()
+        table[f"{redis_host}:{redis_port}"] = f"127.0.0.1:{local_redis}"
+        command = services[redis_host]["command"]
+        redis_process = processes.start("compose-redis", [shutil.which("redis-server"), *command[1:], "--port", str(local_redis), "--bind", "127.0.0.1"], {})
+        if not wait_healthy("compose-redis", ["redis-cli", "-p", str(local_redis), "ping"], redis_process):
+            return
+
+    api_ports = {}
+    for name in replicas:
+        service = services[name]
+        api_port, ops_port = free_port(), free_port()
+        api_ports[name] = api_port
+        own = {
+            **table,
+            "0.0.0.0:8080": f"127.0.0.1:{api_port}",
+            "127.0.0.1:8080": f"127.0.0.1:{api_port}",
+            "0.0.0.0:8090": f"127.0.0.1:{ops_port}",
+            "127.0.0.1:8090": f"127.0.0.1:{ops_port}",
+        }
+        # The mounted files, with their addresses moved to loopback ports (the image sets no
+        # listen address of its own: the file's is the one used).
+        mounts = {}
+        mount_dir = WORK / "compose-mounts" / name
+        shutil.rmtree(mount_dir, ignore_errors=True)
+        mount_dir.mkdir(parents=True)
+        for volume in service.get("volumes", []):
+            source, target = volume.split(":")[:2]
+            local = mount_dir / Path(target).name
+            local.write_text(remap((ROOT / source).read_text(), own))
+            mounts[target] = str(local)
+        argv = resolve([remap(mounts.get(a, a), own) for a in image["entrypoint"] + service["command"]])
+        env = {k: remap(v, own) for k, v in {**image["env"], **env_list(service["environment"])}.items()}
+        if not shared:
+            env.pop("GENESYS_PROXY_REDIS__URL", None)
+        env["HOSTNAME"] = name
+        process = processes.start(f"compose-{name}", argv, env)
+        health = resolve([remap(a, own) for a in service["healthcheck"]["test"][1:]])
+        if not wait_healthy(f"compose-{name}", health, process):
+            return
+        metrics_port = ops_port if proxy_ports(service)[1] != proxy_ports(service)[0] else api_port
+        status, headers, _ = http_get(f"http://127.0.0.1:{metrics_port}/metrics")
+        check(status == 200 and headers.get("Content-Type", "").startswith("text/plain"), f"{name}: /metrics (Prometheus' scrape target) serves Prometheus text ({status}, {headers.get('Content-Type')})")
+        if metrics_port != api_port:
+            status, _, _ = http_get(f"http://127.0.0.1:{api_port}/metrics")
+            if status != 404:
+                warn(f"{name}: /metrics is still served on the API port too ({status}) although server.ops_listen is set")
+
+    auth = {"Authorization": f"Bearer {env_example['DEMO_API_KEY']}"}
+
+    def admin_cache(port: int) -> dict:
+        status, _, body = http_get(f"http://127.0.0.1:{port}/admin/cache", auth)
+        return json.loads(body) if status == 200 else {"status": status}
+
+    for name, port in api_ports.items():
+        view = admin_cache(port)
+        check("status" not in view, f"{name}: the demo client's key from .env.example is accepted (/admin/cache: {view.get('status', 200)})")
+    if shared:
+        # Every replica has announced itself within a heartbeat or two.
+        deadline = time.monotonic() + 15
+        while True:
+            views = {name: admin_cache(port).get("shared") or {} for name, port in api_ports.items()}
+            if all(v.get("live_replicas") == len(replicas) for v in views.values()) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        for name, view in views.items():
+            token = view.get("token") or {}
+            check(
+                view.get("mode") == "shared" and view.get("live_replicas") == len(replicas),
+                f"{name}: shared mode, {len(replicas)} live replicas (mode {view.get('mode')!r}, live_replicas {view.get('live_replicas')})",
+            )
+            check(token.get("held_in_redis") is True and token.get("this_replica_uses_it") is True, f"{name}: uses the one token held in Redis ({token})")
+        status, _, body = http_get(f"http://127.0.0.1:{sim_port}/sim/counters")
+        issued = json.loads(body).get("tokens_issued") if status == 200 else None
+        check(issued == 1, f"the simulator issued one token for {len(replicas)} replicas (tokens_issued: {issued})")
+
+    found = load_balancer(services)
+    nginx = shutil.which("nginx") or shutil.which("/usr/sbin/nginx")
+    if found is None:
+        return
+    if nginx is None:
+        (fail if os.environ.get("CI") else warn)("nginx is not installed: the load balancer's configuration is not run")
+        return
+    name, lb, conf = found
+    lb_dir = WORK / "compose-lb"
+    shutil.rmtree(lb_dir, ignore_errors=True)
+    lb_dir.mkdir(parents=True)
+    # Its listen ports and upstreams moved to loopback, its /tmp paths into lb_dir.
+    listens = {port: free_port() for port in nginx_listen_ports(conf)}
+    text = conf
+    for port, local in listens.items():
+        text = re.sub(rf"(\blisten\s+){port}\b", rf"\g<1>127.0.0.1:{local}", text)
+    api_port_in_container = proxy_ports(services[replicas[0]])[0]
+    for replica, local in api_ports.items():
+        text = text.replace(f"{replica}:{api_port_in_container}", f"127.0.0.1:{local}")
+    text = text.replace("/tmp/", f"{lb_dir}/")
+    (lb_dir / "nginx.conf").write_text(text)
+    test = subprocess.run([nginx, "-t", "-q", "-p", str(lb_dir), "-c", str(lb_dir / "nginx.conf"), "-g", f"error_log {lb_dir}/error.log;"], capture_output=True, text=True)
+    if not check(test.returncode == 0, f"{name}: nginx -t accepts deploy/compose/nginx.conf {test.stderr.strip()[-300:]}"):
+        return
+    process = processes.start(f"compose-{name}", [nginx, "-p", str(lb_dir), "-c", str(lb_dir / "nginx.conf"), "-g", "daemon off;"], {}, "SIGQUIT")
+    health_port = host_port(lb["healthcheck"]["test"][-1])[1]
+    health_url = remap(lb["healthcheck"]["test"][-1], {f"127.0.0.1:{health_port}": f"127.0.0.1:{listens[health_port]}"})
+    if not wait_healthy(f"compose-{name}", [str(RUNTIME_FS / "usr/local/bin/genesys-proxy"), "healthcheck", "--url", health_url], process):
+        return
+    published = int(lb["ports"][0].rsplit(":", 1)[1])
+    served_by = set()
+    for _ in range(2 * len(replicas)):
+        status, _, body = http_get(f"http://127.0.0.1:{listens[published]}/admin/cache", auth)
+        if status == 200 and shared:
+            served_by.add((json.loads(body).get("shared") or {}).get("replica"))
+        check(status == 200, f"{name}: /admin/cache through the load balancer: {status}")
+    if shared:
+        check(len(served_by) == len(replicas), f"{name}: round robin reached every replica ({len(served_by)} of {len(replicas)})")
+
+
 # -------------------------------------------------------------------------------- cited
 
 
@@ -1135,8 +1465,8 @@ def cited(guide: str = "docs/deployment.md") -> None:
 
 
 def main() -> int:
-    commands = {"static": static, "build": build, "smoke": smoke, "cited": cited, "rules": rules, "unit-rules": unit_rules, "grafana": grafana}
-    takes_arguments = {"cited", "rules", "unit-rules", "grafana"}
+    commands = {"static": static, "build": build, "smoke": smoke, "cited": cited, "rules": rules, "unit-rules": unit_rules, "grafana": grafana, "hpa": hpa}
+    takes_arguments = {"cited", "rules", "unit-rules", "grafana", "hpa"}
     if len(sys.argv) < 2 or sys.argv[1] not in commands or (len(sys.argv) > 2 and sys.argv[1] not in takes_arguments):
         print(__doc__)
         return 2
