@@ -21,8 +21,10 @@ pub enum ConversationState {
 /// A queue the conversation passed through.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct QueueRef {
+    /// The queue's Genesys id.
     #[schema(example = "8f2a4c6e-1b3d-4f5a-9c7e-0d2b4f6a8c1e")]
     pub id: String,
+    /// The queue's name, when Genesys gave it (absent otherwise).
     #[schema(example = "Support")]
     pub name: Option<String>,
 }
@@ -33,6 +35,7 @@ pub struct AgentRef {
     /// The agent's Genesys user id.
     #[schema(example = "6b7c8d9e-0f1a-4b2c-9d3e-4f5a6b7c8d9e")]
     pub user_id: String,
+    /// The agent's display name, when Genesys gave it (absent otherwise).
     #[schema(example = "Jane Agent")]
     pub name: Option<String>,
     /// The wrap-up code the agent chose, once chosen.
@@ -42,8 +45,10 @@ pub struct AgentRef {
 /// A wrap-up code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct WrapupRef {
+    /// The wrap-up code's Genesys id.
     #[schema(example = "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a5b")]
     pub code: String,
+    /// The wrap-up code's name, when Genesys gave it (absent otherwise).
     #[schema(example = "Resolved")]
     pub name: Option<String>,
 }
@@ -51,24 +56,36 @@ pub struct WrapupRef {
 /// One participant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ParticipantView {
+    /// The participant's id within this conversation (not a user id); absent when Genesys
+    /// gave none.
     pub id: Option<String>,
     /// `customer`, `ivr`, `acd`, `agent`, ...
     #[schema(example = "agent")]
     pub purpose: Option<String>,
+    /// The participant's display name (an agent's name, a caller's number or name), when
+    /// Genesys gave one.
     pub name: Option<String>,
+    /// The Genesys user id, for a participant who is a user (an agent); absent otherwise.
     pub user_id: Option<String>,
+    /// The queue this participant came through, when routed by a queue; absent otherwise.
     pub queue_id: Option<String>,
+    /// When the participant joined the conversation (UTC), when Genesys gave it.
     pub start: Option<DateTime<Utc>>,
+    /// When the participant was connected (UTC); absent when it never was, or not yet.
     pub connected: Option<DateTime<Utc>>,
+    /// When the participant left (UTC); absent while it is still in the conversation.
     pub end: Option<DateTime<Utc>>,
 }
 
 /// A conversation, simplified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ConversationView {
+    /// The conversation's Genesys id (the id asked for).
     #[schema(example = "5f1c2b7e-8a4d-4c31-9e0f-2d6b7a9c1e44")]
     pub id: String,
+    /// `active` while any participant has not ended, `ended` once all have.
     pub state: ConversationState,
+    /// When the conversation started (UTC).
     pub start: DateTime<Utc>,
     /// When the conversation ended (absent while active).
     pub end: Option<DateTime<Utc>>,
@@ -80,9 +97,15 @@ pub struct ConversationView {
     /// `inbound` or `outbound`, as the customer's side saw it.
     #[schema(example = "inbound")]
     pub direction: Option<String>,
+    /// The queues it passed through, in the order of its participants, each once (empty
+    /// when it was never queued).
     pub queues: Vec<QueueRef>,
+    /// The agents who took part, in order, each with the wrap-up code they chose (empty
+    /// when no agent took part).
     pub agents: Vec<AgentRef>,
+    /// The external tag an integration set on the conversation; absent when none was set.
     pub external_tag: Option<String>,
+    /// Every participant (customer, IVR, ACD, agents...), in Genesys' order.
     pub participants: Vec<ParticipantView>,
 }
 

@@ -16,6 +16,7 @@ use crate::upstream::models::AggregatesResponse;
 /// One metric's statistics in one bucket of one group.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct MetricStats {
+    /// What the values measure: `count` (events) or `seconds` (durations).
     pub unit: Unit,
     /// Number of events (for counts: the count itself).
     pub count: u64,
@@ -25,8 +26,10 @@ pub struct MetricStats {
     /// `sum / count` (durations only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub avg: Option<f64>,
+    /// The smallest value, seconds (durations only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
+    /// The largest value, seconds (durations only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
 }
@@ -34,7 +37,11 @@ pub struct MetricStats {
 /// A time range in a response.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
 pub struct TimeRange {
+    /// The start, included: an RFC 3339 UTC instant with milliseconds.
+    #[schema(example = "2025-03-10T00:00:00.000Z")]
     pub from: String,
+    /// The end, excluded: an RFC 3339 UTC instant with milliseconds.
+    #[schema(example = "2025-03-11T00:00:00.000Z")]
     pub to: String,
 }
 
@@ -54,6 +61,7 @@ pub struct SeriesPoint {
     /// The grouping values, by the names given in `group_by`.
     #[schema(example = json!({"queue_id": "8f2a4c6e-1b3d-4f5a-9c7e-0d2b4f6a8c1e"}))]
     pub group: BTreeMap<String, String>,
+    /// The bucket: one `granularity` long, or the whole interval when none was asked for.
     pub interval: TimeRange,
     /// By metric name (as asked).
     pub metrics: BTreeMap<String, MetricStats>,

@@ -88,6 +88,7 @@ pub struct SearchResponse {
     /// `/reports/aggregates`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total_hits: Option<u64>,
+    /// The conversations of this page (empty when none match).
     pub results: Vec<ConversationSummary>,
     /// Pass it as `cursor`, with the same query, for the next page; absent on the last.
     pub next_cursor: Option<String>,
@@ -96,6 +97,7 @@ pub struct SearchResponse {
 /// Aggregated metrics.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AggregatesResponseBody {
+    /// The interval aggregated (a relative `last` resolved).
     pub interval: TimeRange,
     /// The bucket length, when one was asked for.
     pub granularity: Option<String>,

@@ -10,8 +10,10 @@ use crate::upstream::models::AnalyticsConversation;
 /// One conversation found by a search.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ConversationSummary {
+    /// The conversation's Genesys id (what `GET /conversations/{id}` takes).
     #[schema(example = "5f1c2b7e-8a4d-4c31-9e0f-2d6b7a9c1e44")]
     pub id: String,
+    /// When the conversation started (UTC).
     pub start: DateTime<Utc>,
     /// Absent while the conversation is still going on.
     pub end: Option<DateTime<Utc>>,
@@ -29,11 +31,16 @@ pub struct ConversationSummary {
     pub user_ids: Vec<String>,
     /// The last wrap-up code chosen.
     pub wrapup_code: Option<String>,
+    /// The Genesys divisions the conversation belongs to (empty when Genesys names none).
     pub division_ids: Vec<String>,
     /// Handle time over all agents (talk + hold + after-call work), seconds.
     pub handle_seconds: Option<f64>,
+    /// Talk time over all agents, seconds; absent when Genesys recorded none.
     pub talk_seconds: Option<f64>,
+    /// Time on hold over all agents, seconds; absent when Genesys recorded none.
     pub hold_seconds: Option<f64>,
+    /// After-call work (wrap-up) time over all agents, seconds; absent when Genesys
+    /// recorded none.
     pub acw_seconds: Option<f64>,
     /// The live conversation, with `include=conversation` (absent when not asked for, past
     /// the hydration bound, or when it could not be fetched in time).

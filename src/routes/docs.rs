@@ -180,13 +180,39 @@ fn success_example(schema: &str) -> Option<Value> {
     })
 }
 
+/// The body of `GET /admin/cache` as a proxy that has just started answers it (every
+/// figure at its start, built from the same types the handler serialises; `shared` is
+/// `null` when the proxy runs alone).
+fn cache_figures_example() -> Value {
+    let cache = crate::cache::CacheStats::default();
+    let mut budget = json!(crate::upstream::budget::BudgetStats::default());
+    budget["refused"] = crate::upstream::Class::ALL
+        .iter()
+        .map(|class| (class.as_str().to_owned(), json!(0)))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    json!({
+        "conversations": cache,
+        "reports": crate::reports::ReportStats { pages: cache, aggregates: cache },
+        "budget": budget,
+        "token": crate::upstream::token::TokenStats::default(),
+        "shared": null,
+    })
+}
+
 /// An `example` for every JSON response that has none: a problem document for every
-/// `application/problem+json` answer, and for the API's successes a body of their schema.
-/// `tests/openapi.rs` checks each against its schema.
+/// `application/problem+json` answer, for the API's successes a body of their schema, and
+/// the admin view of the cache. `tests/openapi.rs` checks each against its schema.
 fn add_examples(document: &mut Value) {
     let Some(Value::Object(paths)) = document.get_mut("paths") else {
         return;
     };
+    if let Some(Value::Object(body)) = paths
+        .get_mut("/admin/cache")
+        .and_then(|item| item.pointer_mut("/get/responses/200/content/application~1json"))
+    {
+        body.insert("example".into(), cache_figures_example());
+    }
     for operation in paths
         .values_mut()
         .filter_map(Value::as_object_mut)

@@ -12,15 +12,38 @@ use serde_json::json;
 use super::AppState;
 pub use super::readiness::readyz;
 
-/// Liveness: the process answers. No I/O.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is alive")))]
+/// The body of `/healthz` (documentation only: the handler writes the same JSON).
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Liveness {
+    /// Always `ok`: the process answers.
+    #[schema(example = "ok")]
+    status: String,
+}
+
+/// Liveness: the process answers.
+///
+/// For a liveness probe: answers 200 as long as the process runs its HTTP server, without
+/// any I/O (no Genesys call, no cache read, no Redis), so a Genesys or Redis outage never
+/// gets a healthy replica restarted. Whether the proxy can serve data is `/readyz`.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses(
+    (status = 200, description = "The process is alive", body = Liveness, example = json!({"status": "ok"})),
+))]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Cache figures (admin scope).
+/// Cache, budget and token figures (admin scope).
+///
+/// The counters `/metrics` exports, as one JSON object, read now: `conversations` (the
+/// conversation cache), `reports` (its `pages` and `aggregates` caches: hits, misses,
+/// stale answers, collapsed requests, fetches, entries and bytes), `budget` (the request
+/// budget: the effective rate, queued and in-flight calls, waits, refusals by class and
+/// whether it is frozen after a Genesys 429), `token` (Genesys token requests and
+/// failures) and `shared` (the shared mode's Redis state; `null` when the proxy runs
+/// alone). Needs an API key with the `admin` scope.
 #[utoipa::path(get, path = "/admin/cache", tag = "operations", responses(
-    (status = 200, description = "Cache, budget and token figures (JSON)"),
+    (status = 200, description = "Cache, budget and token figures", body = Object, content_type = "application/json"),
     (status = 401, description = "No or unknown API key", body = crate::error::Problem, content_type = "application/problem+json"),
     (status = 403, description = "The key lacks the admin scope", body = crate::error::Problem, content_type = "application/problem+json"),
 ), security(("api_key" = []), ("bearer" = [])))]
@@ -51,6 +74,10 @@ pub async fn cache_stats(State(state): State<AppState>) -> Json<serde_json::Valu
 }
 
 /// Drops every cached entry (admin scope).
+///
+/// Empties the conversation, report page and aggregates caches of this replica: the next
+/// request for each goes to Genesys. Figures and the token are kept. Needs an API key with
+/// the `admin` scope.
 #[utoipa::path(delete, path = "/admin/cache", tag = "operations", responses(
     (status = 204, description = "Purged"),
     (status = 401, description = "No or unknown API key", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -63,6 +90,11 @@ pub async fn purge_cache(State(state): State<AppState>) -> StatusCode {
 }
 
 /// Metrics in the Prometheus text format.
+///
+/// For a Prometheus scraper: inbound HTTP requests, the caches, upstream Genesys calls,
+/// the request budget (waits and refusals by class), the Genesys token, notifications,
+/// the shared mode (when on) and readiness, each family with its `# HELP` line. Open to
+/// anyone, like the probes: it carries no key, client name or secret.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses(
     (status = 200, description = "Prometheus text exposition (version 0.0.4)", content_type = "text/plain"),
 ))]

@@ -38,11 +38,34 @@ use crate::upstream::token::TokenReadiness;
 /// host that answers (a token request takes tens of milliseconds).
 pub const TOKEN_WAIT: Duration = Duration::from_millis(750);
 
-/// Readiness: the proxy can serve (a Genesys token is held, or cached data within its
-/// stale bound). 503 with per-component detail otherwise.
+/// Readiness: whether the proxy can serve.
+///
+/// For a readiness probe or a load balancer: 200 when a Genesys token is held (and Genesys
+/// accepts it) or the cache holds data within its stale bound, 503 otherwise. Whatever the
+/// status, the body gives `status` (`ready` or `not_ready`) and each component's state
+/// under `components`: `genesys_token`, `cache`, `budget`, `notifications` and, in shared
+/// mode, `shared`, each with its own `status` and figures (and a `detail` when it fails).
+/// `notifications` and `shared` never make the proxy unready. When nothing else makes it
+/// ready, a probe waits at most 750 ms for a token being fetched.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
-    (status = 200, description = "Ready: a Genesys token is held, or cached data within its stale bound can be served; the body names any failing component"),
-    (status = 503, description = "Not ready: no Genesys token and nothing cached; the body says which component fails"),
+    (status = 200, description = "Ready: a Genesys token is held, or cached data within its stale bound can be served; the body names any failing component", body = Object, content_type = "application/json", example = json!({
+        "status": "ready",
+        "components": {
+            "genesys_token": {"status": "ok", "held": true, "refreshing": false, "expires_in_secs": 86120},
+            "cache": {"status": "ok", "entries": 42},
+            "budget": {"status": "ok", "in_flight": 1, "queued": [0, 0, 0]},
+            "notifications": {"status": "ok", "channels": 1, "connected": 1, "topics": 12},
+        },
+    })),
+    (status = 503, description = "Not ready: no Genesys token and nothing cached; the body says which component fails", body = Object, content_type = "application/json", example = json!({
+        "status": "not_ready",
+        "components": {
+            "genesys_token": {"status": "failing", "held": false, "refreshing": true, "detail": "the Genesys login service is unavailable (connection refused)", "retry_after_secs": 5},
+            "cache": {"status": "empty", "entries": 0},
+            "budget": {"status": "ok", "in_flight": 0, "queued": [0, 0, 0]},
+            "notifications": {"status": "off", "channels": 0, "connected": 0, "topics": 0},
+        },
+    })),
 ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let tokens = state.client.tokens();

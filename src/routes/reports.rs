@@ -155,8 +155,13 @@ pub async fn search_post(
     search(&state, &caller, &fields).await
 }
 
-/// Find conversations (GET form: the same fields as query parameters; lists
-/// comma-separated or repeated).
+/// Find conversations (GET form).
+///
+/// The same search as `POST /reports/search`, with its fields as query parameters: the
+/// interval as `from` and `to` or as `last`, each list comma-separated or repeated
+/// (`queue_ids=a,b` or `queue_ids=a&queue_ids=b`). Results are ordered by conversation
+/// start and paged: pass `next_cursor` as `cursor` with the same parameters for the next
+/// page.
 #[utoipa::path(
     get,
     path = "/reports/search",
@@ -177,8 +182,13 @@ pub async fn search_get(
     search(&state, &caller, &fields).await
 }
 
-/// Aggregate metrics over an interval (historical): counts and durations per group and
-/// bucket, such as the average wait of a queue per hour.
+/// Aggregate metrics over an interval (historical).
+///
+/// Counts and durations per group and bucket, such as the average wait of a queue per
+/// hour: give `from`/`to` or `last`, the `metrics`, and optionally `group_by`, a
+/// `granularity` and filters. Counts come as `count`; durations as `count`, `sum`, `avg`,
+/// `min` and `max`, in seconds. Groups and buckets without data are left out. Identical
+/// queries share one cached Genesys query.
 #[utoipa::path(
     post,
     path = "/reports/aggregates",
@@ -201,7 +211,11 @@ pub async fn aggregates_post(
     aggregates(&state, &caller, &fields).await
 }
 
-/// Aggregate metrics (GET form: the same fields as query parameters).
+/// Aggregate metrics (GET form).
+///
+/// The same aggregation as `POST /reports/aggregates`, with its fields as query
+/// parameters: the interval as `from` and `to` or as `last`, each list comma-separated or
+/// repeated (`metrics=offered,wait` or `metrics=offered&metrics=wait`).
 #[utoipa::path(
     get,
     path = "/reports/aggregates",
