@@ -4,8 +4,11 @@
 //! miss and hit, a report search, an aggregates query, a request refused while Genesys is
 //! down; the notification families are exported from the start, at zero, whether or not a
 //! channel is up), and every metric name, every label matcher's label name and every
-//! grouping label of every PromQL expression must be in the scrape. A renamed metric or
-//! label breaks this test, not the pager.
+//! grouping label of every PromQL expression must be in the scrape. The shared tier's
+//! families (`genesys_proxy_shared_*`) exist only in shared mode: the queries that name one
+//! are checked against a second proxy, in shared mode on a `redis-server` of the test's
+//! own (tests/support/redis.rs: skipped without it outside CI, a failure under CI). A
+//! renamed metric or label breaks this test, not the pager.
 
 mod support;
 
@@ -13,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use genesys_sim::Faults;
+use support::redis::{RedisServer, Replica, shared_settings};
 use support::{TestApp, assert_problem};
 
 const DASHBOARD: &str = "deploy/grafana/dashboards/genesys-proxy.json";
@@ -25,10 +29,12 @@ const TARGET_LABELS: [&str; 2] = ["job", "instance"];
 /// Labels whose values are a fixed set the proxy always exports: an `=` matcher on one of
 /// them must name a value seen in the scrape (a typo in `cache="report_pages"` would
 /// otherwise select nothing, silently). The notification families export every `outcome`
-/// and `reason` from the start, at zero.
-const ENUMERATED_LABELS: [&str; 7] = [
-    "cache", "class", "endpoint", "result", "method", "outcome", "reason",
+/// and `reason` from the start, at zero; the shared budget's grants both `gate`s.
+const ENUMERATED_LABELS: [&str; 8] = [
+    "cache", "class", "endpoint", "result", "method", "outcome", "reason", "gate",
 ];
+/// The shared tier's families: exported only in shared mode (`[redis] url` set).
+const SHARED_PREFIX: &str = "genesys_proxy_shared_";
 
 /// What a scrape holds: series names, each with its label names and their values.
 #[derive(Debug, Default)]
@@ -493,15 +499,74 @@ async fn every_metric_and_label_the_dashboard_and_the_alerts_query_is_exported()
         "the scrape parses"
     );
 
+    let shared_names: Vec<&String> = scrape
+        .series
+        .keys()
+        .filter(|name| name.starts_with(SHARED_PREFIX))
+        .collect();
+    assert!(
+        shared_names.is_empty(),
+        "a single-process proxy exports no shared tier series: {shared_names:?}"
+    );
+    let (shared_queries, local_queries): (Vec<_>, Vec<_>) = queries
+        .iter()
+        .partition(|(_, expr)| expr.contains(SHARED_PREFIX));
+    assert!(
+        shared_queries.len() >= 7,
+        "{} queries of the shared tier found",
+        shared_queries.len()
+    );
+
     let mut all = Vec::new();
-    for (origin, expr) in &queries {
+    for (origin, expr) in &local_queries {
         all.extend(problems(origin, expr, &scrape));
+    }
+    match shared_scrape(&app).await {
+        Some(shared) => {
+            for (origin, expr) in &shared_queries {
+                all.extend(problems(origin, expr, &shared));
+            }
+        }
+        None => eprintln!(
+            "skipped: {} queries of the shared tier not checked (no redis-server)",
+            shared_queries.len()
+        ),
     }
     assert!(
         all.is_empty(),
         "the dashboard or the rules query what /metrics does not export:\n  {}",
         all.join("\n  ")
     );
+}
+
+/// The scrape of a proxy in shared mode (on a `redis-server` of its own, in front of the
+/// demo's simulator) once it uses Redis and has let one call through the shared gate;
+/// `None` when `redis-server` is not installed (outside CI).
+async fn shared_scrape(app: &TestApp) -> Option<Scrape> {
+    let redis = RedisServer::start("dashboard_metrics (shared tier)")?;
+    let replica = Replica::start(&app.sim, shared_settings(&redis)).await;
+    let mut admin = serde_json::Value::Null;
+    for _ in 0..200 {
+        admin = replica.admin().await;
+        if admin["shared"]["mode"] == "shared" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(admin["shared"]["mode"], "shared", "shared mode: {admin}");
+    let conversation = replica
+        .get(&format!("/conversations/{}", app.live_id()))
+        .await;
+    assert_eq!(conversation.status, 200, "{}", conversation.text());
+    let metrics = replica.get("/metrics").await;
+    assert_eq!(metrics.status, 200);
+    let scrape = Scrape::parse(&metrics.text());
+    assert!(
+        scrape.series.contains_key("genesys_proxy_shared_available"),
+        "a proxy in shared mode exports the shared tier: {}",
+        metrics.text()
+    );
+    Some(scrape)
 }
 
 /// The checker itself fails on what it must catch (it runs on a fixed scrape here).
