@@ -1,7 +1,7 @@
 //! Faults the simulator injects, settable at start and at run time (`PUT /sim/faults`):
 //! added latency, error rates per 5xx status, full or login-only outages, forced 429
 //! storms with a chosen `Retry-After`, malformed response bodies, and the Notifications
-//! API's refused subscriptions and stopped heartbeats (dropped sockets and maintenance
+//! API's refused subscriptions, stopped heartbeats and unanswered pings (dropped sockets and maintenance
 //! closes are actions: `POST /sim/notifications/drop` and `.../maintenance`).
 
 use std::collections::BTreeMap;
@@ -48,6 +48,9 @@ pub struct Faults {
     /// Sockets stop sending `WebSocket Heartbeat` messages (they stay open and still
     /// answer pings and carry events), as a half-dead connection would.
     pub heartbeats_stopped: bool,
+    /// Sockets stop answering `{"message":"ping"}` (with `heartbeats_stopped`: a silent,
+    /// half-open connection that only a client's silence timeout detects).
+    pub pings_unanswered: bool,
 }
 
 impl Faults {

@@ -16,11 +16,15 @@
 //! 4. memory: RSS and cache bytes at 10k and 100k cached conversations, and the bytes held
 //!    per cached conversation against the bytes served for it (both representations);
 //! 5. dashboards: 50 dashboards polling the same 10 report queries every 10 s -> upstream
-//!    calls per minute, as a share of the token's 300 calls per minute.
+//!    calls per minute, as a share of the token's 300 calls per minute;
+//! 6. wallboard (issue 18): 20 clients polling ~200 live, changing conversations every
+//!    2 s, with and without notifications -> staleness, `Age` and upstream conversation
+//!    calls per minute as a share of 300.
 //!
 //! Exits 1 when a hard invariant fails (a proxy answer of the hit runs that is not a cache
 //! hit, a first fetch of the many-id run that is not a 200, coalescing != 1 upstream call,
-//! any upstream 429 in the budget or dashboards run, a client 429 in either, a malformed
+//! any upstream 429 in the budget or dashboards run, a client 429 in either or in the
+//! wallboard run, a malformed
 //! report in the dashboards run, a budget class with demand below its minimum share less
 //! [`budget::MIN_SHARE_TOLERANCE`], a scenario that could not run), never for a
 //! performance ratio.
@@ -43,6 +47,7 @@ mod prometheus;
 mod proxy;
 mod sim;
 mod tables;
+mod wallboard;
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -60,6 +65,7 @@ use self::memory::scenario_memory;
 use self::options::Options;
 use self::proxy::{Key, Proxy, new_key, start_proxy};
 use self::sim::{Listed, Sim, list_conversations, start_sim};
+use self::wallboard::scenario_wallboard;
 use crate::Control;
 
 /// The CPU every server under test is pinned to (unless `--no-pin`).
@@ -129,6 +135,10 @@ async fn run(session: &mut Session<'_>) {
     if o.wants("dashboards") {
         let result = scenario_dashboards(session, &key).await;
         session.could_not_run("dashboards: ", result);
+    }
+    if o.wants("wallboard") {
+        let result = scenario_wallboard(session, &key).await;
+        session.could_not_run("wallboard: ", result);
     }
 }
 

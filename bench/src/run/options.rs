@@ -6,7 +6,14 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail, ensure};
 
 /// The scenarios `--only` may name, in the order they run.
-pub(crate) const SCENARIOS: [&str; 5] = ["hits", "coalescing", "budget", "memory", "dashboards"];
+pub(crate) const SCENARIOS: [&str; 6] = [
+    "hits",
+    "coalescing",
+    "budget",
+    "memory",
+    "dashboards",
+    "wallboard",
+];
 
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
@@ -38,6 +45,11 @@ pub(crate) struct Options {
     pub(crate) dash_count: usize,
     pub(crate) dash_every_secs: u64,
     pub(crate) dash_secs: u64,
+    /// `--conversations` of the wallboard run's simulator (32000 a day: about 200 live).
+    pub(crate) wall_conversations: usize,
+    pub(crate) wall_clients: usize,
+    pub(crate) wall_every_secs: u64,
+    pub(crate) wall_secs: u64,
     pub(crate) out: Option<PathBuf>,
     pub(crate) only: Vec<String>,
 }
@@ -71,6 +83,10 @@ impl Options {
             dash_count: 50,
             dash_every_secs: 10,
             dash_secs: 180,
+            wall_conversations: 32_000,
+            wall_clients: 20,
+            wall_every_secs: 2,
+            wall_secs: 120,
             out: None,
             only: Vec::new(),
         };
@@ -96,6 +112,10 @@ impl Options {
                 "--budget-secs" => o.budget_secs = value()?.parse()?,
                 "--dash-secs" => o.dash_secs = value()?.parse()?,
                 "--dashboards" => o.dash_count = value()?.parse()?,
+                "--wall-conversations" => o.wall_conversations = value()?.parse()?,
+                "--wall-clients" => o.wall_clients = value()?.parse()?,
+                "--wall-every-secs" => o.wall_every_secs = value()?.parse()?,
+                "--wall-secs" => o.wall_secs = value()?.parse()?,
                 "--only" => o.only = value()?.split(',').map(str::to_owned).collect(),
                 "-h" | "--help" => {
                     println!("{}", include_str!("../../USAGE.txt"));
@@ -115,11 +135,17 @@ impl Options {
             o.mem_budgets_mib = vec![1024, 16];
             o.conversations = 22_000;
             o.dash_secs = o.dash_secs.min(60);
+            o.wall_conversations = o.wall_conversations.min(8_000);
+            o.wall_secs = o.wall_secs.min(30);
         }
         ensure!(o.dash_count >= 1, "--dashboards must be at least 1");
         ensure!(o.rounds >= 1, "--rounds must be at least 1");
         ensure!(o.many_keys >= 1, "--many-keys must be at least 1");
         ensure!(o.dash_secs >= 1, "--dash-secs must be at least 1");
+        ensure!(
+            o.wall_clients >= 1 && o.wall_every_secs >= 1 && o.wall_secs >= 1,
+            "--wall-clients, --wall-every-secs and --wall-secs must be at least 1"
+        );
         for name in &o.only {
             ensure!(
                 SCENARIOS.contains(&name.as_str()),

@@ -59,7 +59,7 @@ pub(crate) async fn serve(
             },
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    if events::is_ping(text.as_str()) {
+                    if events::is_ping(text.as_str()) && !sim.faults().pings_unanswered {
                         if send(&mut socket, events::pong()).await.is_err() {
                             break;
                         }

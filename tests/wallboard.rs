@@ -1,0 +1,136 @@
+//! A small wallboard end to end (issue 18): three clients asking the proxy for every live
+//! conversation of the simulator, round after round, while the simulator's clock moves the
+//! conversations on. With notifications, new data reaches the answers through events alone:
+//! the simulator answers one `GET /conversations/{id}` per conversation (its first fetch),
+//! however many changes follow. With `mode = "off"` new data comes only from polling.
+//! Behaviour only: the timing figures are the `wallboard` benchmark's (bench/run).
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use genesys_proxy::notifications::settings::Mode;
+use serde_json::json;
+use support::{TestApp, proxy_settings, sim_config};
+use tokio::time::Instant;
+
+const CLIENTS: usize = 3;
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// What the clients saw: the distinct bodies per conversation, and how many answers were
+/// served as pushed.
+#[derive(Default)]
+struct Board {
+    bodies: BTreeMap<String, BTreeSet<Vec<u8>>>,
+    pushed: u64,
+}
+
+impl Board {
+    /// Conversations served with more than one body (new data reached the answers).
+    fn updated(&self) -> usize {
+        self.bodies.values().filter(|b| b.len() > 1).count()
+    }
+}
+
+fn running_ids(app: &TestApp) -> Vec<String> {
+    let now = app.sim.state().now();
+    app.sim
+        .data()
+        .conversations
+        .iter()
+        .filter(|c| c.start <= now && !c.is_over_at(now))
+        .map(|c| c.id.to_string())
+        .collect()
+}
+
+/// One round: every client asks for every conversation in `ids` at once.
+async fn round(app: &TestApp, ids: &[String], board: &mut Board) {
+    let asks = (0..CLIENTS)
+        .flat_map(|_| ids.iter())
+        .map(|id| async move { (id.clone(), app.get(&format!("/conversations/{id}")).await) });
+    for (id, reply) in futures_util::future::join_all(asks).await {
+        assert_eq!(reply.status, 200, "{id}: {}", reply.text());
+        if reply
+            .header("cache-status")
+            .unwrap_or_default()
+            .contains("pushed")
+        {
+            board.pushed += 1;
+        }
+        board
+            .bodies
+            .entry(id)
+            .or_default()
+            .insert(reply.body.to_vec());
+    }
+}
+
+async fn advance_clock(app: &TestApp, seconds: u64) {
+    let reply = app
+        .http
+        .post(format!("{}/sim/clock/advance", app.sim.base_url()))
+        .json(&json!({ "seconds": seconds }))
+        .send()
+        .await
+        .expect("clock");
+    assert!(reply.status().is_success());
+}
+
+/// Rounds with the clock moving 20 s between them, until `done` or the deadline; the ids
+/// asked for are those live at the first round (they stay cached when they end).
+async fn run_board(app: &TestApp, pause: Duration, done: impl Fn(&Board, u64) -> bool) -> Board {
+    let ids = running_ids(app);
+    assert!(ids.len() >= 3, "a wallboard needs live conversations");
+    let mut board = Board::default();
+    let started = Instant::now();
+    loop {
+        round(app, &ids, &mut board).await;
+        if done(&board, app.upstream_conversation_calls()) {
+            return board;
+        }
+        assert!(started.elapsed() < DEADLINE, "the board never got there");
+        advance_clock(app, 20).await;
+        tokio::time::sleep(pause).await;
+    }
+}
+
+#[tokio::test]
+async fn with_notifications_changes_reach_the_board_without_polling() {
+    let mut settings = proxy_settings();
+    settings.notifications.mode = Mode::All;
+    // Without events an entry would stay as first fetched for an hour: any new data comes
+    // from an event.
+    settings.cache.active_fresh_secs = 3_600;
+    let app = TestApp::start(sim_config(), settings).await;
+    let started = Instant::now();
+    while app.get_with("/readyz", "", &[]).await.json()["components"]["notifications"]["status"]
+        != "ok"
+    {
+        assert!(started.elapsed() < DEADLINE, "never subscribed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ids = running_ids(&app).len() as u64;
+    let board = run_board(&app, Duration::from_millis(300), |b, _| b.updated() >= 2).await;
+    assert!(board.pushed > 0, "answers served as pushed");
+    assert_eq!(
+        app.upstream_conversation_calls(),
+        ids,
+        "one first fetch per conversation, nothing after"
+    );
+}
+
+#[tokio::test]
+async fn without_notifications_the_board_is_fed_by_polling() {
+    let mut settings = proxy_settings();
+    settings.notifications.mode = Mode::Off;
+    settings.cache.active_fresh_secs = 1;
+    let app = TestApp::start(sim_config(), settings).await;
+    let ids = running_ids(&app).len() as u64;
+    let board = run_board(&app, Duration::from_millis(1_100), |b, calls| {
+        b.updated() >= 1 && calls > ids
+    })
+    .await;
+    assert_eq!(board.pushed, 0);
+    assert!(app.upstream_conversation_calls() > ids, "polled again");
+}
