@@ -247,8 +247,8 @@ async fn no_event_updates_a_conversation_that_did_not_change() {
             unchanged += 1;
             assert_eq!(reply.header("etag"), first[i].header("etag"), "{id}");
             assert_eq!(reply.body, first[i].body, "{id}");
-            let status = reply.header("cache-status").expect("cache-status");
-            assert!(!status.contains("pushed"), "{id}: {status}");
+            // (It may still be served as `detail=pushed`: fetched while its queue was
+            // subscribed, it is kept fresh by the notifications.)
         }
     }
     assert_eq!(app.upstream_conversation_calls(), calls);
@@ -507,5 +507,86 @@ async fn refused_subscriptions_degrade_to_polling() {
             .counters()
             .calls_with(genesys_sim::endpoint::SUBSCRIPTIONS, 403)
             >= 1
+    );
+}
+
+/// A conversation fetched while one of its queues is subscribed needs no event to stay
+/// fresh past its TTL: any change would be pushed. One without a queue is polled on its
+/// TTL, and after a gap (a dropped socket) every such conversation is back on its TTL.
+#[tokio::test]
+async fn conversations_of_subscribed_queues_stay_fresh_without_events_until_a_gap() {
+    let mut settings = proxy_settings();
+    settings.notifications.mode = Mode::All;
+    settings.notifications.reconnect_min_ms = 50;
+    settings.cache.active_fresh_secs = 1;
+    settings.cache.stale_while_revalidate_secs = 0;
+    let app = TestApp::start(sim_config(), settings).await;
+    eventually("notifications ok", || async {
+        notifications_status(&app).await["status"] == "ok"
+    })
+    .await;
+    let ids = running_ids(&app).await;
+    let mut queued = Vec::new();
+    for id in &ids {
+        let reply = app.get(&format!("/conversations/{id}")).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let in_queue = !reply.json()["queues"].as_array().is_none_or(Vec::is_empty);
+        queued.push(in_queue);
+    }
+    let queued_count = queued.iter().filter(|q| **q).count() as u64;
+    assert!(queued_count > 0, "some live conversation is in a queue");
+    let calls = app.upstream_conversation_calls();
+    assert_eq!(calls, ids.len() as u64);
+
+    // Past the 1 s TTL, with the simulated clock still (no change, so no event).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    for (id, in_queue) in ids.iter().zip(&queued) {
+        let reply = app.get(&format!("/conversations/{id}")).await;
+        assert_eq!(reply.status, 200);
+        let status = reply.header("cache-status").unwrap_or_default();
+        if *in_queue {
+            assert!(
+                status.starts_with("genesys-proxy; hit;") && status.contains("detail=pushed"),
+                "{id}: {status}"
+            );
+        } else {
+            assert!(!status.contains("pushed"), "{id}: {status}");
+        }
+    }
+    assert_eq!(
+        app.upstream_conversation_calls(),
+        calls + (ids.len() as u64 - queued_count),
+        "only the conversations without a subscribed queue were fetched again"
+    );
+
+    // A gap: every conversation is back on its TTL, which has run out.
+    sim_send(
+        &app,
+        reqwest::Method::POST,
+        "/sim/notifications/drop",
+        json!({}),
+    )
+    .await;
+    eventually("a gap", || async {
+        metric(
+            &metrics(&app).await,
+            "genesys_proxy_notification_gaps_total",
+        ) >= 1
+    })
+    .await;
+    let calls = app.upstream_conversation_calls();
+    for id in ids
+        .iter()
+        .zip(&queued)
+        .filter(|(_, q)| **q)
+        .map(|(id, _)| id)
+    {
+        let reply = app.get(&format!("/conversations/{id}")).await;
+        assert_eq!(reply.status, 200);
+    }
+    assert_eq!(
+        app.upstream_conversation_calls(),
+        calls + queued_count,
+        "after the gap each was fetched again"
     );
 }

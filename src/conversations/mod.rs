@@ -6,6 +6,7 @@
 //! serves. The entries live in a [`CacheTier`] (moka by default). Genesys notifications
 //! update the summary view of cached conversations ([`pushed`]).
 
+pub mod coverage;
 pub mod pushed;
 pub mod view;
 
@@ -26,6 +27,7 @@ use crate::cache::{
 use crate::upstream::budget::Demand;
 use crate::upstream::models::Conversation;
 use crate::upstream::{CallContext, Class, GenesysClient, UpstreamError};
+pub use coverage::Coverage;
 pub use pushed::{PushOutcome, PushedView};
 pub use view::{ConversationState, ConversationView};
 
@@ -142,7 +144,21 @@ pub fn entry_from_document(
     full: impl AsRef<[u8]>,
     settings: &CacheSettings,
 ) -> Result<(ConversationEntry, Freshness), UpstreamError> {
-    let full = full.as_ref();
+    decode_document(requested, full.as_ref(), settings).map(|d| (d.entry, d.freshness))
+}
+
+/// A decoded document: its entry, its TTL freshness and the queues it has participants in.
+struct Decoded {
+    entry: ConversationEntry,
+    freshness: Freshness,
+    queues: Vec<String>,
+}
+
+fn decode_document(
+    requested: Uuid,
+    full: &[u8],
+    settings: &CacheSettings,
+) -> Result<Decoded, UpstreamError> {
     let conversation: Conversation =
         serde_json::from_slice(full).map_err(|e| UpstreamError::Decode {
             detail: format!("conversation document: {e}"),
@@ -160,10 +176,16 @@ pub fn entry_from_document(
     let view_bytes = serde_json::to_vec(&view).map_err(|e| UpstreamError::Decode {
         detail: e.to_string(),
     })?;
-    Ok((
-        ConversationEntry::Found(Representations::new(full, &view_bytes, view.state)),
+    let queues = conversation
+        .participants
+        .iter()
+        .filter_map(|p| p.queue_id.clone())
+        .collect();
+    Ok(Decoded {
+        entry: ConversationEntry::Found(Representations::new(full, &view_bytes, view.state)),
         freshness,
-    ))
+        queues,
+    })
 }
 
 /// The conversation lookup service, keeping its entries in the tier `T` (moka unless
@@ -175,6 +197,8 @@ pub struct ConversationService<T = MokaTier<Uuid, ConversationEntry>> {
     settings: Arc<CacheSettings>,
     /// How long one upstream fetch may take (it outlives the request that started it).
     fetch_timeout: Duration,
+    /// Which conversations the notifications keep fresh.
+    coverage: Arc<Coverage>,
 }
 
 impl ConversationService {
@@ -208,7 +232,15 @@ impl<T: CacheTier<Uuid, ConversationEntry>> ConversationService<T> {
             client,
             settings: Arc::new(settings),
             fetch_timeout,
+            coverage: Arc::default(),
         }
+    }
+
+    /// Which conversations the notifications keep fresh (fed by
+    /// [`crate::notifications`]).
+    #[must_use]
+    pub fn coverage(&self) -> &Arc<Coverage> {
+        &self.coverage
     }
 
     /// The conversation `id` for `caller`, from the cache or Genesys, waiting at most until
@@ -238,13 +270,30 @@ impl<T: CacheTier<Uuid, ConversationEntry>> ConversationService<T> {
         };
         let client = self.client.clone();
         let settings = self.settings.clone();
+        let coverage = self.coverage.clone();
         self.cache
             .get_raising(id, deadline, demand, move |urgency| {
-                let (client, settings) = (client.clone(), settings.clone());
+                let (client, settings, coverage) =
+                    (client.clone(), settings.clone(), coverage.clone());
                 async move {
                     let ctx = CallContext::raisable(urgency);
+                    let ticket = coverage.ticket();
                     match client.get_conversation(id, &ctx).await {
-                        Ok(fetched) => entry_from_document(id, fetched.body, &settings),
+                        Ok(fetched) => {
+                            let decoded = decode_document(id, &fetched.body, &settings)?;
+                            let pushed_fresh = coverage.pushed_fresh();
+                            if pushed_fresh > decoded.freshness.fresh_for
+                                && coverage.admit(
+                                    id,
+                                    decoded.queues.iter().map(String::as_str),
+                                    ticket,
+                                )
+                            {
+                                Ok(pushed::covered(decoded.entry, decoded.freshness, pushed_fresh))
+                            } else {
+                                Ok((decoded.entry, decoded.freshness))
+                            }
+                        }
                         Err(UpstreamError::NotFound) => {
                             Ok((ConversationEntry::NotFound, settings.not_found()))
                         }

@@ -12,6 +12,10 @@
 //! ([`ConversationService::get_document`]). So `view=full` is always Genesys' document
 //! byte for byte, and a pushed update costs no upstream call.
 //!
+//! A conversation *fetched* while one of its queues is subscribed is kept the same way
+//! ([`covered`], decided by [`super::Coverage`]): fresh for `pushed_fresh` with its document's
+//! own TTL freshness remembered, as if an event had just confirmed it.
+//!
 //! Only conversations already cached are updated: an event for one nobody asked for costs
 //! nothing (no fetch, no memory), and a remembered 404 is dropped (the event proves the
 //! conversation exists; the next request fetches it).
@@ -25,7 +29,7 @@ use uuid::Uuid;
 
 use super::{ConversationEntry, ConversationService, ConversationView, Representations};
 use crate::auth::Caller;
-use crate::cache::{CacheStatus, CacheTier, Cached, Served};
+use crate::cache::{CacheStatus, CacheTier, Cached, Freshness, Served};
 use crate::upstream::models::Conversation;
 use crate::upstream::{Class, UpstreamError};
 
@@ -96,6 +100,34 @@ pub fn merge_event(document: &Value, event: &Value) -> Value {
         }
         _ => event.clone(),
     }
+}
+
+/// A fetched entry that the notifications keep fresh ([`super::Coverage::admit`]): fresh
+/// for `pushed_fresh`, with the document's own TTL freshness kept for `?view=full` and for
+/// a gap to fall back to, as an entry an event updated.
+pub(super) fn covered(
+    entry: ConversationEntry,
+    ttl: Freshness,
+    pushed_fresh: Duration,
+) -> (ConversationEntry, Freshness) {
+    let ConversationEntry::Found(mut representations) = entry else {
+        return (entry, ttl);
+    };
+    let now = Instant::now();
+    let document_fresh_until = now + ttl.fresh_for;
+    representations.pushed = Some(Box::new(PushedView {
+        document_fetched_at: now,
+        document_fresh_until,
+        document_stale_until: document_fresh_until + ttl.stale_if_error,
+        ttl: ttl.fresh_for,
+    }));
+    (
+        ConversationEntry::Found(representations),
+        Freshness {
+            fresh_for: ttl.fresh_for.max(pushed_fresh),
+            stale_if_error: ttl.stale_if_error,
+        },
+    )
 }
 
 fn has_id(value: &Value) -> bool {

@@ -1,10 +1,12 @@
-//! [`EventSink`]: where a session hands conversation events and gaps; [`CacheSink`]
-//! applies them to the conversation cache. It remembers which conversations it pushed
-//! while they are active, so that after a gap (events may have been missed) exactly
-//! those fall back to TTL freshness ([`ConversationService::demote_pushed`]).
+//! [`EventSink`]: where a session hands conversation events, gaps and its liveness;
+//! [`CacheSink`] applies them to the conversation cache through its
+//! [`Coverage`](crate::conversations::Coverage): a live queue makes the conversations
+//! fetched with a participant in it fresh without polling, each event updates and
+//! re-extends its conversation, and after a gap (events may have been missed) exactly the
+//! extended conversations fall back to TTL freshness
+//! ([`ConversationService::demote_pushed`]).
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,7 +14,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::stats::EventOutcome;
-use crate::conversations::{ConversationService, PushOutcome};
+use crate::conversations::{ConversationService, Coverage, PushOutcome};
 
 /// Receives what the sessions read.
 #[async_trait]
@@ -22,6 +24,8 @@ pub trait EventSink: Send + Sync + 'static {
     /// Events may have been missed; returns how many conversations lost their pushed
     /// freshness.
     async fn gap(&self) -> u64;
+    /// The socket carrying `topics` is connected and subscribed (`true`), or no longer.
+    fn live(&self, _topics: &[String], _live: bool) {}
 }
 
 /// Applies events to the conversation cache.
@@ -29,22 +33,22 @@ pub trait EventSink: Send + Sync + 'static {
 pub struct CacheSink {
     conversations: Arc<ConversationService>,
     pushed_fresh: Duration,
-    /// Conversations an event made fresh for longer than their TTL.
-    pushed: Mutex<HashSet<Uuid>>,
 }
 
 impl CacheSink {
+    /// A sink updating `conversations`, whose events and covered fetches keep a
+    /// conversation fresh for `pushed_fresh`.
     #[must_use]
     pub fn new(conversations: Arc<ConversationService>, pushed_fresh: Duration) -> Self {
+        conversations.coverage().set_pushed_fresh(pushed_fresh);
         Self {
             conversations,
             pushed_fresh,
-            pushed: Mutex::default(),
         }
     }
 
-    fn pushed(&self) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
-        self.pushed.lock().unwrap_or_else(PoisonError::into_inner)
+    fn coverage(&self) -> &Coverage {
+        self.conversations.coverage()
     }
 }
 
@@ -55,22 +59,25 @@ impl EventSink for CacheSink {
             .get("id")
             .and_then(Value::as_str)
             .and_then(|id| Uuid::try_parse(id).ok());
-        match self
+        if let Some(id) = id {
+            self.coverage().event_seen(id);
+        }
+        let outcome = self
             .conversations
             .apply_event(body, self.pushed_fresh)
-            .await
-        {
-            PushOutcome::Updated { extended } => {
-                if let Some(id) = id {
-                    if extended {
-                        self.pushed().insert(id);
-                    } else {
-                        // A settled conversation's TTL is longer: nothing to demote.
-                        self.pushed().remove(&id);
-                    }
+            .await;
+        if let Some(id) = id {
+            match outcome {
+                // A settled conversation's TTL is longer: nothing to demote.
+                PushOutcome::Updated { extended } => self.coverage().set_extended(id, extended),
+                PushOutcome::NotCached | PushOutcome::Forgotten => {
+                    self.coverage().set_extended(id, false);
                 }
-                EventOutcome::Applied
+                PushOutcome::Unusable(_) => {}
             }
+        }
+        match outcome {
+            PushOutcome::Updated { .. } => EventOutcome::Applied,
             PushOutcome::NotCached => EventOutcome::NotCached,
             PushOutcome::Forgotten => EventOutcome::Forgotten,
             PushOutcome::Unusable(reason) => {
@@ -81,14 +88,17 @@ impl EventSink for CacheSink {
     }
 
     async fn gap(&self) -> u64 {
-        let ids: Vec<Uuid> = self.pushed().drain().collect();
         let mut demoted = 0;
-        for id in ids {
+        for id in self.coverage().gap() {
             if self.conversations.demote_pushed(id).await {
                 demoted += 1;
             }
         }
         demoted
+    }
+
+    fn live(&self, topics: &[String], live: bool) {
+        self.coverage().set_live(topics, live);
     }
 }
 

@@ -167,10 +167,15 @@ impl Session {
             let (mut current, mut socket) = (current, socket);
             loop {
                 self.stats.socket_opened();
+                // Live from here: the socket is connected and its topics subscribed, so
+                // the conversations of its queues are kept fresh by their events.
+                self.sink.live(&self.topics, true);
                 let lost = self
                     .pump(&current, socket.as_mut(), &mut shutdown, &mut failures)
                     .await;
                 self.stats.socket_closed();
+                // (A renewed channel is live again at once, with its own socket.)
+                self.sink.live(&self.topics, false);
                 match lost {
                     Lost::Shutdown => return Ended::Shutdown,
                     Lost::Renewed(renewed, new_socket) => {

@@ -49,8 +49,8 @@ pub struct NotificationSettings {
     /// After Genesys refused the subscription (a missing permission, no Notifications API)
     /// the proxy polls, and tries to subscribe again after this long.
     pub retry_refused_secs: u64,
-    /// How long a conversation updated by an event stays fresh while its subscription is
-    /// healthy (it falls back to the TTL of `[cache]` after any gap).
+    /// How long a conversation updated by an event, or fetched while one of its queues is
+    /// subscribed, stays fresh (it falls back to the TTL of `[cache]` after any gap).
     pub pushed_fresh_secs: u64,
     /// Page size of the queue discovery (`GET /api/v2/routing/queues`).
     pub queue_page_size: u32,

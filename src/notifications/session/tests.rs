@@ -135,6 +135,8 @@ impl Connector for MemoryConnector {
 pub(crate) struct RecordingSink {
     pub(crate) events: Mutex<Vec<Value>>,
     pub(crate) gaps: AtomicU64,
+    /// Live sockets: each `live(true)` adds one, each `live(false)` takes one.
+    pub(crate) live: std::sync::atomic::AtomicI64,
 }
 
 #[async_trait]
@@ -147,6 +149,11 @@ impl EventSink for RecordingSink {
     async fn gap(&self) -> u64 {
         self.gaps.fetch_add(1, Ordering::SeqCst);
         0
+    }
+
+    fn live(&self, _topics: &[String], live: bool) {
+        self.live
+            .fetch_add(if live { 1 } else { -1 }, Ordering::SeqCst);
     }
 }
 
@@ -221,7 +228,18 @@ async fn it_connects_then_subscribes_and_hands_over_conversation_events() {
         [serde_json::json!({"id": "c1"})]
     );
     assert_eq!(h.stats.gaps(), 0);
+    assert_eq!(
+        h.sink.live.load(Ordering::SeqCst),
+        1,
+        "live while connected"
+    );
+    let sink = h.sink.clone();
     assert_eq!(h.finish().await, Ended::Shutdown);
+    assert_eq!(
+        sink.live.load(Ordering::SeqCst),
+        0,
+        "not live after shutdown"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -251,6 +269,11 @@ async fn a_dropped_socket_reconnects_to_the_same_channel_with_growing_pauses() {
     );
     assert_eq!(h.stats.reconnects(Reconnect::Dropped), 3);
     assert_eq!(h.sink.gaps.load(Ordering::SeqCst), 3, "each drop is a gap");
+    assert_eq!(
+        h.sink.live.load(Ordering::SeqCst),
+        1,
+        "three drops seen, the fourth socket still live: live once"
+    );
     // A frame received resets the backoff.
     let server = h.next_socket().await;
     server.to_client.send(HEARTBEAT.into()).expect("open");
@@ -358,6 +381,11 @@ async fn a_channel_is_re_created_before_it_expires_without_a_gap() {
     assert!(first.to_client.is_closed(), "the old socket is dropped");
     let _ = first.from_client.try_recv();
     assert_eq!(h.sink.gaps.load(Ordering::SeqCst), 0, "make before break");
+    assert_eq!(
+        h.sink.live.load(Ordering::SeqCst),
+        1,
+        "live once, on the renewed socket"
+    );
     assert_eq!(h.stats.reconnects(Reconnect::Renewal), 1);
     h.finish().await;
 }
