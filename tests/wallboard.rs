@@ -2,7 +2,8 @@
 //! conversation of the simulator, round after round, while the simulator's clock moves the
 //! conversations on. With notifications, new data reaches the answers through events alone:
 //! the simulator answers one `GET /conversations/{id}` per conversation (its first fetch),
-//! however many changes follow. With `mode = "off"` new data comes only from polling.
+//! however many changes follow and however long past the TTL the board runs. With
+//! `mode = "off"` new data comes only from polling.
 //! Behaviour only: the timing figures are the `wallboard` benchmark's (bench/run).
 
 mod support;
@@ -77,16 +78,20 @@ async fn advance_clock(app: &TestApp, seconds: u64) {
     assert!(reply.status().is_success());
 }
 
-/// Rounds with the clock moving 20 s between them, until `done` or the deadline; the ids
-/// asked for are those live at the first round (they stay cached when they end).
-async fn run_board(app: &TestApp, pause: Duration, done: impl Fn(&Board, u64) -> bool) -> Board {
-    let ids = running_ids(app);
+/// Rounds over `ids` with the clock moving 20 s between them, until `done` or the
+/// deadline (the ids stay cached when their conversations end).
+async fn run_board(
+    app: &TestApp,
+    ids: &[String],
+    pause: Duration,
+    done: impl Fn(&Board, u64, Duration) -> bool,
+) -> Board {
     assert!(ids.len() >= 3, "a wallboard needs live conversations");
     let mut board = Board::default();
     let started = Instant::now();
     loop {
-        round(app, &ids, &mut board).await;
-        if done(&board, app.upstream_conversation_calls()) {
+        round(app, ids, &mut board).await;
+        if done(&board, app.upstream_conversation_calls(), started.elapsed()) {
             return board;
         }
         assert!(started.elapsed() < DEADLINE, "the board never got there");
@@ -99,9 +104,9 @@ async fn run_board(app: &TestApp, pause: Duration, done: impl Fn(&Board, u64) ->
 async fn with_notifications_changes_reach_the_board_without_polling() {
     let mut settings = proxy_settings();
     settings.notifications.mode = Mode::All;
-    // Without events an entry would stay as first fetched for an hour: any new data comes
-    // from an event.
-    settings.cache.active_fresh_secs = 3_600;
+    // A TTL the board outlasts: only the notifications keep its conversations fresh.
+    settings.cache.active_fresh_secs = 1;
+    settings.cache.stale_while_revalidate_secs = 0;
     let app = TestApp::start(sim_config(), settings).await;
     let started = Instant::now();
     while app.get_with("/readyz", "", &[]).await.json()["components"]["notifications"]["status"]
@@ -110,13 +115,25 @@ async fn with_notifications_changes_reach_the_board_without_polling() {
         assert!(started.elapsed() < DEADLINE, "never subscribed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let ids = running_ids(&app).len() as u64;
-    let board = run_board(&app, Duration::from_millis(300), |b, _| b.updated() >= 2).await;
+    // The board shows the live conversations that are in a queue (a subscribed one: every
+    // queue is); one still in a flow would be polled until it reaches a queue.
+    let running = running_ids(&app);
+    let mut queued = Vec::new();
+    for id in &running {
+        let reply = app.get(&format!("/conversations/{id}")).await;
+        if !reply.json()["queues"].as_array().is_none_or(Vec::is_empty) {
+            queued.push(id.clone());
+        }
+    }
+    let board = run_board(&app, &queued, Duration::from_millis(300), |b, _, t| {
+        b.updated() >= 2 && t > Duration::from_secs(3)
+    })
+    .await;
     assert!(board.pushed > 0, "answers served as pushed");
     assert_eq!(
         app.upstream_conversation_calls(),
-        ids,
-        "one first fetch per conversation, nothing after"
+        running.len() as u64,
+        "one first fetch per conversation, nothing after, though the board outlasted the TTL"
     );
 }
 
@@ -126,10 +143,14 @@ async fn without_notifications_the_board_is_fed_by_polling() {
     settings.notifications.mode = Mode::Off;
     settings.cache.active_fresh_secs = 1;
     let app = TestApp::start(sim_config(), settings).await;
-    let ids = running_ids(&app).len() as u64;
-    let board = run_board(&app, Duration::from_millis(1_100), |b, calls| {
-        b.updated() >= 1 && calls > ids
-    })
+    let running = running_ids(&app);
+    let ids = running.len() as u64;
+    let board = run_board(
+        &app,
+        &running,
+        Duration::from_millis(1_100),
+        |b, calls, _| b.updated() >= 1 && calls > ids,
+    )
     .await;
     assert_eq!(board.pushed, 0);
     assert!(app.upstream_conversation_calls() > ids, "polled again");
