@@ -101,7 +101,9 @@ impl App {
                     client.clone(),
                     settings.notifications.queue_page_size,
                 )),
-                connector: Arc::new(notifications::transport::WebSocketConnector),
+                connector: Arc::new(notifications::transport::WebSocketConnector::new(
+                    client.egress(),
+                )?),
                 sink: Arc::new(notifications::apply::CacheSink::new(
                     conversations.clone(),
                     settings.notifications.pushed_fresh(),

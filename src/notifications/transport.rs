@@ -1,10 +1,26 @@
 //! The socket under a session, abstract: a [`Connector`] opens a [`Socket`] that yields
-//! text frames and sends them. [`WebSocketConnector`] is the real one (tokio-tungstenite,
-//! `wss://` with the platform's roots); the tests use in-memory sockets.
+//! text frames and sends them. [`WebSocketConnector`] is the real one; the tests use
+//! in-memory sockets.
+//!
+//! The WebSocket handshake is an HTTP/1.1 request, so the real connector makes it with
+//! the same HTTP client rules as every Genesys call ([`crate::egress`]): `HTTPS_PROXY`
+//! (a `CONNECT` tunnel for `wss://`) and the other proxy variables, `NO_PROXY`, loopback
+//! always direct, the platform's CAs, errors that name the egress proxy when it failed.
+//! The handshake's answer is checked (`101`, `Sec-WebSocket-Accept`), and the upgraded
+//! connection carries the WebSocket frames (tokio-tungstenite).
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::{SinkExt as _, StreamExt as _};
+use reqwest::header::{CONNECTION, HeaderValue, UPGRADE};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as Frame;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use url::Url;
+
+use crate::egress::Egress;
 
 /// An open notification socket.
 #[async_trait]
@@ -28,14 +44,44 @@ pub trait Connector: Send + Sync + 'static {
     async fn connect(&self, uri: &str) -> Result<Box<dyn Socket>, String>;
 }
 
-/// The real WebSocket transport.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct WebSocketConnector;
+/// How long the handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
-type Stream =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// The real WebSocket transport, through the egress proxies.
+#[derive(Debug, Clone)]
+pub struct WebSocketConnector {
+    http: reqwest::Client,
+    egress: Egress,
+}
 
-struct WebSocket(Stream);
+impl WebSocketConnector {
+    /// A connector following `egress` (the Genesys client's: [`crate::upstream::GenesysClient::egress`]).
+    ///
+    /// # Errors
+    /// A proxy variable whose URL cannot be used, or no HTTP client.
+    pub fn new(egress: &Egress) -> Result<Self, String> {
+        let builder = egress.configure(Self::builder())?;
+        Self::with_builder(builder, egress.clone())
+    }
+
+    /// The HTTP client's settings: HTTP/1.1 (a WebSocket handshake is an HTTP/1.1
+    /// upgrade), the proxy's user agent, bounded connection and handshake times.
+    fn builder() -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .http1_only()
+            .user_agent(concat!("genesys-proxy/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5))
+    }
+
+    fn with_builder(builder: reqwest::ClientBuilder, egress: Egress) -> Result<Self, String> {
+        let http = builder
+            .build()
+            .map_err(|e| format!("cannot build the notification socket's HTTP client: {e}"))?;
+        Ok(Self { http, egress })
+    }
+}
+
+struct WebSocket(WebSocketStream<reqwest::Upgraded>);
 
 #[async_trait]
 impl Socket for WebSocket {
@@ -58,12 +104,58 @@ impl Socket for WebSocket {
     }
 }
 
+/// The handshake's URL: `wss://` is `https://`, `ws://` is `http://`.
+fn handshake_url(uri: &str) -> Result<Url, String> {
+    let mut url = Url::parse(uri).map_err(|e| format!("the connectUri is not a URL: {e}"))?;
+    let scheme = match url.scheme() {
+        "wss" => "https",
+        "ws" => "http",
+        other => {
+            return Err(format!(
+                "the connectUri's scheme {other:?} is not ws or wss"
+            ));
+        }
+    };
+    url.set_scheme(scheme)
+        .map_err(|()| "the connectUri cannot be used".to_owned())?;
+    Ok(url)
+}
+
 #[async_trait]
 impl Connector for WebSocketConnector {
     async fn connect(&self, uri: &str) -> Result<Box<dyn Socket>, String> {
-        let (stream, _) = tokio_tungstenite::connect_async(uri)
+        let url = handshake_url(uri)?;
+        let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
+        let answer = self
+            .http
+            .get(url.clone())
+            .header(CONNECTION, HeaderValue::from_static("Upgrade"))
+            .header(UPGRADE, HeaderValue::from_static("websocket"))
+            .header("sec-websocket-version", HeaderValue::from_static("13"))
+            .header("sec-websocket-key", &key)
+            .timeout(HANDSHAKE_TIMEOUT)
+            .send()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| self.egress.describe(&e, &url))?;
+        if answer.status() != reqwest::StatusCode::SWITCHING_PROTOCOLS {
+            return Err(format!(
+                "the WebSocket handshake was answered {} (not 101)",
+                answer.status()
+            ));
+        }
+        let expected = derive_accept_key(key.as_bytes());
+        if answer
+            .headers()
+            .get("sec-websocket-accept")
+            .is_none_or(|accept| accept.as_bytes() != expected.as_bytes())
+        {
+            return Err("the WebSocket handshake's Sec-WebSocket-Accept is wrong".into());
+        }
+        let upgraded = answer
+            .upgrade()
+            .await
+            .map_err(|e| format!("the WebSocket upgrade failed: {e}"))?;
+        let stream = WebSocketStream::from_raw_socket(upgraded, Role::Client, None).await;
         Ok(Box::new(WebSocket(stream)))
     }
 }
@@ -101,7 +193,8 @@ mod tests {
             ws.close(None).await.expect("close");
             from_client
         });
-        let mut socket = WebSocketConnector
+        let connector = WebSocketConnector::new(&Egress::default()).expect("connector");
+        let mut socket = connector
             .connect(&format!("ws://{address}/channels/x"))
             .await
             .expect("connects");
@@ -116,11 +209,64 @@ mod tests {
         assert_eq!(socket.next_text().await, None, "closed by the server");
         assert_eq!(server.await.expect("server"), r#"{"message":"ping"}"#);
         assert!(
-            WebSocketConnector
+            connector
                 .connect(&format!("ws://{address}/channels/x"))
                 .await
                 .is_err(),
             "nobody listens any more"
         );
+    }
+
+    /// The socket to a Genesys host takes `HTTPS_PROXY` as the REST calls do: a `CONNECT`
+    /// to the streaming host's port 443 (no name resolved here), and a refusal named.
+    #[tokio::test]
+    async fn a_wss_socket_tunnels_through_https_proxy_and_a_refusal_names_the_proxy() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let proxy = format!("http://{}", listener.local_addr().expect("address"));
+        let seen = tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.expect("accept");
+            let mut head = Vec::new();
+            let mut byte = [0_u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                tcp.read_exact(&mut byte).await.expect("head");
+                head.push(byte[0]);
+            }
+            tcp.write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .expect("answer");
+            String::from_utf8(head).expect("text")
+        });
+        let egress = Egress::from_lookup(|name| (name == "HTTPS_PROXY").then(|| proxy.clone()));
+        let connector = WebSocketConnector::new(&egress).expect("connector");
+        let Err(error) = connector
+            .connect("wss://streaming.example.test/channels/streaming-1")
+            .await
+        else {
+            panic!("the proxy refused");
+        };
+        let head = seen.await.expect("proxy");
+        assert!(
+            head.starts_with("CONNECT streaming.example.test:443 HTTP/1.1"),
+            "{head}"
+        );
+        assert!(error.contains(&proxy), "names the proxy: {error}");
+    }
+
+    #[test]
+    fn only_websocket_uris_are_connected() {
+        assert_eq!(
+            handshake_url("wss://h/channels/x").expect("wss").as_str(),
+            "https://h/channels/x"
+        );
+        assert_eq!(
+            handshake_url("ws://h:81/c").expect("ws").as_str(),
+            "http://h:81/c"
+        );
+        for bad in ["https://h/c", "h/c", ""] {
+            assert!(handshake_url(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -136,6 +136,12 @@ impl GenesysClient {
         &self.stats
     }
 
+    /// The egress proxies its calls follow (the notification socket follows them too).
+    #[must_use]
+    pub fn egress(&self) -> &Egress {
+        &self.egress
+    }
+
     /// The token manager (readiness, metrics).
     #[must_use]
     pub fn tokens(&self) -> &Arc<TokenManager> {
