@@ -2,7 +2,8 @@
 //! the org's queues), abstract so that the session's tests fake it; [`GenesysChannels`]
 //! makes the calls through the upstream client, at the lowest budget class. Costs: one
 //! call per channel created (at start, after a channel was lost, and before each expiry,
-//! every 24 h), one per subscription of a channel, one per page of queues at start.
+//! every 24 h), one per subscription of a channel, one per page of queues at start and
+//! every `rediscover_queues_secs`.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,7 +7,8 @@
 //! conversation it names ([`apply`]; the merge and what it may change are
 //! [`crate::conversations::pushed`]'s). When Genesys refuses (a missing permission, no
 //! Notifications API), the proxy logs it once, says so in `/readyz` and keeps polling,
-//! trying again every `retry_refused_secs`. Figures: [`stats`].
+//! trying again every `retry_refused_secs`. In `all` mode it lists the queues again every
+//! `rediscover_queues_secs` and subscribes anew when they changed. Figures: [`stats`].
 
 pub mod api;
 pub mod apply;
@@ -126,18 +127,43 @@ struct Supervisor {
     parts: Parts,
 }
 
+/// How a subscription ended.
+enum Outcome {
+    Ended(Ended),
+    /// The org's queues changed: subscribe to these.
+    QueuesChanged(Vec<Uuid>),
+}
+
 impl Supervisor {
     async fn run(self, mut stop: watch::Receiver<bool>) {
         let mut failures = 0u32;
+        let mut next_queues: Option<Vec<Uuid>> = None;
         loop {
             // A degraded subscriber stays degraded while it tries again.
             if !matches!(self.stats.state(), State::Degraded { .. }) {
                 self.stats.set_state(State::Starting);
             }
-            let ended = match self.queues().await {
+            let listed = match next_queues.take() {
+                Some(queues) => Ok(queues),
+                None => self.queues().await,
+            };
+            let ended = match listed {
                 Ok(queues) => {
                     failures = 0;
-                    self.subscribe(&queues, stop.clone()).await
+                    match self.subscribe(&queues, stop.clone()).await {
+                        Outcome::Ended(ended) => ended,
+                        Outcome::QueuesChanged(queues) => {
+                            tracing::info!(
+                                queues = queues.len(),
+                                "notifications: the org's queues changed; subscribing anew"
+                            );
+                            // The old sockets are closed: events may have been missed.
+                            let demoted = self.parts.sink.gap().await;
+                            self.stats.gap(demoted);
+                            next_queues = Some(queues);
+                            continue;
+                        }
+                    }
                 }
                 Err(error) if is_refusal(&error) => Ended::Refused(error),
                 Err(error) => {
@@ -167,6 +193,31 @@ impl Supervisor {
         }
     }
 
+    /// Resolves when the org's queues differ from `current` (listed every
+    /// `rediscover_queues_secs`; a failed listing changes nothing); never when
+    /// rediscovery is off.
+    async fn queues_changed(&self, current: &[Uuid]) -> Vec<Uuid> {
+        let Some(every) = self.settings.rediscover_queues() else {
+            return std::future::pending().await;
+        };
+        let mut current = current.to_vec();
+        current.sort_unstable();
+        loop {
+            tokio::time::sleep(every).await;
+            match self.parts.api.queues().await {
+                Ok(mut listed) => {
+                    listed.sort_unstable();
+                    if listed != current {
+                        return listed;
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "notifications: cannot list the queues again");
+                }
+            }
+        }
+    }
+
     async fn queues(&self) -> Result<Vec<Uuid>, UpstreamError> {
         match self.settings.mode {
             Mode::List => Ok(self.settings.listed_queues().unwrap_or_default()),
@@ -177,7 +228,7 @@ impl Supervisor {
 
     /// Runs one session per planned channel until shutdown or the first refusal (which
     /// stops the others).
-    async fn subscribe(&self, queues: &[Uuid], stop: watch::Receiver<bool>) -> Ended {
+    async fn subscribe(&self, queues: &[Uuid], stop: watch::Receiver<bool>) -> Outcome {
         let plan = plan::plan(
             queues,
             self.settings.max_topics_per_channel,
@@ -197,8 +248,10 @@ impl Supervisor {
             tracing::info!("notifications: no queue to subscribe to; conversations are polled");
             self.stats.set_state(State::Subscribed);
             let mut stop = stop;
-            let _ = stop.wait_for(|stopped| *stopped).await;
-            return Ended::Shutdown;
+            return tokio::select! {
+                _ = stop.wait_for(|stopped| *stopped) => Outcome::Ended(Ended::Shutdown),
+                queues = self.queues_changed(queues) => Outcome::QueuesChanged(queues),
+            };
         }
         tracing::info!(
             channels = plan.channels.len(),
@@ -219,13 +272,14 @@ impl Supervisor {
             sessions.spawn(session.run(halted.clone()));
         }
         let mut stop = stop;
-        let ended = tokio::select! {
-            _ = stop.wait_for(|stopped| *stopped) => Ended::Shutdown,
-            Some(Ok(ended)) = sessions.join_next() => ended,
+        let outcome = tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => Outcome::Ended(Ended::Shutdown),
+            Some(Ok(ended)) = sessions.join_next() => Outcome::Ended(ended),
+            queues = self.queues_changed(queues) => Outcome::QueuesChanged(queues),
         };
         let _ = halt.send(true);
         while sessions.join_next().await.is_some() {}
-        ended
+        outcome
     }
 
     /// Polling from now on: one log line per refusal, the state for `/readyz`, and the
@@ -305,7 +359,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn more_than_a_thousand_queues_are_spread_over_channels() {
         let api = FakeApi {
-            queues: queues(2_345),
+            queues: Mutex::new(queues(2_345)),
             ..FakeApi::new()
         };
         let (notifications, api, _, mut sockets) = start(api, NotificationSettings::default());
@@ -333,7 +387,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_refused_subscription_degrades_to_polling_and_is_tried_again_later() {
         let api = FakeApi {
-            queues: queues(3),
+            queues: Mutex::new(queues(3)),
             refuse_subscribe: true,
             ..FakeApi::new()
         };
@@ -356,6 +410,39 @@ mod tests {
         assert_eq!(api.created(), 1);
         tokio::time::sleep(Duration::from_secs(600)).await;
         assert_eq!(api.created(), 2, "tried again after retry_refused_secs");
+        notifications.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn new_queues_are_found_and_subscribed_to() {
+        let api = FakeApi {
+            queues: Mutex::new(queues(3)),
+            ..FakeApi::new()
+        };
+        // Silence is never fatal here (the memory sockets send no heartbeats).
+        let settings = NotificationSettings {
+            ping_after_secs: 100_000,
+            silence_timeout_secs: 100_000,
+            ..NotificationSettings::default()
+        };
+        let (notifications, api, sink, mut sockets) = start(api, settings);
+        let first = sockets.recv().await.expect("a socket");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(api.subscriptions(), [("channel-1".to_owned(), 3)]);
+        // Unchanged at the first listing again: nothing happens.
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        assert_eq!(api.created(), 1);
+        *api.queues.lock().expect("lock") = queues(4);
+        let second = sockets.recv().await.expect("a new socket");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(
+            api.subscriptions(),
+            [("channel-1".to_owned(), 3), ("channel-2".to_owned(), 4)]
+        );
+        assert!(first.to_client.is_closed(), "the old socket is closed");
+        assert_eq!(sink.gaps.load(Ordering::SeqCst), 1, "a gap between them");
+        assert_eq!(notifications.stats().state(), State::Subscribed);
+        drop(second);
         notifications.stop().await;
     }
 

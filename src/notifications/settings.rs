@@ -54,6 +54,9 @@ pub struct NotificationSettings {
     pub pushed_fresh_secs: u64,
     /// Page size of the queue discovery (`GET /api/v2/routing/queues`).
     pub queue_page_size: u32,
+    /// In `all` mode, list the org's queues again this often, and subscribe anew when they
+    /// changed (0: only at start).
+    pub rediscover_queues_secs: u64,
 }
 
 impl Default for NotificationSettings {
@@ -71,6 +74,7 @@ impl Default for NotificationSettings {
             retry_refused_secs: 600,
             pushed_fresh_secs: 300,
             queue_page_size: 100,
+            rediscover_queues_secs: 600,
         }
     }
 }
@@ -105,6 +109,13 @@ impl NotificationSettings {
     #[must_use]
     pub fn reconnect_max(&self) -> Duration {
         Duration::from_secs(self.reconnect_max_secs)
+    }
+
+    /// How often `all` mode lists the queues again; `None` when it does not.
+    #[must_use]
+    pub fn rediscover_queues(&self) -> Option<Duration> {
+        (self.mode == Mode::All && self.rediscover_queues_secs > 0)
+            .then(|| Duration::from_secs(self.rediscover_queues_secs))
     }
 
     #[must_use]

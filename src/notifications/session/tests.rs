@@ -17,7 +17,7 @@ pub(crate) struct FakeApi {
     pub(crate) subscriptions: Mutex<Vec<(String, usize)>>,
     pub(crate) lifetime: chrono::Duration,
     pub(crate) refuse_subscribe: bool,
-    pub(crate) queues: Vec<Uuid>,
+    pub(crate) queues: Mutex<Vec<Uuid>>,
 }
 
 impl FakeApi {
@@ -27,7 +27,7 @@ impl FakeApi {
             subscriptions: Mutex::default(),
             lifetime: chrono::Duration::hours(24),
             refuse_subscribe: false,
-            queues: Vec::new(),
+            queues: Mutex::default(),
         }
     }
 
@@ -67,7 +67,7 @@ impl ChannelApi for FakeApi {
     }
 
     async fn queues(&self) -> Result<Vec<Uuid>, UpstreamError> {
-        Ok(self.queues.clone())
+        Ok(self.queues.lock().expect("lock").clone())
     }
 }
 
