@@ -11,12 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use genesys_proxy::notifications::settings::Mode;
-use serde_json::json;
-use support::{TestApp, proxy_settings, sim_config};
+use support::{PATIENCE, TestApp, eventually, proxy_settings, sim_config};
 use tokio::time::Instant;
 
 const CLIENTS: usize = 3;
-const DEADLINE: Duration = Duration::from_secs(30);
 
 /// What the clients saw: the distinct bodies per conversation, and how many answers were
 /// served as pushed.
@@ -31,17 +29,6 @@ impl Board {
     fn updated(&self) -> usize {
         self.bodies.values().filter(|b| b.len() > 1).count()
     }
-}
-
-fn running_ids(app: &TestApp) -> Vec<String> {
-    let now = app.sim.state().now();
-    app.sim
-        .data()
-        .conversations
-        .iter()
-        .filter(|c| c.start <= now && !c.is_over_at(now))
-        .map(|c| c.id.to_string())
-        .collect()
 }
 
 /// One round: every client asks for every conversation in `ids` at once.
@@ -66,21 +53,10 @@ async fn round(app: &TestApp, ids: &[String], board: &mut Board) {
     }
 }
 
-async fn advance_clock(app: &TestApp, seconds: u64) {
-    let reply = app
-        .http
-        .post(format!("{}/sim/clock/advance", app.sim.base_url()))
-        .json(&json!({ "seconds": seconds }))
-        .send()
-        .await
-        .expect("clock");
-    assert!(reply.status().is_success());
-}
-
 /// Rounds with the clock moving 20 s between them, until `done` or the deadline; the ids
 /// asked for are those live at the first round (they stay cached when they end).
 async fn run_board(app: &TestApp, pause: Duration, done: impl Fn(&Board, u64) -> bool) -> Board {
-    let ids = running_ids(app);
+    let ids = app.live_ids();
     assert!(ids.len() >= 3, "a wallboard needs live conversations");
     let mut board = Board::default();
     let started = Instant::now();
@@ -89,8 +65,8 @@ async fn run_board(app: &TestApp, pause: Duration, done: impl Fn(&Board, u64) ->
         if done(&board, app.upstream_conversation_calls()) {
             return board;
         }
-        assert!(started.elapsed() < DEADLINE, "the board never got there");
-        advance_clock(app, 20).await;
+        assert!(started.elapsed() < PATIENCE, "the board never got there");
+        app.advance_sim_clock(20).await;
         tokio::time::sleep(pause).await;
     }
 }
@@ -103,14 +79,12 @@ async fn with_notifications_changes_reach_the_board_without_polling() {
     // from an event.
     settings.cache.active_fresh_secs = 3_600;
     let app = TestApp::start(sim_config(), settings).await;
-    let started = Instant::now();
-    while app.get_with("/readyz", "", &[]).await.json()["components"]["notifications"]["status"]
-        != "ok"
-    {
-        assert!(started.elapsed() < DEADLINE, "never subscribed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let ids = running_ids(&app).len() as u64;
+    eventually("subscribed", || async {
+        app.get_with("/readyz", "", &[]).await.json()["components"]["notifications"]["status"]
+            == "ok"
+    })
+    .await;
+    let ids = app.live_ids().len() as u64;
     let board = run_board(&app, Duration::from_millis(300), |b, _| b.updated() >= 2).await;
     assert!(board.pushed > 0, "answers served as pushed");
     assert_eq!(
@@ -126,7 +100,7 @@ async fn without_notifications_the_board_is_fed_by_polling() {
     settings.notifications.mode = Mode::Off;
     settings.cache.active_fresh_secs = 1;
     let app = TestApp::start(sim_config(), settings).await;
-    let ids = running_ids(&app).len() as u64;
+    let ids = app.live_ids().len() as u64;
     let board = run_board(&app, Duration::from_millis(1_100), |b, calls| {
         b.updated() >= 1 && calls > ids
     })
