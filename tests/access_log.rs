@@ -8,59 +8,21 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::OnceLock;
 
 use genesys_proxy::telemetry::{LogFormat, TelemetrySettings, init_with_writer};
 use serde_json::Value;
+use support::capture::Capture;
 use support::{ADMIN_KEY, REPORTS_KEY, TestApp, proxy_settings, sim_config};
 
-/// Every log line written, by any test of this file.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Self;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Capture {
-    /// The access lines of the request with `request_id`.
-    fn access_lines(&self, request_id: &str) -> Vec<Value> {
-        let bytes = self
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|event| {
-                event["message"] == "request answered" && event["request_id"] == request_id
-            })
-            .collect()
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
-    }
+/// The access lines of the request with `request_id`.
+fn access_lines(capture: &Capture, request_id: &str) -> Vec<Value> {
+    capture
+        .text()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["message"] == "request answered" && event["request_id"] == request_id)
+        .collect()
 }
 
 fn capture_json_logs() -> Capture {
@@ -95,7 +57,7 @@ async fn get(app: &TestApp, path: &str, key: &str, request_id: &str) -> u16 {
 
 /// The one access line of `request_id`.
 fn one_line(capture: &Capture, request_id: &str) -> Value {
-    let lines = capture.access_lines(request_id);
+    let lines = access_lines(capture, request_id);
     assert_eq!(
         lines.len(),
         1,
@@ -188,7 +150,7 @@ async fn nothing_is_written_while_the_access_log_is_off() {
     assert_eq!(one_line(&capture, "loud-hit")["fast_path"], true);
     for request_id in ["quiet-miss", "quiet-hit", "quiet-health"] {
         assert!(
-            capture.access_lines(request_id).is_empty(),
+            access_lines(&capture, request_id).is_empty(),
             "{request_id} was logged"
         );
     }

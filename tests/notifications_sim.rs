@@ -11,12 +11,10 @@ mod support;
 use std::time::Duration;
 
 use genesys_proxy::notifications::settings::Mode;
-use genesys_sim::SimConfig;
+use genesys_sim::{SimConfig, SocketSilence};
+use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Reply, TestApp, proxy_settings, sim_config};
-use tokio::time::Instant;
-
-const DEADLINE: Duration = Duration::from_secs(30);
+use support::{Reply, TestApp, eventually, eventually_some, proxy_settings, sim_config};
 
 fn metric(text: &str, name: &str) -> u64 {
     text.lines()
@@ -39,7 +37,7 @@ async fn sim_get(app: &TestApp, path: &str) -> Value {
         .expect("sim JSON")
 }
 
-async fn sim_send(app: &TestApp, method: reqwest::Method, path: &str, body: Value) -> Value {
+async fn sim_send(app: &TestApp, method: Method, path: &str, body: Value) -> Value {
     let reply = app
         .http
         .request(method, format!("{}{path}", app.sim.base_url()))
@@ -56,19 +54,6 @@ async fn sim_counter(app: &TestApp, name: &str) -> u64 {
     sim_get(app, "/sim/notifications").await["counters"][name]
         .as_u64()
         .unwrap_or_else(|| panic!("counter {name}"))
-}
-
-/// Polls `check` until it holds, failing after [`DEADLINE`] with `what`.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < DEADLINE, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn readiness(app: &TestApp) -> Reply {
@@ -90,10 +75,7 @@ async fn subscribed_app(
     settings.notifications.reconnect_min_ms = 50;
     tune(&mut settings.notifications);
     let app = TestApp::start(sim, settings).await;
-    eventually("notifications ok", || async {
-        notifications_status(&app).await["status"] == "ok"
-    })
-    .await;
+    until_connected(&app, "notifications ok").await;
     app
 }
 
@@ -101,16 +83,47 @@ async fn default_subscribed_app() -> TestApp {
     subscribed_app(sim_config(), |_| {}).await
 }
 
-/// Every conversation running on the simulator's clock, as `/sim/changes` lists them.
-async fn running_ids(app: &TestApp) -> Vec<String> {
-    let now = app.sim.state().now();
-    app.sim
-        .data()
-        .conversations
-        .iter()
-        .filter(|c| c.start <= now && !c.is_over_at(now))
-        .map(|c| c.id.to_string())
-        .collect()
+/// Waits until the proxy's `notifications` component says `ok` (`what`: why it should).
+async fn until_connected(app: &TestApp, what: &str) {
+    eventually(what, || async {
+        notifications_status(app).await["status"] == "ok"
+    })
+    .await;
+}
+
+/// Waits until the simulator has accepted at least `sockets` sockets.
+async fn until_sockets(app: &TestApp, sockets: u64) {
+    eventually(&format!("{sockets} sockets"), || async {
+        sim_counter(app, "sockets_accepted").await >= sockets
+    })
+    .await;
+}
+
+/// The proxy's count of reconnections for `reason`.
+async fn reconnects(app: &TestApp, reason: &str) -> u64 {
+    let name = format!("genesys_proxy_notification_reconnects_total{{reason=\"{reason}\"}}");
+    metric(&metrics(app).await, &name)
+}
+
+/// A subscribed proxy that pings after 1 s of silence and gives up after 2 s, over sockets
+/// that heartbeat every 200 ms until the simulator's `socket_silence` fault is set to
+/// `silence`.
+async fn app_with_silent_sockets(silence: SocketSilence) -> TestApp {
+    let mut sim = sim_config();
+    sim.notifications.heartbeat_interval = Duration::from_millis(200);
+    let app = subscribed_app(sim, |n| {
+        n.ping_after_secs = 1;
+        n.silence_timeout_secs = 2;
+    })
+    .await;
+    sim_send(
+        &app,
+        Method::PUT,
+        "/sim/faults",
+        json!({ "socket_silence": silence }),
+    )
+    .await;
+    app
 }
 
 /// The versions `/sim/changes` gives each running conversation.
@@ -132,7 +145,7 @@ async fn versions(app: &TestApp) -> std::collections::BTreeMap<String, u64> {
 /// one of them has changed, and waits until the proxy has applied an event. Returns the
 /// ids, their first replies, and the versions before and after.
 async fn cache_then_change(app: &TestApp) -> (Vec<String>, Vec<Reply>, ChangedVersions) {
-    let ids = running_ids(app).await;
+    let ids = app.live_ids();
     assert!(ids.len() >= 2, "the org has live conversations");
     let mut first = Vec::new();
     for id in &ids {
@@ -146,13 +159,7 @@ async fn cache_then_change(app: &TestApp) -> (Vec<String>, Vec<Reply>, ChangedVe
     let mut after = before.clone();
     // Small steps, so that some conversations change and (most) are still running.
     for _ in 0..60 {
-        sim_send(
-            app,
-            reqwest::Method::POST,
-            "/sim/clock/advance",
-            json!({"seconds": 20}),
-        )
-        .await;
+        app.advance_sim_clock(20).await;
         after = versions(app).await;
         if ids.iter().any(|id| after.get(id) > before.get(id)) {
             break;
@@ -190,31 +197,23 @@ async fn a_changed_conversation_is_pushed_and_served_fresh_without_polling() {
 
     // A change need not show in the summary (a hold does not): the clock moves on until a
     // pushed conversation shows new data.
-    let started = Instant::now();
-    let (i, reply) = 'found: loop {
-        for i in 0..ids.len() {
-            let reply = app.get(&format!("/conversations/{}", ids[i])).await;
+    let (i, reply) = eventually_some("served as pushed with new data", || async {
+        for (i, id) in ids.iter().enumerate() {
+            let reply = app.get(&format!("/conversations/{id}")).await;
             let pushed = reply
                 .header("cache-status")
                 .unwrap_or_default()
                 .contains("detail=pushed");
             if pushed && reply.header("etag") != first[i].header("etag") {
-                break 'found (i, reply);
+                return Some((i, reply));
             }
         }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "never served as pushed with new data"
-        );
-        sim_send(
-            &app,
-            reqwest::Method::POST,
-            "/sim/clock/advance",
-            json!({"seconds": 20}),
-        )
-        .await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        app.advance_sim_clock(20).await;
+        // Time for the pump to push what the step changed.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        None
+    })
+    .await;
     assert_eq!(reply.status, 200);
     let status = reply.header("cache-status").expect("cache-status");
     assert!(
@@ -259,30 +258,12 @@ async fn no_event_updates_a_conversation_that_did_not_change() {
 #[tokio::test]
 async fn a_dropped_socket_reconnects_to_the_same_channel_and_pushes_again() {
     let app = default_subscribed_app().await;
-    let dropped = sim_send(
-        &app,
-        reqwest::Method::POST,
-        "/sim/notifications/drop",
-        json!({}),
-    )
-    .await;
+    let dropped = sim_send(&app, Method::POST, "/sim/notifications/drop", json!({})).await;
     assert_eq!(dropped["dropped"], 1);
-    eventually("a second socket", || async {
-        sim_counter(&app, "sockets_accepted").await >= 2
-    })
-    .await;
-    eventually("connected again", || async {
-        notifications_status(&app).await["status"] == "ok"
-    })
-    .await;
+    until_sockets(&app, 2).await;
+    until_connected(&app, "connected again").await;
+    assert_eq!(reconnects(&app, "dropped").await, 1);
     let text = metrics(&app).await;
-    assert_eq!(
-        metric(
-            &text,
-            r#"genesys_proxy_notification_reconnects_total{reason="dropped"}"#
-        ),
-        1
-    );
     assert!(metric(&text, "genesys_proxy_notification_gaps_total") >= 1);
     assert_eq!(
         sim_counter(&app, "channels_created").await,
@@ -310,66 +291,25 @@ async fn a_dropped_socket_reconnects_to_the_same_channel_and_pushes_again() {
 
 #[tokio::test]
 async fn a_silent_socket_is_given_up_and_reconnected() {
-    let mut sim = sim_config();
-    sim.notifications.heartbeat_interval = Duration::from_millis(200);
-    let app = subscribed_app(sim, |n| {
-        n.ping_after_secs = 1;
-        n.silence_timeout_secs = 2;
-    })
-    .await;
-    sim_send(
-        &app,
-        reqwest::Method::PUT,
-        "/sim/faults",
-        json!({"heartbeats_stopped": true, "pings_unanswered": true}),
-    )
-    .await;
+    let app = app_with_silent_sockets(SocketSilence::HalfOpen).await;
     eventually("a reconnection for silence", || async {
-        metric(
-            &metrics(&app).await,
-            r#"genesys_proxy_notification_reconnects_total{reason="silence"}"#,
-        ) >= 1
+        reconnects(&app, "silence").await >= 1
     })
     .await;
-    eventually("a second socket", || async {
-        sim_counter(&app, "sockets_accepted").await >= 2
-    })
-    .await;
-    sim_send(&app, reqwest::Method::DELETE, "/sim/faults", json!({})).await;
-    eventually("connected again", || async {
-        notifications_status(&app).await["status"] == "ok"
-    })
-    .await;
+    until_sockets(&app, 2).await;
+    sim_send(&app, Method::DELETE, "/sim/faults", json!({})).await;
+    until_connected(&app, "connected again").await;
 }
 
 #[tokio::test]
 async fn stopped_heartbeats_with_answered_pings_keep_the_socket() {
-    let mut sim = sim_config();
-    sim.notifications.heartbeat_interval = Duration::from_millis(200);
-    let app = subscribed_app(sim, |n| {
-        n.ping_after_secs = 1;
-        n.silence_timeout_secs = 2;
-    })
-    .await;
-    sim_send(
-        &app,
-        reqwest::Method::PUT,
-        "/sim/faults",
-        json!({"heartbeats_stopped": true}),
-    )
-    .await;
+    let app = app_with_silent_sockets(SocketSilence::Heartbeats).await;
     eventually("pings answered", || async {
         sim_counter(&app, "pongs_sent").await >= 3
     })
     .await;
     assert_eq!(sim_counter(&app, "sockets_accepted").await, 1);
-    assert_eq!(
-        metric(
-            &metrics(&app).await,
-            r#"genesys_proxy_notification_reconnects_total{reason="silence"}"#
-        ),
-        0
-    );
+    assert_eq!(reconnects(&app, "silence").await, 0);
 }
 
 #[tokio::test]
@@ -377,17 +317,14 @@ async fn socket_closing_reconnects_to_the_same_channel() {
     let app = default_subscribed_app().await;
     let closed = sim_send(
         &app,
-        reqwest::Method::POST,
+        Method::POST,
         "/sim/notifications/maintenance",
         json!({}),
     )
     .await;
     assert_eq!(closed["closed"], 1);
     eventually("reconnected after socket_closing", || async {
-        metric(
-            &metrics(&app).await,
-            r#"genesys_proxy_notification_reconnects_total{reason="socket_closing"}"#,
-        ) >= 1
+        reconnects(&app, "socket_closing").await >= 1
             && sim_counter(&app, "sockets_accepted").await >= 2
     })
     .await;
@@ -397,10 +334,7 @@ async fn socket_closing_reconnects_to_the_same_channel() {
         1,
         "same channel"
     );
-    eventually("connected again", || async {
-        notifications_status(&app).await["status"] == "ok"
-    })
-    .await;
+    until_connected(&app, "connected again").await;
 }
 
 #[tokio::test]
@@ -412,10 +346,7 @@ async fn a_channel_is_re_created_before_it_expires_without_a_gap() {
     sim.notifications.channel_lifetime = Duration::from_secs(4);
     let app = subscribed_app(sim, |n| n.renew_before_secs = 2).await;
     eventually("a renewal", || async {
-        metric(
-            &metrics(&app).await,
-            r#"genesys_proxy_notification_reconnects_total{reason="renewal"}"#,
-        ) >= 1
+        reconnects(&app, "renewal").await >= 1
     })
     .await;
     assert!(sim_counter(&app, "channels_created").await >= 2);
@@ -521,11 +452,8 @@ async fn conversations_of_subscribed_queues_stay_fresh_without_events_until_a_ga
     settings.cache.active_fresh_secs = 1;
     settings.cache.stale_while_revalidate_secs = 0;
     let app = TestApp::start(sim_config(), settings).await;
-    eventually("notifications ok", || async {
-        notifications_status(&app).await["status"] == "ok"
-    })
-    .await;
-    let ids = running_ids(&app).await;
+    until_connected(&app, "notifications ok").await;
+    let ids = app.live_ids();
     let mut queued = Vec::new();
     for id in &ids {
         let reply = app.get(&format!("/conversations/{id}")).await;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use support::TestApp;
+use support::openapi::{SchemaValidator, operations};
 
 /// The environment variable that makes the drift test rewrite the committed copy (outside
 /// CI only).
@@ -181,12 +182,8 @@ fn every_route_is_in_the_document() {
             "{method} {path} documents its success"
         );
     }
-    let mut ids: Vec<&str> = doc["paths"]
-        .as_object()
-        .expect("paths")
-        .values()
-        .flat_map(|item| item.as_object().expect("a path item").values())
-        .filter_map(|op| op["operationId"].as_str())
+    let mut ids: Vec<&str> = operations(&doc)
+        .filter_map(|op| op.value["operationId"].as_str())
         .collect();
     let count = ids.len();
     ids.sort_unstable();
@@ -291,72 +288,32 @@ fn every_schema_reference_resolves() {
     }
 }
 
-/// `additionalProperties: false` on every object schema that lists its properties and says
-/// nothing of others (as `openapi_responses.rs` reads the document): an example with a
-/// property the document does not declare is wrong.
-fn close_objects(schema: &mut Value) {
-    match schema {
-        Value::Object(map) => {
-            if map.contains_key("properties") && !map.contains_key("additionalProperties") {
-                map.insert("additionalProperties".into(), Value::Bool(false));
-            }
-            map.values_mut().for_each(close_objects);
-        }
-        Value::Array(items) => items.iter_mut().for_each(close_objects),
-        _ => {}
-    }
-}
-
-/// The violations of `instance` against `schema`, a schema of `doc` (JSON Schema 2020-12,
-/// formats checked, objects closed).
-fn violations(doc: &Value, schema: &Value, instance: &Value) -> Vec<String> {
-    let mut components = doc["components"].clone();
-    close_objects(&mut components);
-    let root = serde_json::json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "components": components,
-        "allOf": [schema],
-    });
-    let validator = jsonschema::draft202012::options()
-        .should_validate_formats(true)
-        .build(&root)
-        .unwrap_or_else(|e| panic!("the schema {schema} compiles: {e}"));
-    validator
-        .iter_errors(instance)
-        .map(|error| format!("{}: {error}", error.instance_path()))
-        .collect()
-}
-
 /// Every JSON response of the API operations, and every problem answer of any operation,
 /// has an example, and every response example is valid against its schema: a generated
 /// client's fixtures and the docs page show what the proxy really sends.
 #[test]
 fn every_response_example_is_valid_against_its_schema() {
     let doc = document();
+    let schemas = SchemaValidator::for_document(&doc);
     let mut checked = 0;
-    for (path, item) in doc["paths"].as_object().expect("paths") {
-        for (method, operation) in item.as_object().expect("a path item") {
-            let api = API_OPERATIONS.contains(&(method.as_str(), path.as_str()));
-            let responses = operation["responses"].as_object().expect("responses");
-            for (status, response) in responses {
-                for (media_type, content) in response["content"].as_object().into_iter().flatten() {
-                    let what = format!("{} {path} {status} {media_type}", method.to_uppercase());
-                    let json = media_type.ends_with("json");
-                    let Some(example) = content.get("example") else {
-                        assert!(
-                            !(json && (api || media_type == PROBLEM_JSON)),
-                            "{what} has no example"
-                        );
-                        continue;
-                    };
-                    let found = violations(&doc, &content["schema"], example);
-                    assert!(
-                        found.is_empty(),
-                        "{what}: its example {example} is invalid: {found:?}"
-                    );
-                    checked += 1;
-                }
-            }
+    for operation in operations(&doc) {
+        let api = API_OPERATIONS.contains(&(operation.method, operation.path));
+        for (status, media_type, content) in operation.response_bodies() {
+            let what = format!("{} {status} {media_type}", operation.what());
+            let json = media_type.ends_with("json");
+            let Some(example) = content.get("example") else {
+                assert!(
+                    !(json && (api || media_type == PROBLEM_JSON)),
+                    "{what} has no example"
+                );
+                continue;
+            };
+            let found = schemas.violations(&content["schema"], example);
+            assert!(
+                found.is_empty(),
+                "{what}: its example {example} is invalid: {found:?}"
+            );
+            checked += 1;
         }
     }
     assert!(checked >= 40, "{checked} examples checked");
@@ -428,43 +385,32 @@ fn undescribed_properties(schema: &Value, at: &str, out: &mut Vec<String>) {
 /// or a response body, at any depth) without one.
 fn undescribed(doc: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
-        for (method, operation) in item.as_object().into_iter().flatten() {
-            let what = format!("{} {path}", method.to_uppercase());
-            let summary = &operation["summary"];
-            if !is_text(summary) || summary.as_str().is_some_and(|s| s.contains('\n')) {
-                out.push(format!("{what}: a one-line summary"));
+    for op in operations(doc) {
+        let (what, operation) = (op.what(), op.value);
+        let summary = &operation["summary"];
+        if !is_text(summary) || summary.as_str().is_some_and(|s| s.contains('\n')) {
+            out.push(format!("{what}: a one-line summary"));
+        }
+        if !is_text(&operation["description"]) {
+            out.push(format!("{what}: a description"));
+        }
+        for parameter in operation["parameters"].as_array().into_iter().flatten() {
+            let name = parameter["name"].as_str().unwrap_or("?");
+            if !is_text(&parameter["description"]) {
+                out.push(format!("{what}: parameter {name}"));
             }
-            if !is_text(&operation["description"]) {
-                out.push(format!("{what}: a description"));
-            }
-            for parameter in operation["parameters"].as_array().into_iter().flatten() {
-                let name = parameter["name"].as_str().unwrap_or("?");
-                if !is_text(&parameter["description"]) {
-                    out.push(format!("{what}: parameter {name}"));
-                }
-                undescribed_properties(&parameter["schema"], &format!("{what} {name}"), &mut out);
-            }
-            let bodies = operation["requestBody"]["content"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(media_type, body)| (format!("{what} body {media_type}"), body));
-            let responses = operation["responses"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .flat_map(|(status, response)| {
-                    response["content"]
-                        .as_object()
-                        .into_iter()
-                        .flatten()
-                        .map(move |(media_type, body)| (format!("{status} {media_type}"), body))
-                })
-                .map(|(at, body)| (format!("{what} {at}"), body));
-            for (at, body) in bodies.chain(responses) {
-                undescribed_properties(&body["schema"], &at, &mut out);
-            }
+            undescribed_properties(&parameter["schema"], &format!("{what} {name}"), &mut out);
+        }
+        let bodies = operation["requestBody"]["content"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(media_type, body)| (format!("{what} body {media_type}"), body));
+        let responses = op
+            .response_bodies()
+            .map(|(status, media_type, body)| (format!("{what} {status} {media_type}"), body));
+        for (at, body) in bodies.chain(responses) {
+            undescribed_properties(&body["schema"], &at, &mut out);
         }
     }
     for (name, schema) in doc["components"]["schemas"]

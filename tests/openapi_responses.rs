@@ -21,6 +21,7 @@ use std::sync::Mutex;
 use genesys_proxy::auth::{ClientSettings, Scope, hash_key};
 use genesys_sim::Faults;
 use serde_json::{Value, json};
+use support::openapi::{SchemaValidator, operations};
 use support::{ADMIN_KEY, REPORTS_KEY, Reply, TestApp, proxy_settings, sim_config};
 
 /// A client with only `conversations:read`.
@@ -39,24 +40,8 @@ const NOT_EXERCISED: [(&str, &str, &str); 1] = [
 /// The document as served, with what the test has checked against it.
 struct Served {
     document: Value,
-    /// `components`, with every object that declares `properties` closed.
-    closed_components: Value,
+    schemas: SchemaValidator,
     checked: Mutex<BTreeSet<(String, String, String)>>,
-}
-
-/// `additionalProperties: false` on every object schema that lists its properties and says
-/// nothing of others: a property the document does not declare is a violation.
-fn close_objects(schema: &mut Value) {
-    match schema {
-        Value::Object(map) => {
-            if map.contains_key("properties") && !map.contains_key("additionalProperties") {
-                map.insert("additionalProperties".into(), Value::Bool(false));
-            }
-            map.values_mut().for_each(close_objects);
-        }
-        Value::Array(items) => items.iter_mut().for_each(close_objects),
-        _ => {}
-    }
 }
 
 /// The media type of a `Content-Type` value, without parameters.
@@ -69,38 +54,11 @@ impl Served {
         let reply = app.get_with("/openapi.json", "", &[]).await;
         assert_eq!(reply.status, 200, "{}", reply.text());
         let document = reply.json();
-        let mut closed_components = document["components"].clone();
-        close_objects(&mut closed_components);
         Self {
+            schemas: SchemaValidator::for_document(&document),
             document,
-            closed_components,
             checked: Mutex::new(BTreeSet::new()),
         }
-    }
-
-    /// The violations of `instance` against `schema` (a schema of the served document).
-    fn violations(&self, schema: &Value, instance: &Value) -> Vec<String> {
-        let root = json!({
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "components": self.closed_components,
-            "allOf": [schema],
-        });
-        let validator = jsonschema::draft202012::options()
-            .should_validate_formats(true)
-            .build(&root)
-            .unwrap_or_else(|e| panic!("the served schema {schema} compiles: {e}"));
-        validator
-            .iter_errors(instance)
-            .map(|error| {
-                let at = error.instance_path().to_string();
-                let at = if at.is_empty() {
-                    "(root)".to_owned()
-                } else {
-                    at
-                };
-                format!("{at}: {error}")
-            })
-            .collect()
     }
 
     /// Asserts `reply` has `status` and is what the served document says `method path`
@@ -133,7 +91,7 @@ impl Served {
                 Ok(number) if schema["type"] == "integer" => json!(number),
                 _ => json!(value),
             };
-            let found = self.violations(schema, &instance);
+            let found = self.schemas.violations(schema, &instance);
             assert!(found.is_empty(), "{what}: header {name}: {found:?}");
         }
         match response["content"].as_object() {
@@ -150,7 +108,7 @@ impl Served {
                     )
                 });
                 if let Some(schema) = declared.get("schema") {
-                    let found = self.violations(schema, &reply.json());
+                    let found = self.schemas.violations(schema, &reply.json());
                     assert!(
                         found.is_empty(),
                         "{what}: the body does not match the served schema {schema}:\n  {}\nbody: {}",
@@ -170,20 +128,12 @@ impl Served {
     fn assert_every_documented_response_was_checked(&self) {
         let checked = self.checked.lock().expect("checked");
         let mut missing = Vec::new();
-        for (path, item) in self.document["paths"].as_object().expect("paths") {
-            for (method, operation) in item.as_object().expect("a path item") {
-                for status in operation["responses"]
-                    .as_object()
-                    .expect("responses")
-                    .keys()
-                {
-                    let key = (method.clone(), path.clone(), status.clone());
-                    let excused = NOT_EXERCISED.iter().any(|(m, p, s)| {
-                        (*m, *p, *s) == (method.as_str(), path.as_str(), status.as_str())
-                    });
-                    if !checked.contains(&key) && !excused {
-                        missing.push(format!("{} {path} {status}", method.to_uppercase()));
-                    }
+        for operation in operations(&self.document) {
+            for (status, _) in operation.responses() {
+                let key = (operation.method, operation.path, status);
+                let was_checked = checked.contains(&(key.0.into(), key.1.into(), key.2.into()));
+                if !was_checked && !NOT_EXERCISED.contains(&key) {
+                    missing.push(format!("{} {status}", operation.what()));
                 }
             }
         }
@@ -500,22 +450,16 @@ async fn every_documented_response_matches_the_served_schema() {
 
 #[test]
 fn closing_objects_turns_an_undeclared_property_into_a_violation() {
-    let served = Served {
-        document: Value::Null,
-        closed_components: {
-            let mut components = json!({"schemas": {"Thing": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}}});
-            close_objects(&mut components);
-            components
-        },
-        checked: Mutex::new(BTreeSet::new()),
-    };
+    let schemas = SchemaValidator::for_document(&json!({"components": {"schemas": {"Thing": {
+        "type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}
+    }}}}));
     let schema = json!({"$ref": "#/components/schemas/Thing"});
-    assert!(served.violations(&schema, &json!({"id": "a"})).is_empty());
+    assert!(schemas.violations(&schema, &json!({"id": "a"})).is_empty());
     assert_eq!(
-        served
+        schemas
             .violations(&schema, &json!({"id": "a", "extra": 1}))
             .len(),
         1
     );
-    assert_eq!(served.violations(&schema, &json!({})).len(), 1);
+    assert_eq!(schemas.violations(&schema, &json!({})).len(), 1);
 }

@@ -5,17 +5,15 @@
 //! through fetches, reports, a 401 from Genesys and the token refresh it causes, a token
 //! refresh before expiry, wrong API keys, an outage, and credentials Genesys refuses.
 //!
-//! Logs are captured at TRACE for every crate (and `log` records), through a subscriber
-//! this file installs itself with a fixed level filter and no `EnvFilter`: `RUST_LOG` has
-//! no say in what is captured. It writes every event twice, as JSON lines with the whole
-//! span list and as plain text lines, so span fields show whichever way the proxy is
-//! configured to log; the text lines also show every span as it opens and closes, with
-//! all its fields, whether or not an event happened inside it.
+//! Logs are captured at TRACE for every crate (and `log` records), through the subscriber
+//! of `support::capture::logs_at_trace`, with a fixed level filter and no `EnvFilter`:
+//! `RUST_LOG` has no say in what is captured. It writes every event twice, as JSON lines
+//! with the whole span list and as plain text lines, so span fields show whichever way the
+//! proxy is configured to log; the text lines also show every span as it opens and closes,
+//! with all its fields, whether or not an event happened inside it.
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -24,15 +22,13 @@ use genesys_sim::config::DEFAULT_CLIENT_ID;
 use genesys_sim::endpoint::{GET_CONVERSATION, OAUTH_TOKEN};
 use genesys_sim::{Faults, SimConfig};
 use serde_json::json;
+use support::capture::logs_at_trace;
 use support::{ADMIN_KEY, REPORTS_KEY, Reply, TestApp, proxy_settings, sim_config};
+use tracing_subscriber::filter::LevelFilter;
 
 /// Reports over the days before the simulated org's anchor (`support::anchor`).
 const AGGREGATES: &str =
     "/reports/aggregates?from=2025-03-11T00:00:00Z&to=2025-03-12T00:00:00Z&metrics=handle";
-use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::fmt::format::FmtSpan;
-use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// The client secret the simulator accepts and the working proxy holds.
 const SECRET: &str = "s3cr3t-never-to-be-logged-7f3a";
@@ -40,63 +36,6 @@ const SECRET: &str = "s3cr3t-never-to-be-logged-7f3a";
 const WRONG_SECRET: &str = "wr0ng-s3cr3t-never-to-be-logged-c41e";
 /// An API key no client is configured with.
 const UNKNOWN_KEY: &str = "gp_unknown_key_never_to_be_logged_0123456789abcdef";
-
-/// Every log line written, by any test of this file.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().expect("lock").clone()).expect("utf-8 logs")
-    }
-}
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Self;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-/// Installs (once per test process) the subscriber that captures every event at TRACE.
-fn capture_logs_at_trace() -> Capture {
-    static CAPTURE: OnceLock<Capture> = OnceLock::new();
-    CAPTURE
-        .get_or_init(|| {
-            let capture = Capture::default();
-            let json = tracing_subscriber::fmt::layer()
-                .json()
-                .flatten_event(true)
-                .with_current_span(true)
-                .with_span_list(true)
-                .with_writer(capture.clone());
-            let text = tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_span_events(FmtSpan::NEW | FmtSpan::CLOSE)
-                .with_writer(capture.clone());
-            // A fixed level, not an `EnvFilter`: nothing in the environment narrows it.
-            tracing_subscriber::registry()
-                .with(json)
-                .with(text)
-                .with(LevelFilter::TRACE)
-                .try_init()
-                .expect("this file's subscriber is the process's only one");
-            capture
-        })
-        .clone()
-}
 
 /// Every form of `secret` that must not be seen: raw, the Basic header of the token
 /// request (`base64(client_id:secret)`), and base64 of the secret alone, in the standard
@@ -191,7 +130,7 @@ fn assert_captured_at_trace(logs: &str) {
 
 #[tokio::test]
 async fn no_secret_leaves_the_proxy_while_it_works_fails_and_refreshes_its_token() {
-    let capture = capture_logs_at_trace();
+    let capture = logs_at_trace();
     // Tokens live 3 s: the proxy refreshes them before expiry (a fifth of the lifetime
     // ahead) during the test, besides the refresh a revocation forces.
     let sim = SimConfig {
@@ -317,7 +256,7 @@ async fn no_secret_leaves_the_proxy_while_it_works_fails_and_refreshes_its_token
 
 #[tokio::test]
 async fn no_secret_leaves_the_proxy_when_genesys_refuses_its_credentials() {
-    let capture = capture_logs_at_trace();
+    let capture = logs_at_trace();
     let sim = SimConfig {
         client_secret: SECRET.into(),
         ..sim_config()

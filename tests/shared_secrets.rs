@@ -5,61 +5,17 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use genesys_sim::Simulator;
+use support::capture::logs_at_trace;
 use support::redis::{RedisServer, replicas};
 use support::sim_config;
-use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::fmt::format::FmtSpan;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Self;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_token_leaves_a_shared_replica_through_logs_redis_or_responses() {
     let Some(mut redis) = RedisServer::start("no_token_leaves_a_shared_replica") else {
         return;
     };
-    let capture = Capture::default();
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_span_list(true)
-                .with_writer(capture.clone()),
-        )
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_span_events(FmtSpan::NEW | FmtSpan::CLOSE)
-                .with_writer(capture.clone()),
-        )
-        .with(LevelFilter::TRACE)
-        .try_init()
-        .expect("this file's only subscriber");
+    let capture = logs_at_trace();
     let sim = Simulator::start(sim_config()).await.expect("sim");
     let replicas = replicas(&sim, &redis, 2).await;
     let ids: Vec<String> = sim
@@ -94,7 +50,7 @@ async fn no_token_leaves_a_shared_replica_through_logs_redis_or_responses() {
             }
         }
     }
-    let logs = String::from_utf8(capture.0.lock().expect("lock").clone()).expect("utf-8");
+    let logs = capture.text();
     assert!(logs.contains("shared mode"), "logs were captured");
     tokens.extend(sim.state().tokens.issued());
     assert!(tokens.len() >= 2, "{} tokens", tokens.len());

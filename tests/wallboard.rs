@@ -12,12 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use genesys_proxy::notifications::settings::Mode;
-use serde_json::json;
-use support::{TestApp, proxy_settings, sim_config};
+use support::{PATIENCE, TestApp, eventually, proxy_settings, sim_config};
 use tokio::time::Instant;
 
 const CLIENTS: usize = 3;
-const DEADLINE: Duration = Duration::from_secs(30);
 
 /// What the clients saw: the distinct bodies per conversation, and how many answers were
 /// served as pushed.
@@ -32,17 +30,6 @@ impl Board {
     fn updated(&self) -> usize {
         self.bodies.values().filter(|b| b.len() > 1).count()
     }
-}
-
-fn running_ids(app: &TestApp) -> Vec<String> {
-    let now = app.sim.state().now();
-    app.sim
-        .data()
-        .conversations
-        .iter()
-        .filter(|c| c.start <= now && !c.is_over_at(now))
-        .map(|c| c.id.to_string())
-        .collect()
 }
 
 /// One round: every client asks for every conversation in `ids` at once.
@@ -67,17 +54,6 @@ async fn round(app: &TestApp, ids: &[String], board: &mut Board) {
     }
 }
 
-async fn advance_clock(app: &TestApp, seconds: u64) {
-    let reply = app
-        .http
-        .post(format!("{}/sim/clock/advance", app.sim.base_url()))
-        .json(&json!({ "seconds": seconds }))
-        .send()
-        .await
-        .expect("clock");
-    assert!(reply.status().is_success());
-}
-
 /// Rounds over `ids` with the clock moving 20 s between them, until `done` or the
 /// deadline (the ids stay cached when their conversations end).
 async fn run_board(
@@ -94,8 +70,8 @@ async fn run_board(
         if done(&board, app.upstream_conversation_calls(), started.elapsed()) {
             return board;
         }
-        assert!(started.elapsed() < DEADLINE, "the board never got there");
-        advance_clock(app, 20).await;
+        assert!(started.elapsed() < PATIENCE, "the board never got there");
+        app.advance_sim_clock(20).await;
         tokio::time::sleep(pause).await;
     }
 }
@@ -108,16 +84,14 @@ async fn with_notifications_changes_reach_the_board_without_polling() {
     settings.cache.active_fresh_secs = 1;
     settings.cache.stale_while_revalidate_secs = 0;
     let app = TestApp::start(sim_config(), settings).await;
-    let started = Instant::now();
-    while app.get_with("/readyz", "", &[]).await.json()["components"]["notifications"]["status"]
-        != "ok"
-    {
-        assert!(started.elapsed() < DEADLINE, "never subscribed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("subscribed", || async {
+        app.get_with("/readyz", "", &[]).await.json()["components"]["notifications"]["status"]
+            == "ok"
+    })
+    .await;
     // The board shows the live conversations that are in a queue (a subscribed one: every
     // queue is); one still in a flow would be polled until it reaches a queue.
-    let running = running_ids(&app);
+    let running = app.live_ids();
     let mut queued = Vec::new();
     for id in &running {
         let reply = app.get(&format!("/conversations/{id}")).await;
@@ -143,7 +117,7 @@ async fn without_notifications_the_board_is_fed_by_polling() {
     settings.notifications.mode = Mode::Off;
     settings.cache.active_fresh_secs = 1;
     let app = TestApp::start(sim_config(), settings).await;
-    let running = running_ids(&app);
+    let running = app.live_ids();
     let ids = running.len() as u64;
     let board = run_board(
         &app,

@@ -1,8 +1,8 @@
 //! Faults the simulator injects, settable at start and at run time (`PUT /sim/faults`):
 //! added latency, error rates per 5xx status, full or login-only outages, forced 429
 //! storms with a chosen `Retry-After`, malformed response bodies, and the Notifications
-//! API's refused subscriptions, stopped heartbeats and unanswered pings (dropped sockets and maintenance
-//! closes are actions: `POST /sim/notifications/drop` and `.../maintenance`).
+//! API's refused subscriptions and silent sockets (dropped sockets and maintenance closes
+//! are actions: `POST /sim/notifications/drop` and `.../maintenance`).
 
 use std::collections::BTreeMap;
 
@@ -45,15 +45,36 @@ pub struct Faults {
     /// Subscription changes (`POST`/`PUT .../subscriptions`) answer 403
     /// `missing.permissions`, the whole request failing as Genesys documents.
     pub subscriptions_forbidden: bool,
-    /// Sockets stop sending `WebSocket Heartbeat` messages (they stay open and still
-    /// answer pings and carry events), as a half-dead connection would.
-    pub heartbeats_stopped: bool,
-    /// Sockets stop answering `{"message":"ping"}` (with `heartbeats_stopped`: a silent,
-    /// half-open connection that only a client's silence timeout detects).
-    pub pings_unanswered: bool,
+    /// How far notification sockets go quiet; `None`: they heartbeat and answer pings.
+    pub socket_silence: Option<SocketSilence>,
+}
+
+/// How far the notification sockets go quiet (the `socket_silence` fault). Either way they
+/// stay open and still carry events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SocketSilence {
+    /// No `WebSocket Heartbeat` messages, but pings are answered, as a half-dead connection
+    /// would behave.
+    Heartbeats,
+    /// No heartbeats and no answer to `{"message":"ping"}` either: a half-open connection
+    /// that only a client's silence timeout detects.
+    HalfOpen,
 }
 
 impl Faults {
+    /// Whether sockets send their periodic `WebSocket Heartbeat`.
+    #[must_use]
+    pub fn sends_heartbeats(&self) -> bool {
+        self.socket_silence.is_none()
+    }
+
+    /// Whether sockets answer `{"message":"ping"}` with a pong.
+    #[must_use]
+    pub fn answers_pings(&self) -> bool {
+        self.socket_silence != Some(SocketSilence::HalfOpen)
+    }
+
     /// Checks that the settings make sense; the message names the bad field.
     ///
     /// # Errors
@@ -72,5 +93,25 @@ impl Faults {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Faults, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn socket_silence_stops_heartbeats_and_when_half_open_the_pongs_too() {
+        let quiet = parse("{}").expect("no fault");
+        assert!(quiet.sends_heartbeats() && quiet.answers_pings());
+        let heartbeats = parse(r#"{"socket_silence": "heartbeats"}"#).expect("heartbeats");
+        assert!(!heartbeats.sends_heartbeats() && heartbeats.answers_pings());
+        let half_open = parse(r#"{"socket_silence": "half_open"}"#).expect("half_open");
+        assert!(!half_open.sends_heartbeats() && !half_open.answers_pings());
+        assert!(parse(r#"{"socket_silence": "sometimes"}"#).is_err());
     }
 }

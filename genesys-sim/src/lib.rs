@@ -44,7 +44,7 @@ pub use config::{
     AnalyticsLimits, ExpiredTokenCode, IntervalMatching, NotificationSettings, SimConfig,
 };
 pub use counters::{CountersSnapshot, endpoint};
-pub use faults::{Faults, Storm};
+pub use faults::{Faults, SocketSilence, Storm};
 pub use state::{SeenRequest, SimState};
 
 /// The router of a simulated org, for embedding in another server.

@@ -52,6 +52,18 @@ async fn send(h: &Harness, method: reqwest::Method, path: &str, body: Option<&Va
     }
 }
 
+/// Calls the `/sim` control `path`, which must answer 200; its JSON answer (`null` when it
+/// has no body).
+async fn control(h: &Harness, method: reqwest::Method, path: &str, body: Option<&Value>) -> Value {
+    let reply = send(h, method, path, body).await;
+    assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+    if reply.text.is_empty() {
+        Value::Null
+    } else {
+        reply.json()
+    }
+}
+
 /// Creates a channel; returns its `Channel` document.
 async fn channel(h: &Harness) -> Value {
     let reply = h.post(CHANNELS, &json!(null)).await;
@@ -215,14 +227,13 @@ async fn channels_and_subscriptions_answer_as_documented() {
     assert_eq!(listed(&h.get(&path).await).len(), 1_000);
 
     // The permission fault fails the whole request.
-    let faults = h
-        .http
-        .put(h.url("/sim/faults"))
-        .json(&json!({"subscriptions_forbidden": true}))
-        .send()
-        .await
-        .expect("faults set");
-    assert_eq!(faults.status(), 200);
+    control(
+        &h,
+        reqwest::Method::PUT,
+        "/sim/faults",
+        Some(&json!({"subscriptions_forbidden": true})),
+    )
+    .await;
     let forbidden = send(
         &h,
         reqwest::Method::PUT,
@@ -307,16 +318,11 @@ async fn a_socket_beats_answers_pings_and_yields_to_a_second_socket() {
     until_pong(&mut first).await;
 
     let mut second = websocket::connect(uri).await;
-    loop {
-        match websocket::next(&mut first).await {
-            Frame::Json(_) => {}
-            Frame::Closed(code) => {
-                assert_eq!(code, Some(1000));
-                break;
-            }
-            Frame::Cut => panic!("the first socket is closed, not cut"),
-        }
-    }
+    let end = until_end(&mut first).await;
+    assert!(
+        matches!(end, Frame::Closed(Some(1000))),
+        "the first socket is closed with 1000, not cut: {end:?}"
+    );
     let beat = websocket::next_json(&mut second).await;
     assert_eq!(beat["eventBody"]["message"], "WebSocket Heartbeat");
     let counters = notification_counters(&h).await;
@@ -326,6 +332,16 @@ async fn a_socket_beats_answers_pings_and_yields_to_a_second_socket() {
 
     let unknown = format!("ws://{}/channels/streaming-0-nosuchchannel", h.sim.addr());
     assert_eq!(websocket::refused_status(&unknown).await, 404);
+}
+
+/// Reads past every message to the end of the socket: its close frame, or its cut.
+async fn until_end(socket: &mut websocket::Socket) -> Frame {
+    loop {
+        match websocket::next(socket).await {
+            Frame::Json(_) => {}
+            end => return end,
+        }
+    }
 }
 
 /// Reads up to the next pong; returns how many heartbeats came before it.
@@ -352,35 +368,19 @@ async fn the_socket_faults_cut_silence_and_close_for_maintenance() {
 
     let mut socket = websocket::connect(uri).await;
     websocket::next_json(&mut socket).await;
-    let dropped = h
-        .http
-        .post(h.url("/sim/notifications/drop"))
-        .send()
-        .await
-        .expect("drop");
-    assert_eq!(
-        dropped.json::<Value>().await.expect("json"),
-        json!({"dropped": 1})
+    let dropped = control(&h, reqwest::Method::POST, "/sim/notifications/drop", None).await;
+    assert_eq!(dropped, json!({"dropped": 1}));
+    let end = until_end(&mut socket).await;
+    assert!(
+        matches!(end, Frame::Cut),
+        "a dropped socket gets no close frame: {end:?}"
     );
-    loop {
-        match websocket::next(&mut socket).await {
-            Frame::Json(_) => {}
-            Frame::Cut => break,
-            Frame::Closed(code) => panic!("a dropped socket gets no close frame ({code:?})"),
-        }
-    }
 
     // The channel survives: reconnect, then stop the heartbeats.
     let mut socket = websocket::connect(uri).await;
     websocket::next_json(&mut socket).await;
-    let faults = h
-        .http
-        .put(h.url("/sim/faults"))
-        .json(&json!({"heartbeats_stopped": true}))
-        .send()
-        .await
-        .expect("faults set");
-    assert_eq!(faults.status(), 200);
+    let silence = json!({"socket_silence": "heartbeats"});
+    control(&h, reqwest::Method::PUT, "/sim/faults", Some(&silence)).await;
     // A heartbeat the socket decided on before the fault may still come, before the answer
     // to this first ping; after it, five heartbeat intervals bring nothing but the pong.
     websocket::ping(&mut socket).await;
@@ -393,16 +393,9 @@ async fn the_socket_faults_cut_silence_and_close_for_maintenance() {
         "no heartbeat while stopped"
     );
 
-    let closed = h
-        .http
-        .post(h.url("/sim/notifications/maintenance"))
-        .send()
-        .await
-        .expect("maintenance");
-    assert_eq!(
-        closed.json::<Value>().await.expect("json"),
-        json!({"closed": 1})
-    );
+    let maintenance = "/sim/notifications/maintenance";
+    let closed = control(&h, reqwest::Method::POST, maintenance, None).await;
+    assert_eq!(closed, json!({"closed": 1}));
     let notice = websocket::next_on(&mut socket, |t| t == "v2.system.socket_closing").await;
     assert_eq!(notice["version"], "2");
     contract::Contract::load().assert_valid("SystemMessageSystemMessage", &notice["eventBody"]);
@@ -430,16 +423,11 @@ async fn channels_expire_and_the_twenty_first_removes_the_least_recently_used() 
     let short = channel(&h).await;
     let uri = short["connectUri"].as_str().expect("connectUri");
     let mut socket = websocket::connect(uri).await;
-    loop {
-        match websocket::next(&mut socket).await {
-            Frame::Json(_) => {}
-            Frame::Closed(code) => {
-                assert_eq!(code, Some(1000));
-                break;
-            }
-            Frame::Cut => panic!("expiry closes with a close frame"),
-        }
-    }
+    let end = until_end(&mut socket).await;
+    assert!(
+        matches!(end, Frame::Closed(Some(1000))),
+        "expiry closes with a close frame 1000: {end:?}"
+    );
     assert_eq!(
         error_code(&h.get(&subscriptions(&short)).await, 404),
         "not.found"
@@ -448,14 +436,14 @@ async fn channels_expire_and_the_twenty_first_removes_the_least_recently_used() 
     assert_eq!(notification_counters(&h).await["channels_expired"], 1);
 
     // Twenty channels at most: the least recently used without a socket goes first.
-    let put = h
-        .http
-        .put(h.url("/sim/notifications/settings"))
-        .json(&json!({"channel_lifetime_secs": 3600}))
-        .send()
-        .await
-        .expect("settings");
-    assert_eq!(put.status(), 200);
+    let lifetime = json!({"channel_lifetime_secs": 3600});
+    control(
+        &h,
+        reqwest::Method::PUT,
+        "/sim/notifications/settings",
+        Some(&lifetime),
+    )
+    .await;
     let mut held = Vec::new();
     for _ in 0..20 {
         held.push(channel(&h).await);
@@ -493,15 +481,23 @@ fn every_topic(h: &Harness) -> Vec<String> {
         .collect()
 }
 
+/// A new channel subscribed to every topic of the org ([`every_topic`]).
+async fn channel_on_every_topic(h: &Harness) -> Value {
+    let channel = channel(h).await;
+    let subscribed = send(
+        h,
+        reqwest::Method::PUT,
+        &subscriptions(&channel),
+        Some(&topics(&every_topic(h))),
+    )
+    .await;
+    assert_eq!(subscribed.status, 200, "{}", subscribed.text);
+    channel
+}
+
 async fn advance(h: &Harness, seconds: i64) {
-    let reply = h
-        .http
-        .post(h.url("/sim/clock/advance"))
-        .json(&json!({ "seconds": seconds }))
-        .send()
-        .await
-        .expect("clock advanced");
-    assert_eq!(reply.status(), 200);
+    let by = json!({ "seconds": seconds });
+    control(h, reqwest::Method::POST, "/sim/clock/advance", Some(&by)).await;
 }
 
 /// The latest version (by now) whose event body `body` is, rendered in-process from the
@@ -534,15 +530,7 @@ fn total(counters: &Value, key: &str) -> u64 {
 #[tokio::test]
 async fn conversation_events_match_the_rest_document_and_the_official_models() {
     let h = Harness::start(config(quick())).await;
-    let channel = channel(&h).await;
-    let subscribed = send(
-        &h,
-        reqwest::Method::PUT,
-        &subscriptions(&channel),
-        Some(&topics(&every_topic(&h))),
-    )
-    .await;
-    assert_eq!(subscribed.status, 200, "{}", subscribed.text);
+    let channel = channel_on_every_topic(&h).await;
     let mut socket = websocket::connect(channel["connectUri"].as_str().expect("uri")).await;
     // Twenty minutes of the live conversations in steps: each one ends in them.
     for _ in 0..40 {
@@ -621,15 +609,7 @@ async fn conversation_events_match_the_rest_document_and_the_official_models() {
 #[tokio::test]
 async fn events_produced_while_no_socket_is_connected_are_lost() {
     let h = Harness::start(config(quick())).await;
-    let channel = channel(&h).await;
-    let subscribed = send(
-        &h,
-        reqwest::Method::PUT,
-        &subscriptions(&channel),
-        Some(&topics(&every_topic(&h))),
-    )
-    .await;
-    assert_eq!(subscribed.status, 200);
+    let channel = channel_on_every_topic(&h).await;
     advance(&h, 600).await;
     loop {
         let counters = notification_counters(&h).await;

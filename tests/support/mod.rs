@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod capture;
+pub mod openapi;
 pub mod redis;
 
 use std::sync::Arc;
@@ -284,15 +286,69 @@ impl TestApp {
     }
 
     pub fn live_id(&self) -> Uuid {
+        self.live_ids()
+            .first()
+            .expect("live")
+            .parse()
+            .expect("a conversation id")
+    }
+
+    /// Every conversation running on the simulator's clock (started, not over), as
+    /// `/sim/changes` lists them.
+    pub fn live_ids(&self) -> Vec<String> {
         let now = self.sim.state().now();
         self.sim
             .data()
             .conversations
             .iter()
-            .find(|c| c.start <= now && !c.is_over_at(now))
-            .expect("live")
-            .id
+            .filter(|c| c.start <= now && !c.is_over_at(now))
+            .map(|c| c.id.to_string())
+            .collect()
     }
+
+    /// Moves the simulator's clock on by `seconds` through its `/sim/clock/advance` control.
+    pub async fn advance_sim_clock(&self, seconds: u64) {
+        let reply = self
+            .http
+            .post(format!("{}/sim/clock/advance", self.sim.base_url()))
+            .json(&serde_json::json!({ "seconds": seconds }))
+            .send()
+            .await
+            .expect("sim clock control");
+        assert!(reply.status().is_success(), "clock: {}", reply.status());
+    }
+}
+
+/// How long a test waits for a condition before it fails.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Polls `check` every 50 ms until it gives a value, failing after [`PATIENCE`] with `what`.
+pub async fn eventually_some<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = tokio::time::Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < PATIENCE, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls `check` every 50 ms until it holds, failing after [`PATIENCE`] with `what`.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    eventually_some(what, || {
+        let holds = check();
+        async move { holds.await.then_some(()) }
+    })
+    .await;
 }
 
 /// Asserts a problem+json body with `status`, returning it.

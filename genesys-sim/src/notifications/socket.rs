@@ -38,7 +38,7 @@ pub(crate) async fn serve(
             }
             () = sleep_until(next_beat) => {
                 next_beat = Instant::now() + sim.notifications.settings().heartbeat_interval;
-                if !sim.faults().heartbeats_stopped {
+                if sim.faults().sends_heartbeats() {
                     if send(&mut socket, events::heartbeat()).await.is_err() {
                         break;
                     }
@@ -59,7 +59,7 @@ pub(crate) async fn serve(
             },
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    if events::is_ping(text.as_str()) && !sim.faults().pings_unanswered {
+                    if events::is_ping(text.as_str()) && sim.faults().answers_pings() {
                         if send(&mut socket, events::pong()).await.is_err() {
                             break;
                         }

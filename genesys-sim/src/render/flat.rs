@@ -6,13 +6,16 @@
 //! the wire record, which is what lets a query scan a month of a contact centre quickly.
 //!
 //! A [`FlatConversation`] can be refilled for another conversation so that a scan reuses its
-//! tables instead of allocating for every conversation.
+//! tables instead of allocating for every conversation. Filling the tables from a record is
+//! [`fill`]'s; leaving out what has not happened yet is [`FlatConversation::truncate`]'s.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::analytics::{AnalyticsMetric, AnalyticsSegment};
-use crate::data::{ConversationRecord, Direction, MediaType, Org, Queue};
+use crate::data::{ConversationRecord, MediaType, Org, Queue};
+
+mod fill;
 
 /// The IVR flow of a participant.
 #[derive(Debug, Clone, Copy)]
@@ -70,36 +73,6 @@ pub fn provider(media: MediaType) -> &'static str {
     }
 }
 
-fn ms(value: i64) -> Duration {
-    Duration::milliseconds(value)
-}
-
-fn segment(
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    kind: &'static str,
-    disconnect: Option<&'static str>,
-    queue: Option<Uuid>,
-) -> AnalyticsSegment {
-    AnalyticsSegment {
-        segment_start: start,
-        segment_end: Some(end),
-        segment_type: kind,
-        disconnect_type: disconnect,
-        conference: false,
-        queue_id: queue,
-        wrap_up_code: None,
-    }
-}
-
-fn metric(at: DateTime<Utc>, name: &'static str, value: i64) -> AnalyticsMetric {
-    AnalyticsMetric {
-        emit_date: at,
-        name,
-        value,
-    }
-}
-
 impl<'a> FlatConversation<'a> {
     /// The record as it reads once everything has happened.
     #[must_use]
@@ -136,248 +109,6 @@ impl<'a> FlatConversation<'a> {
     pub fn refill_at(&mut self, record: &'a ConversationRecord, now: DateTime<Utc>) {
         self.fill(record);
         self.truncate(now);
-    }
-
-    /// Adds a party; returns its index.
-    fn party(&mut self, party: Party<'a>) -> usize {
-        self.parties.push(party);
-        self.parties.len() - 1
-    }
-
-    fn fill(&mut self, record: &'a ConversationRecord) {
-        let org = self.org;
-        self.record = record;
-        self.parties.clear();
-        self.segments.clear();
-        self.metrics.clear();
-        let inbound = record.direction == Direction::Inbound;
-        let first_queue = &org.queues[record.legs[0].queue];
-        (self.ani, self.dnis) = if inbound {
-            (record.customer.address.as_str(), first_queue.dnis.as_str())
-        } else {
-            (first_queue.dnis.as_str(), record.customer.address.as_str())
-        };
-        self.end = Some(record.last_event());
-        self.min_mos = record.min_mos;
-        let customer_session = record.customer.session_id;
-        let disconnected = record.disconnected();
-        let plain = |participant_id, name, purpose, session_id| Party {
-            participant_id,
-            name,
-            purpose,
-            user_id: None,
-            session_id,
-            peer_id: Some(customer_session),
-            remote: None,
-            routed: false,
-            used_routing: None,
-            flow: None,
-        };
-
-        // The customer.
-        let customer = self.party(Party {
-            peer_id: None,
-            remote: Some(record.customer.name.as_str()),
-            ..plain(
-                record.customer.participant_id,
-                record.customer.name.as_str(),
-                "customer",
-                customer_session,
-            )
-        });
-        let abandoned = record.legs.last().is_some_and(|leg| leg.agent.is_none());
-        let customer_hangup = if abandoned { "endpoint" } else { "peer" };
-        let first_queue_id = Some(first_queue.id);
-        if inbound {
-            let connected = record.start + ms(188);
-            self.segments.push((
-                customer,
-                segment(record.start, connected, "system", None, None),
-            ));
-            self.segments.push((
-                customer,
-                segment(
-                    connected,
-                    disconnected,
-                    "interact",
-                    Some(customer_hangup),
-                    first_queue_id,
-                ),
-            ));
-            self.metrics
-                .push((customer, metric(connected, "nConnected", 1)));
-        } else {
-            let agent = record.legs[0]
-                .agent
-                .as_ref()
-                .expect("outbound legs have an agent");
-            self.segments.push((
-                customer,
-                segment(
-                    agent.connected,
-                    disconnected,
-                    "interact",
-                    Some("peer"),
-                    first_queue_id,
-                ),
-            ));
-            self.metrics
-                .push((customer, metric(agent.connected, "nConnected", 1)));
-        }
-
-        // The IVR.
-        if let Some(ivr) = &record.ivr {
-            let flow = self.party(Party {
-                flow: Some(Flow {
-                    flow_id: ivr.flow_id,
-                    queue: first_queue,
-                    open: false,
-                }),
-                ..plain(ivr.participant_id, "Main IVR", "ivr", ivr.session_id)
-            });
-            let flow_start = ivr.start + ms(110);
-            let flow_ms = (ivr.end - flow_start).num_milliseconds();
-            self.segments
-                .push((flow, segment(ivr.start, flow_start, "system", None, None)));
-            self.segments.push((
-                flow,
-                segment(flow_start, ivr.end, "ivr", Some("transfer"), None),
-            ));
-            self.metrics.push((flow, metric(flow_start, "nFlow", 1)));
-            self.metrics.push((flow, metric(ivr.end, "tFlow", flow_ms)));
-            self.metrics
-                .push((flow, metric(ivr.end, "nFlowOutcome", 1)));
-            self.metrics
-                .push((flow, metric(ivr.end, "tFlowOut", flow_ms)));
-        }
-
-        for leg in &record.legs {
-            let queue = &org.queues[leg.queue];
-            let queue_id = Some(queue.id);
-            if let Some(acd) = &leg.acd {
-                let party = self.party(Party {
-                    routed: true,
-                    used_routing: (!acd.abandoned).then_some("Standard"),
-                    ..plain(
-                        acd.participant_id,
-                        queue.name.as_str(),
-                        "acd",
-                        acd.session_id,
-                    )
-                });
-                let offered = leg.enter + ms(27);
-                let left = leg.enter + ms(acd.wait_ms);
-                let how = if acd.abandoned { "peer" } else { "transfer" };
-                self.segments
-                    .push((party, segment(leg.enter, offered, "delay", None, queue_id)));
-                self.segments.push((
-                    party,
-                    segment(offered, left, "interact", Some(how), queue_id),
-                ));
-                self.metrics.push((party, metric(offered, "nOffered", 1)));
-                self.metrics
-                    .push((party, metric(left, "tAcd", acd.wait_ms)));
-                if acd.abandoned {
-                    self.metrics
-                        .push((party, metric(left, "tAbandon", acd.wait_ms)));
-                }
-            }
-            if let Some(work) = &leg.agent {
-                let agent = &org.agents[work.agent];
-                let party = self.party(Party {
-                    user_id: Some(agent.id),
-                    routed: inbound,
-                    used_routing: inbound.then_some("Standard"),
-                    ..plain(
-                        work.participant_id,
-                        agent.name.as_str(),
-                        "agent",
-                        work.session_id,
-                    )
-                });
-                if inbound {
-                    self.segments.push((
-                        party,
-                        segment(work.alert_start, work.connected, "alert", None, queue_id),
-                    ));
-                    let alert_ms = (work.connected - work.alert_start).num_milliseconds();
-                    let answer_ms = (work.connected - leg.enter).num_milliseconds();
-                    self.metrics
-                        .push((party, metric(work.connected, "tAlert", alert_ms)));
-                    self.metrics
-                        .push((party, metric(work.connected, "tAnswered", answer_ms)));
-                } else {
-                    self.segments.push((
-                        party,
-                        segment(work.alert_start, work.connected, "dialing", None, queue_id),
-                    ));
-                    let dial_ms = (work.connected - work.alert_start).num_milliseconds();
-                    self.metrics
-                        .push((party, metric(work.alert_start, "nOutbound", 1)));
-                    self.metrics
-                        .push((party, metric(work.connected, "tContacting", dial_ms)));
-                }
-                let end_how = if work.transferred { "transfer" } else { "peer" };
-                let mut hold_metrics = None;
-                match work.hold {
-                    Some((hold_start, hold_ms)) => {
-                        let hold_end = hold_start + ms(hold_ms);
-                        self.segments.push((
-                            party,
-                            segment(work.connected, hold_start, "interact", None, queue_id),
-                        ));
-                        self.segments
-                            .push((party, segment(hold_start, hold_end, "hold", None, queue_id)));
-                        self.segments.push((
-                            party,
-                            segment(
-                                hold_end,
-                                work.disconnected,
-                                "interact",
-                                Some(end_how),
-                                queue_id,
-                            ),
-                        ));
-                        hold_metrics = Some((hold_end, hold_ms));
-                    }
-                    None => self.segments.push((
-                        party,
-                        segment(
-                            work.connected,
-                            work.disconnected,
-                            "interact",
-                            Some(end_how),
-                            queue_id,
-                        ),
-                    )),
-                }
-                if let Some((hold_end, hold_ms)) = hold_metrics {
-                    self.metrics
-                        .push((party, metric(hold_end, "tHeld", hold_ms)));
-                    self.metrics
-                        .push((party, metric(hold_end, "tHeldComplete", hold_ms)));
-                }
-                let acw_end = work.acw_end();
-                let mut wrapup = segment(work.disconnected, acw_end, "wrapup", None, queue_id);
-                wrapup.wrap_up_code = Some(org.wrapup_codes[work.wrapup].id);
-                self.segments.push((party, wrapup));
-                let talk_ms = work.talk_ms();
-                self.metrics
-                    .push((party, metric(work.disconnected, "tTalk", talk_ms)));
-                self.metrics
-                    .push((party, metric(work.disconnected, "tTalkComplete", talk_ms)));
-                if work.transferred {
-                    self.metrics
-                        .push((party, metric(work.disconnected, "nTransferred", 1)));
-                }
-                self.metrics
-                    .push((party, metric(acw_end, "tAcw", work.acw_ms)));
-                // tHandle as AgentWork::handle_ms defines it, without working out talk again.
-                let handle_ms = talk_ms + work.hold_ms() + work.acw_ms;
-                self.metrics
-                    .push((party, metric(acw_end, "tHandle", handle_ms)));
-            }
-        }
     }
 
     /// Leaves out what has not happened by `now`: later segments, metrics and participants,
