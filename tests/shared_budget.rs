@@ -1,17 +1,21 @@
 //! Shared mode's budget: replicas that share a Redis share one rate budget. A 429 seen by
-//! one replica freezes every replica until its `Retry-After`; oversubscribed load spread
+//! one replica freezes every replica until its `Retry-After`. Ten times the budget spread
 //! over three replicas stays within the one budget (no upstream 429, no client 429) and
-//! uses most of it. The throughput figures of a long run are the benchmark's (`bench/run`);
-//! this run is short (a few windows of a simulator whose window is shortened in the same
-//! proportions as the budget) and its floor on the budget used is loose.
+//! uses at least 95% of it: issue 19's figure as worded (Genesys' 300 calls per 60 s, the
+//! proxy's default budget, 60 s of real time), and the same load scaled down to a few
+//! windows of 2 s, which takes the replicas through several window turns of the simulator
+//! (the reset each replica learns from the shared mirror, and the guard after it) in 4 s
+//! (its floor on the share used is loose: a busy machine sends its load late). The
+//! figures of a run on a quiet machine are the benchmark's (`bench/run --only replicas`).
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use genesys_proxy::upstream::budget::BudgetSettings;
 use genesys_sim::{Faults, SimConfig, Simulator, Storm};
-use support::redis::{RedisServer, Replica, shared_settings};
+use support::redis::{RedisServer, SpreadLoad, replicas, replicas_with};
 use support::sim_config;
 
 fn cold_ids(sim: &Simulator) -> Vec<uuid::Uuid> {
@@ -24,10 +28,7 @@ async fn a_429_on_one_replica_freezes_every_replica_until_its_retry_after() {
         return;
     };
     let sim = Simulator::start(sim_config()).await.expect("sim");
-    let mut replicas = Vec::new();
-    for _ in 0..2 {
-        replicas.push(Replica::start(&sim, shared_settings(&redis)).await);
-    }
+    let replicas = replicas(&sim, &redis, 2).await;
     let ids = cold_ids(&sim);
     // Both replicas have called Genesys (one token between them).
     for (i, replica) in replicas.iter().enumerate() {
@@ -119,34 +120,22 @@ async fn ten_times_oversubscribed_load_over_three_replicas_stays_within_one_budg
         // granted on time but delivered late, bunched into the next window) met a 429.
         ..BudgetSettings::default()
     };
-    let mut replicas = Vec::new();
-    for _ in 0..3 {
-        let mut settings = shared_settings(&redis);
+    let replicas = replicas_with(&sim, &redis, 3, |settings| {
         settings.budget = budget.clone();
         settings.server.request_timeout_ms = 2_000;
-        replicas.push(std::sync::Arc::new(Replica::start(&sim, settings).await));
-    }
+    })
+    .await;
     // 200 cold requests a second (ten times the 20 a second of the budget) for 4 s.
-    let ids = cold_ids(&sim);
+    let paths: Vec<String> = cold_ids(&sim)
+        .iter()
+        .take(800)
+        .map(|id| format!("/conversations/{id}"))
+        .collect();
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for (i, id) in ids.iter().take(800).enumerate() {
-        let replica = replicas[i % 3].clone();
-        let path = format!("/conversations/{id}");
-        tasks.push(tokio::spawn(async move { replica.get(&path).await }));
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
-    for task in tasks {
-        let reply = task.await.expect("task");
-        if reply.status == 503 {
-            assert!(
-                reply.header("retry-after").is_some(),
-                "503 with Retry-After"
-            );
-        }
-        *statuses.entry(reply.status).or_default() += 1;
-    }
+    let statuses = SpreadLoad::send(&replicas, paths, Duration::from_millis(5))
+        .await
+        .statuses()
+        .await;
     let elapsed = started.elapsed();
     let counters = sim.counters();
     let upstream = counters.calls_to(genesys_sim::endpoint::GET_CONVERSATION);
@@ -157,16 +146,7 @@ async fn ten_times_oversubscribed_load_over_three_replicas_stays_within_one_budg
         100.0 * upstream as f64 / budget_calls
     );
     assert_eq!(counters.rate_limited, 0, "no upstream 429");
-    assert_eq!(statuses.get(&429), None, "no client 429");
-    assert_eq!(
-        statuses
-            .keys()
-            .copied()
-            .filter(|s| *s != 200 && *s != 503)
-            .count(),
-        0,
-        "{statuses:?}"
-    );
+    assert_only_200_and_503(&statuses);
     // Within the one budget: the windows the run touched, never three budgets.
     assert!(
         (upstream as f64) <= (windows.ceil() + 1.0) * 40.0,
@@ -177,9 +157,23 @@ async fn ten_times_oversubscribed_load_over_three_replicas_stays_within_one_budg
         upstream as f64 >= 0.6 * budget_calls.min((windows - 1.0).max(1.0) * 40.0),
         "{upstream} calls in {windows:.1} windows"
     );
-    // Every 200 was its own upstream call (the ids are distinct and cold); a call can also
-    // finish after its client was answered 503 at the request timeout (a loaded machine),
-    // so there may be more calls than 200s, never more than answers.
+    assert_each_200_is_its_own_call(&statuses, upstream);
+}
+
+/// No client 429: every answer is a 200 or a 503 (with `Retry-After`, which
+/// [`SpreadLoad::statuses`] checks).
+fn assert_only_200_and_503(statuses: &BTreeMap<u16, u64>) {
+    assert_eq!(statuses.get(&429), None, "no client 429: {statuses:?}");
+    assert!(
+        statuses.keys().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+}
+
+/// Every 200 was its own upstream call (the ids are distinct and cold); a call can also
+/// finish after its client was answered 503 at the request timeout (a loaded machine), so
+/// there may be more calls than 200s, never more than answers.
+fn assert_each_200_is_its_own_call(statuses: &BTreeMap<u16, u64>, upstream: u64) {
     let ok = statuses.get(&200).copied().unwrap_or(0);
     assert!(
         ok <= upstream,
@@ -189,4 +183,76 @@ async fn ten_times_oversubscribed_load_over_three_replicas_stays_within_one_budg
         upstream <= statuses.values().sum::<u64>(),
         "{upstream} upstream calls for {statuses:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_times_the_budget_over_three_replicas_for_sixty_seconds_uses_one_budget_without_a_429()
+{
+    let Some(redis) = RedisServer::start("ten_times_the_budget_over_three_replicas_for_60_s")
+    else {
+        return;
+    };
+    // Genesys' limit: 300 calls per 60 s per token, counted from the token's first call.
+    let sim = Simulator::start(SimConfig {
+        conversations: 4_000,
+        rate_limit: 300,
+        rate_window: Duration::from_secs(60),
+        ..sim_config()
+    })
+    .await
+    .expect("sim");
+    // The proxy's default budget (its reset guard included): 300 calls per 60 s.
+    let budget = BudgetSettings::default();
+    assert_eq!((budget.rate, budget.period_secs), (300, 60.0));
+    let replicas = replicas_with(&sim, &redis, 3, |settings| {
+        settings.budget = BudgetSettings::default();
+    })
+    .await;
+    let before = sim
+        .counters()
+        .calls_to(genesys_sim::endpoint::GET_CONVERSATION);
+    assert_eq!(before, 0, "no call before the load");
+    // Ten times the budget: 3000 distinct cold ids in 60 s (one every 20 ms), round robin
+    // over the three replicas.
+    let paths: Vec<String> = cold_ids(&sim)
+        .iter()
+        .take(3_000)
+        .map(|id| format!("/conversations/{id}"))
+        .collect();
+    assert_eq!(paths.len(), 3_000);
+    let started = Instant::now();
+    // The calls of the first 60 s, all in the token's first window (which opened with
+    // the first call, after the load started).
+    let first_minute = async {
+        tokio::time::sleep_until((started + Duration::from_secs(60)).into()).await;
+        sim.counters()
+            .calls_to(genesys_sim::endpoint::GET_CONVERSATION)
+    };
+    let (load, during) = tokio::join!(
+        SpreadLoad::send(&replicas, paths, Duration::from_millis(20)),
+        first_minute
+    );
+    let load_time = started.elapsed();
+    let statuses = load.statuses().await;
+    let elapsed = started.elapsed();
+    let counters = sim.counters();
+    let upstream = counters.calls_to(genesys_sim::endpoint::GET_CONVERSATION);
+    eprintln!(
+        "statuses {statuses:?}; {during} upstream calls in the first 60 s ({:.1}% of the budget), the load sent in {load_time:?}, {upstream} calls in {elapsed:?} with the answers still in flight",
+        100.0 * during as f64 / 300.0
+    );
+    assert_eq!(
+        counters.tokens_issued, 1,
+        "one token for the three replicas"
+    );
+    assert_eq!(counters.rate_limited, 0, "no upstream 429");
+    assert_only_200_and_503(&statuses);
+    assert_eq!(statuses.values().sum::<u64>(), 3_000);
+    // Within the one budget (not three), and at least 95% of it used.
+    assert!(during <= 300, "{during} calls in the 60 s of load");
+    assert!(
+        during >= 285,
+        "{during} calls in the 60 s of load: below 95% of 300"
+    );
+    assert_each_200_is_its_own_call(&statuses, upstream);
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use genesys_proxy::upstream::budget::BudgetSettings;
 use genesys_sim::{SimConfig, Simulator};
-use support::redis::{RedisServer, Replica, shared_settings};
+use support::redis::{RedisServer, Replica, SpreadLoad, replicas_with};
 use support::sim_config;
 
 async fn wait_for_mode(replica: &Replica, mode: &str) -> serde_json::Value {
@@ -28,24 +28,10 @@ async fn wait_for_mode(replica: &Replica, mode: &str) -> serde_json::Value {
 
 /// Sends `paths` spread over `replicas`, 5 ms apart; the statuses counted.
 async fn load(replicas: &[Arc<Replica>], paths: Vec<String>) -> BTreeMap<u16, u64> {
-    let mut tasks = Vec::new();
-    for (i, path) in paths.into_iter().enumerate() {
-        let replica = replicas[i % replicas.len()].clone();
-        tasks.push(tokio::spawn(async move { replica.get(&path).await }));
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let mut statuses = BTreeMap::new();
-    for task in tasks {
-        let reply = task.await.expect("task");
-        if reply.status == 503 {
-            assert!(
-                reply.header("retry-after").is_some(),
-                "503 with Retry-After"
-            );
-        }
-        *statuses.entry(reply.status).or_insert(0) += 1;
-    }
-    statuses
+    SpreadLoad::send(replicas, paths, Duration::from_millis(5))
+        .await
+        .statuses()
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -61,9 +47,7 @@ async fn with_redis_killed_replicas_keep_answering_within_the_rate_and_rejoin_wh
     })
     .await
     .expect("sim");
-    let mut replicas = Vec::new();
-    for _ in 0..3 {
-        let mut settings = shared_settings(&redis);
+    let replicas = replicas_with(&sim, &redis, 3, |settings| {
         settings.budget = BudgetSettings {
             rate: 40,
             period_secs: 2.0,
@@ -74,8 +58,8 @@ async fn with_redis_killed_replicas_keep_answering_within_the_rate_and_rejoin_wh
             ..BudgetSettings::default()
         };
         settings.server.request_timeout_ms = 2_000;
-        replicas.push(Arc::new(Replica::start(&sim, settings).await));
-    }
+    })
+    .await;
     let ids: Vec<String> = sim
         .data()
         .conversations
@@ -165,12 +149,7 @@ async fn a_slow_redis_is_given_up_on_after_its_timeout_and_rejoined_when_it_answ
         return;
     };
     let sim = Simulator::start(sim_config()).await.expect("sim");
-    let mut replicas = Vec::new();
-    for _ in 0..2 {
-        let mut settings = shared_settings(&redis);
-        settings.redis.timeout_ms = 100;
-        replicas.push(Replica::start(&sim, settings).await);
-    }
+    let replicas = replicas_with(&sim, &redis, 2, |settings| settings.redis.timeout_ms = 100).await;
     let ids: Vec<String> = sim
         .data()
         .conversations

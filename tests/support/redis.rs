@@ -2,11 +2,14 @@
 //! (Debian's `redis-server` package; `.ci/run` installs it). Without it, [`RedisServer::start`]
 //! returns `None` and the test says it was skipped, except under CI (`CI` set), where
 //! a missing `redis-server` fails the test. Also: proxy [`Replica`]s in shared mode in
-//! front of one simulator.
+//! front of one simulator (one starter, [`replicas_with`]), and [`SpreadLoad`], requests
+//! spread round robin over them.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use genesys_proxy::Settings;
@@ -166,10 +169,63 @@ pub fn shared_settings(redis: &RedisServer) -> Settings {
     settings
 }
 
-pub async fn replicas(sim: &Simulator, redis: &RedisServer, n: usize) -> Vec<Replica> {
+/// `n` replicas in shared mode on `redis` in front of `sim`, each with
+/// [`shared_settings`] as `adjust` changes them (a budget, a request timeout, ...).
+pub async fn replicas_with(
+    sim: &Simulator,
+    redis: &RedisServer,
+    n: usize,
+    adjust: impl Fn(&mut Settings),
+) -> Vec<Arc<Replica>> {
     let mut replicas = Vec::new();
     for _ in 0..n {
-        replicas.push(Replica::start(sim, shared_settings(redis)).await);
+        let mut settings = shared_settings(redis);
+        adjust(&mut settings);
+        replicas.push(Arc::new(Replica::start(sim, settings).await));
     }
     replicas
+}
+
+/// `n` replicas in shared mode with [`shared_settings`] as they are.
+pub async fn replicas(sim: &Simulator, redis: &RedisServer, n: usize) -> Vec<Arc<Replica>> {
+    replicas_with(sim, redis, n, |_| {}).await
+}
+
+/// Requests sent round robin over replicas, each on its own task, still being answered.
+pub struct SpreadLoad {
+    tasks: Vec<tokio::task::JoinHandle<Reply>>,
+}
+
+impl SpreadLoad {
+    /// Sends GET `paths[i]` to `replicas[i % n]`, one every `every` (a machine too busy
+    /// to keep up sends later, never in a burst to catch up); returns once the last one is
+    /// sent.
+    pub async fn send(replicas: &[Arc<Replica>], paths: Vec<String>, every: Duration) -> Self {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tasks = Vec::with_capacity(paths.len());
+        for (i, path) in paths.into_iter().enumerate() {
+            ticks.tick().await;
+            let replica = replicas[i % replicas.len()].clone();
+            tasks.push(tokio::spawn(async move { replica.get(&path).await }));
+        }
+        Self { tasks }
+    }
+
+    /// Waits for every answer: their statuses counted. A 503 must carry `Retry-After`.
+    pub async fn statuses(self) -> BTreeMap<u16, u64> {
+        let mut statuses = BTreeMap::new();
+        for task in self.tasks {
+            let reply = task.await.expect("task");
+            if reply.status == 503 {
+                assert!(
+                    reply.header("retry-after").is_some(),
+                    "503 with Retry-After: {}",
+                    reply.text()
+                );
+            }
+            *statuses.entry(reply.status).or_insert(0) += 1;
+        }
+        statuses
+    }
 }

@@ -19,20 +19,24 @@
 //!    calls per minute, as a share of the token's 300 calls per minute;
 //! 6. wallboard (issue 18): 20 clients polling ~200 live, changing conversations every
 //!    2 s, with and without notifications -> staleness, `Age` and upstream conversation
-//!    calls per minute as a share of 300.
+//!    calls per minute as a share of 300;
+//! 7. replicas (issue 19): proxies sharing a `redis-server` of the run's own -> hit
+//!    throughput of one replica with and without `[redis] url`, the latency of a
+//!    conversation another replica already fetched, and the 10x budget run over three
+//!    replicas (upstream calls against the one budget, 429s).
 //!
 //! Exits 1 when a hard invariant fails (a proxy answer of the hit runs that is not a cache
 //! hit, a first fetch of the many-id run that is not a 200, coalescing != 1 upstream call,
-//! any upstream 429 in the budget or dashboards run, a client 429 in either or in the
-//! wallboard run, a malformed
-//! report in the dashboards run, a budget class with demand below its minimum share less
+//! any upstream 429 in the budget, dashboards or replicas run, a client 429 in any of them
+//! or in the wallboard run, a replica not in shared mode at the end of its run, a
+//! malformed report in the dashboards run, a budget class with demand below its minimum share less
 //! [`budget::MIN_SHARE_TOLERANCE`], a scenario that could not run), never for a
 //! performance ratio.
 //!
 //! Modules: [`options`] (the command line), [`process`], [`sim`] and [`proxy`] (the
 //! processes under test), [`cpu`] and [`prometheus`] (what is read from them), [`tables`]
-//! (the markdown every scenario prints), one module per scenario, and [`machine`] (the
-//! line that says where the run ran).
+//! (the markdown every scenario prints), [`redis`] (the replicas scenario's Redis), one
+//! module per scenario, and [`machine`] (the line that says where the run ran).
 
 mod budget;
 mod coalescing;
@@ -45,6 +49,8 @@ mod options;
 mod process;
 mod prometheus;
 mod proxy;
+mod redis;
+mod replicas;
 mod sim;
 mod tables;
 mod wallboard;
@@ -64,6 +70,7 @@ use self::machine::machine;
 use self::memory::scenario_memory;
 use self::options::Options;
 use self::proxy::{Key, Proxy, new_key, start_proxy};
+use self::replicas::scenario_replicas;
 use self::sim::{Listed, Sim, list_conversations, start_sim};
 use self::wallboard::scenario_wallboard;
 use crate::Control;
@@ -139,6 +146,10 @@ async fn run(session: &mut Session<'_>) {
     if o.wants("wallboard") {
         let result = scenario_wallboard(session, &key).await;
         session.could_not_run("wallboard: ", result);
+    }
+    if o.wants("replicas") {
+        let result = scenario_replicas(session, &key).await;
+        session.could_not_run("replicas: ", result);
     }
 }
 

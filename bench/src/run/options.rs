@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail, ensure};
 
 /// The scenarios `--only` may name, in the order they run.
-pub(crate) const SCENARIOS: [&str; 6] = [
+pub(crate) const SCENARIOS: [&str; 7] = [
     "hits",
     "coalescing",
     "budget",
     "memory",
     "dashboards",
     "wallboard",
+    "replicas",
 ];
 
 #[derive(Debug, Clone)]
@@ -22,6 +23,8 @@ pub(crate) struct Options {
     pub(crate) sim_bin_dir: Option<PathBuf>,
     pub(crate) bench_bin_dir: PathBuf,
     pub(crate) nginx: PathBuf,
+    /// The `redis-server` of the replicas scenario.
+    pub(crate) redis_server: PathBuf,
     pub(crate) work: PathBuf,
     pub(crate) pin: bool,
     pub(crate) connections: usize,
@@ -50,6 +53,10 @@ pub(crate) struct Options {
     pub(crate) wall_clients: usize,
     pub(crate) wall_every_secs: u64,
     pub(crate) wall_secs: u64,
+    /// Replicas sharing one Redis in the replicas scenario's budget run.
+    pub(crate) replicas: usize,
+    /// Conversations one replica fetches and another then asks for (replicas scenario).
+    pub(crate) second_tier_ids: usize,
     pub(crate) out: Option<PathBuf>,
     pub(crate) only: Vec<String>,
 }
@@ -63,6 +70,7 @@ impl Options {
             sim_bin_dir: None,
             bench_bin_dir,
             nginx: PathBuf::from("/usr/sbin/nginx"),
+            redis_server: PathBuf::from("/usr/bin/redis-server"),
             work: std::env::temp_dir().join(format!("genesys-bench-{}", std::process::id())),
             pin: true,
             connections: 64,
@@ -87,6 +95,8 @@ impl Options {
             wall_clients: 20,
             wall_every_secs: 2,
             wall_secs: 120,
+            replicas: 3,
+            second_tier_ids: 200,
             out: None,
             only: Vec::new(),
         };
@@ -98,6 +108,7 @@ impl Options {
                 "--bin-dir" => o.bin_dir = value()?.into(),
                 "--sim-bin-dir" => o.sim_bin_dir = Some(value()?.into()),
                 "--nginx" => o.nginx = value()?.into(),
+                "--redis-server" => o.redis_server = value()?.into(),
                 "--work" => o.work = value()?.into(),
                 "--out" => o.out = Some(value()?.into()),
                 "--no-pin" => o.pin = false,
@@ -116,6 +127,8 @@ impl Options {
                 "--wall-clients" => o.wall_clients = value()?.parse()?,
                 "--wall-every-secs" => o.wall_every_secs = value()?.parse()?,
                 "--wall-secs" => o.wall_secs = value()?.parse()?,
+                "--replicas" => o.replicas = value()?.parse()?,
+                "--second-tier-ids" => o.second_tier_ids = value()?.parse()?,
                 "--only" => o.only = value()?.split(',').map(str::to_owned).collect(),
                 "-h" | "--help" => {
                     println!("{}", include_str!("../../USAGE.txt"));
@@ -137,6 +150,7 @@ impl Options {
             o.dash_secs = o.dash_secs.min(60);
             o.wall_conversations = o.wall_conversations.min(8_000);
             o.wall_secs = o.wall_secs.min(30);
+            o.second_tier_ids = o.second_tier_ids.min(50);
         }
         ensure!(o.dash_count >= 1, "--dashboards must be at least 1");
         ensure!(o.rounds >= 1, "--rounds must be at least 1");
@@ -145,6 +159,10 @@ impl Options {
         ensure!(
             o.wall_clients >= 1 && o.wall_every_secs >= 1 && o.wall_secs >= 1,
             "--wall-clients, --wall-every-secs and --wall-secs must be at least 1"
+        );
+        ensure!(
+            o.replicas >= 2 && o.second_tier_ids >= 1,
+            "--replicas must be at least 2 and --second-tier-ids at least 1"
         );
         for name in &o.only {
             ensure!(

@@ -4,10 +4,10 @@
 //! shares of the ceiling's throughput, and the check that every answer of the proxy was a
 //! hit.
 
-mod runs;
+pub(crate) mod runs;
 mod servers;
 mod tables;
-mod targets;
+pub(crate) mod targets;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
