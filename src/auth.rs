@@ -186,16 +186,55 @@ impl ApiKeys {
     }
 }
 
+/// The header of a key presented without a scheme.
+pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
 /// The key a request presents, as `X-API-Key: <key>` or `Authorization: Bearer <key>`.
 #[must_use]
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-    if let Some(value) = headers.get(X_API_KEY).and_then(|v| v.to_str().ok()) {
+    key_of(headers.get(X_API_KEY), headers.get(header::AUTHORIZATION))
+}
+
+/// The key presented by a request's first `X-API-Key` and `Authorization` values: the
+/// first when it is text, else the second's when it is `Bearer <key>`.
+#[must_use]
+pub fn key_of<'a>(
+    x_api_key: Option<&'a HeaderValue>,
+    authorization: Option<&'a HeaderValue>,
+) -> Option<&'a str> {
+    if let Some(value) = x_api_key.and_then(|v| v.to_str().ok()) {
         return Some(value.trim());
     }
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let value = authorization?.to_str().ok()?;
     let (scheme, key) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+}
+
+/// The bytes [`key_of`] would read as the key when they are text: `X-API-Key`'s when
+/// present, else what follows `Bearer ` in `Authorization`, without the spaces and tabs
+/// around it (the only whitespace a text header value can hold). Not checked as text.
+fn raw_key_of<'a>(
+    x_api_key: Option<&'a HeaderValue>,
+    authorization: Option<&'a HeaderValue>,
+) -> Option<&'a [u8]> {
+    fn trim(mut bytes: &[u8]) -> &[u8] {
+        while let [b' ' | b'\t', rest @ ..] = bytes {
+            bytes = rest;
+        }
+        while let [rest @ .., b' ' | b'\t'] = bytes {
+            bytes = rest;
+        }
+        bytes
+    }
+    if let Some(value) = x_api_key {
+        return Some(trim(value.as_bytes()));
+    }
+    let value = authorization?.as_bytes();
+    let space = value.iter().position(|&b| b == b' ')?;
+    let (scheme, key) = value.split_at(space);
+    scheme
+        .eq_ignore_ascii_case(b"bearer")
+        .then(|| trim(&key[1..]))
 }
 
 /// What a request's key says about its caller: the front door works it out once per
@@ -215,7 +254,29 @@ impl Authentication {
     /// Authenticates the key `headers` present, if any.
     #[must_use]
     pub fn of(keys: &ApiKeys, headers: &HeaderMap) -> Self {
-        match presented_key(headers) {
+        Self::of_values(
+            keys,
+            headers.get(X_API_KEY),
+            headers.get(header::AUTHORIZATION),
+        )
+    }
+
+    /// Authenticates the key presented by a request's first `X-API-Key` and
+    /// `Authorization` values ([`key_of`]), if any.
+    #[must_use]
+    pub fn of_values(
+        keys: &ApiKeys,
+        x_api_key: Option<&HeaderValue>,
+        authorization: Option<&HeaderValue>,
+    ) -> Self {
+        // A recognised key is found from the raw bytes, without reading them as text
+        // first: the bytes of a recognised key are text, so `key_of` would read the same.
+        if let Some(index) =
+            raw_key_of(x_api_key, authorization).and_then(|raw| keys.recognised.find(raw))
+        {
+            return Self::Known(keys.keys[index].caller.clone());
+        }
+        match key_of(x_api_key, authorization) {
             None => Self::NoKey,
             Some(key) => keys.authenticate(key).map_or(Self::UnknownKey, Self::Known),
         }

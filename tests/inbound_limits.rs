@@ -313,3 +313,42 @@ async fn with_an_ops_listener_readiness_and_metrics_leave_the_api_port() {
         assert_eq!(status, 404, "{path} is on the ops listener only: {body}");
     }
 }
+
+#[tokio::test]
+async fn the_ops_listener_refuses_a_body_past_the_limit_as_the_api_port_does() {
+    let mut settings = proxy_settings();
+    settings.server.ops_listen = Some("127.0.0.1:0".parse().expect("addr"));
+    settings.server.body_limit_bytes = 1024;
+    let proxy = Proxy::start(settings).await;
+    for (listener, path) in [
+        (proxy.ops.expect("an ops listener"), "/metrics"),
+        (proxy.ops.expect("an ops listener"), "/healthz"),
+        (proxy.api, "/healthz"),
+    ] {
+        let mut stream = TcpStream::connect(listener).await.expect("connects");
+        let body = "x".repeat(4096);
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: proxy\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("request written");
+        let (status, answer) = read_response(&mut stream).await;
+        assert_eq!(status, 413, "{path} on {listener}: {answer}");
+        // Within the limit, the same request is answered.
+        let mut stream = TcpStream::connect(listener).await.expect("connects");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: proxy\r\nContent-Length: 10\r\n\r\n0123456789");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("request written");
+        assert_eq!(
+            read_response(&mut stream).await.0,
+            200,
+            "{path} on {listener}"
+        );
+    }
+}

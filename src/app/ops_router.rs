@@ -2,8 +2,8 @@
 //! `/metrics` for probes and scrapes, and the status page `/status` for people, with the
 //! same handlers as the API port, behind a
 //! door of its own that ids, labels and counts requests and catches panics (no keys, no
-//! CORS, no access log), and the same problem rendering and request timeout as the API's
-//! routes. Nothing else is served there: no API route, no API key.
+//! CORS, no access log), and the same problem rendering, request timeout and body limit
+//! (`server.body_limit_bytes`) as the API's routes. Nothing else is served there: no API route, no API key.
 
 use axum::Router;
 use axum::routing::get;
@@ -20,6 +20,10 @@ pub(super) fn router(state: &AppState) -> FrontDoor {
         .with_state(state.clone());
     FrontDoor::new(
         DoorParts::plain(state.http_metrics.clone()),
-        behind_the_door(routes, state.settings.server.request_timeout(), usize::MAX),
+        behind_the_door(
+            routes,
+            state.settings.server.request_timeout(),
+            state.settings.server.body_limit_bytes,
+        ),
     )
 }

@@ -1,13 +1,15 @@
 //! [`FrontDoor`]: the one envelope every request of a listener passes, whoever answers it.
 //!
-//! For each request, once: it hides the credential headers from `Debug` output, takes the
-//! client's `x-request-id` or makes one, authenticates the presented key
-//! ([`Authentication`], passed on as a request extension: each route's scope check reads
-//! it), and then has the request answered by a chain of its own making: CORS (tower-http's
-//! `Cors`, when origins are configured, so preflights and headers are exactly that
-//! layer's), then [`Dispatch`] (an early answer, or the router; panics become `500`s).
-//! The cache-hit answerer ([`HitPath`]) is asked first; what it answers goes down the same
-//! chain in place of the router's call, so CORS and everything after apply to it alike.
+//! For each request, once: in one pass over its headers it hides the credential headers
+//! from `Debug` output and finds the client's `x-request-id` (or makes one) and the
+//! presented key, which it authenticates ([`Authentication`], passed on as a request
+//! extension: each route's scope check reads it), and then has the request answered by a
+//! chain of its own making: CORS (tower-http's `Cors`, when origins are configured, so
+//! preflights and headers are exactly that layer's), then [`Dispatch`] (an early answer,
+//! or the router; panics become `500`s). The cache-hit answerer ([`HitPath`]) is asked
+//! first; what it answers goes down the same chain in place of the router's call, so CORS
+//! and everything after apply to it alike (without CORS there is nothing on the way, and
+//! the door finishes the answer at once).
 //! Once answered, the door puts the request id on the answer and records the request
 //! metrics and the access-log line, with the route label [`route_label`] derives (the hit
 //! answerer's route, or the route the router noted in the request's [`RouteSlot`]).
@@ -30,7 +32,7 @@ use std::task::{Context, Poll};
 use axum::Router;
 use axum::body::Body;
 use axum::http::header::{self, Entry};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use axum::response::Response;
 use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Either, Ready, ready};
@@ -46,7 +48,7 @@ use super::hit_path::HitPath;
 use super::request_id::FastRequestId;
 use super::{CONVERSATION_ROUTE, REQUEST_ID, conversation_prefix};
 use crate::access_log::{AccessEntry, AccessLog, UpstreamCalls, attach_call_counter, cache_status};
-use crate::auth::{ApiKeys, Authentication};
+use crate::auth::{ApiKeys, Authentication, X_API_KEY};
 use crate::metrics::{HttpMetrics, RequestSeries};
 
 /// What a door is made of.
@@ -136,6 +138,7 @@ struct Visit {
     started: Instant,
     method: Method,
     request_id: HeaderValue,
+    /// The caller's name, with the access log on.
     client: Option<Arc<str>>,
     /// With the access log on: the request's URI (for the conversation id) and the
     /// counter of its upstream calls (`None` when they cannot be counted).
@@ -176,8 +179,7 @@ impl Door {
             Answerer::Router(slot) => route_label(slot.template()),
         };
         let early = matches!(answerer, Answerer::Early);
-        self.series(early, &route, &visit.method, status)
-            .observe(latency);
+        self.observe(early, &route, &visit.method, status, latency);
         if early {
             self.parts.metrics.count_fast_path_answer();
         }
@@ -209,30 +211,27 @@ impl Door {
         response
     }
 
-    /// The metric series of an answer (those of early answers are kept).
-    fn series(
+    /// Records an answer in its metric series (those of early answers are kept).
+    fn observe(
         &self,
         early: bool,
         route: &str,
         method: &Method,
         status: StatusCode,
-    ) -> Arc<RequestSeries> {
-        let kept = match status {
-            StatusCode::OK if early => &self.early_ok,
-            StatusCode::NOT_MODIFIED if early => &self.early_not_modified,
-            _ => {
-                return self
-                    .parts
-                    .metrics
-                    .series(route, method.as_str(), status.as_u16());
-            }
-        };
-        kept.get_or_init(|| {
+        latency: std::time::Duration,
+    ) {
+        let series = || {
             self.parts
                 .metrics
                 .series(route, method.as_str(), status.as_u16())
-        })
-        .clone()
+        };
+        match status {
+            StatusCode::OK if early => self.early_ok.get_or_init(series).observe(latency),
+            StatusCode::NOT_MODIFIED if early => {
+                self.early_not_modified.get_or_init(series).observe(latency);
+            }
+            _ => series().observe(latency),
+        }
     }
 }
 
@@ -252,13 +251,15 @@ impl Service<Request<Body>> for FrontDoor {
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let door = &self.door;
         let started = Instant::now();
-        hide_credentials(request.headers_mut());
-        let client_id = request.headers().get(REQUEST_ID).cloned();
-        let authentication = door
-            .parts
-            .keys
-            .as_ref()
-            .map(|keys| Authentication::of(keys, request.headers()));
+        let (client_id, authentication) = {
+            let read = RequestHeaders::read(request.headers_mut());
+            let authentication = door
+                .parts
+                .keys
+                .as_ref()
+                .map(|keys| Authentication::of_values(keys, read.api_key, read.authorization));
+            (read.request_id.cloned(), authentication)
+        };
         let caller = authentication.as_ref().and_then(Authentication::caller);
         let logging = door
             .parts
@@ -280,10 +281,15 @@ impl Service<Request<Body>> for FrontDoor {
             request_id: client_id
                 .clone()
                 .unwrap_or_else(|| door.request_ids.next_header_value()),
-            client: caller.map(|caller| caller.name.clone()),
+            client: caller.filter(|_| logging).map(|caller| caller.name.clone()),
             logged: logging.then(|| (request.uri().clone(), None)),
         };
         if let Some(response) = early {
+            if door.parts.cors.is_none() {
+                // Nothing to add on the way: the answer is finished at once.
+                drop(request);
+                return Either::Left(ready(Ok(door.finish(response, visit, &Answerer::Early))));
+            }
             let mut answer = door.chain(Dispatch::Early(Some(response)), request);
             // Ready at once: the answer is there, and CORS adds its headers in place.
             if let Some(Ok(response)) = (&mut answer).now_or_never() {
@@ -349,15 +355,39 @@ impl FrontDoor {
     }
 }
 
-/// Marks the headers that carry an API key as sensitive (shown as `Sensitive` by `Debug`).
-fn hide_credentials(headers: &mut HeaderMap) {
-    const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-    for name in [header::AUTHORIZATION, X_API_KEY] {
-        if let Entry::Occupied(mut values) = headers.entry(name) {
-            for value in values.iter_mut() {
-                value.set_sensitive(true);
+/// What the door reads off a request's headers, in one pass over them (a request has a
+/// few headers: a pass costs less than a hashed lookup of each name).
+#[derive(Default)]
+struct RequestHeaders<'a> {
+    /// The first `x-request-id`.
+    request_id: Option<&'a HeaderValue>,
+    /// The first `x-api-key` and `authorization`.
+    api_key: Option<&'a HeaderValue>,
+    authorization: Option<&'a HeaderValue>,
+}
+
+impl<'a> RequestHeaders<'a> {
+    /// Reads `headers`, marking every value that carries an API key as sensitive (shown as
+    /// `Sensitive` by `Debug`).
+    fn read(headers: &'a mut HeaderMap) -> Self {
+        let mut read = Self::default();
+        for (name, value) in headers.iter_mut() {
+            let first = if name == header::AUTHORIZATION {
+                &mut read.authorization
+            } else if name == X_API_KEY {
+                &mut read.api_key
+            } else {
+                if name == REQUEST_ID && read.request_id.is_none() {
+                    read.request_id = Some(value);
+                }
+                continue;
+            };
+            value.set_sensitive(true);
+            if first.is_none() {
+                *first = Some(value);
             }
         }
+        read
     }
 }
 
