@@ -62,18 +62,21 @@ impl App {
             settings.upstream.clone(),
             budget,
         )?);
-        if let Some(shared) = shared {
-            client.tokens().attach_shared(shared);
-        }
         let fetch_timeout = settings
             .server
             .request_timeout()
             .max(Duration::from_secs(1));
-        let conversations = Arc::new(ConversationService::new(
+        // In shared mode conversations are cached in Redis too, fetches coalesced across
+        // replicas.
+        let conversations = Arc::new(ConversationService::shared(
             client.clone(),
             settings.cache.clone(),
             fetch_timeout,
+            shared.as_ref(),
         ));
+        if let Some(shared) = shared {
+            client.tokens().attach_shared(shared);
+        }
         let reports = Arc::new(ReportService::new(
             client.clone(),
             conversations.clone(),

@@ -1,7 +1,8 @@
 //! Caching: the policy of single-flight fetches and stale serving ([`swr`]) over a tier
 //! that holds the entries ([`tier`]: the interface; [`moka_tier`]: the byte-bounded moka
-//! store of each process), the freshness rules for conversations and report pages
-//! ([`freshness`]), and the cache headers of answers served from it ([`headers`]).
+//! store of each process; [`two_tier`]: moka before a tier shared by replicas), the
+//! freshness rules for conversations and report pages ([`freshness`]), and the cache
+//! headers of answers served from it ([`headers`]).
 //! The cache never builds Genesys queries; it is handed a fetch to run.
 
 pub mod freshness;
@@ -10,9 +11,11 @@ pub mod metrics;
 pub mod moka_tier;
 pub mod swr;
 pub mod tier;
+pub mod two_tier;
 
 pub use freshness::CacheSettings;
 pub use headers::HitHeaders;
 pub use moka_tier::MokaTier;
 pub use swr::{CacheStats, CacheStatus, Cached, Freshness, Served, SwrCache, Weighted};
 pub use tier::{CacheTier, FlightClaim, FlightWait, TierSize};
+pub use two_tier::TwoTier;

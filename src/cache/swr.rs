@@ -442,8 +442,9 @@ where
     /// The entry for `key` if it is fresh and `accept`able (counted as a hit), else
     /// `None` and nothing counted: the caller goes on to [`Self::get`]. The cache-hit fast
     /// path uses it.
+    /// Only the entries this process holds are looked at ([`CacheTier::get_local`]).
     pub async fn fresh(&self, key: &K, accept: impl Fn(&V) -> bool) -> Option<Arc<Cached<V>>> {
-        let entry = self.tier.get(key).await?;
+        let entry = self.tier.get_local(key).await?;
         if Instant::now() < entry.fresh_until && accept(&entry.value) {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
             Some(entry)

@@ -11,15 +11,17 @@
 //! a ready entry: the cache's fetches write through it, and so will pushed updates (Genesys
 //! notifications replacing a conversation, through [`SwrCache::insert`](super::SwrCache::insert)).
 //!
-//! Today's tier is [`MokaTier`](super::MokaTier), byte-bounded. The next ones, and how
-//! they fit without touching the policy:
-//! - a shared tier (Redis): `get` reads the entry with its timestamps, `insert` writes it
-//!   with a TTL at its stale end, `claim_flight` sets an in-flight marker (`SET NX PX`) and
-//!   answers [`FlightClaim::Follow`] with a wait for the entry the marker's holder stores,
+//! The tiers, and how they fit without touching the policy:
+//! - [`MokaTier`](super::MokaTier): each process's own, byte-bounded;
+//! - the shared tier ([`RedisTier`](crate::shared::cache::RedisTier)): `get` reads the
+//!   entry with its timestamps, `insert` writes it with a TTL at its stale end,
+//!   `claim_flight` sets an in-flight marker (`SET NX PX`) and answers
+//!   [`FlightClaim::Follow`] with a wait for the entry the marker's holder stores,
 //!   `release_flight` deletes the marker;
-//! - two tiers (moka first, the shared one second): a tier that composes two, reading the
-//!   first and then the second (promoting what it finds), writing and invalidating both,
-//!   and claiming flights in the second.
+//! - [`TwoTier`](super::TwoTier) (moka first, the shared one second, if configured):
+//!   reads the first and then the second (promoting what it finds), writes and
+//!   invalidates both, and claims flights in the second. The hit fast path reads the
+//!   first only ([`CacheTier::get_local`]).
 //!
 //! **Shape: a generic parameter, not a trait object.** The trait's methods return
 //! `impl Future` (so they are not object safe), and [`SwrCache`](super::SwrCache) is
@@ -76,6 +78,13 @@ impl<V> std::fmt::Debug for FlightClaim<V> {
 pub trait CacheTier<K, V>: Send + Sync + 'static {
     /// The entry stored for `key`, fresh or not (the cache judges its timestamps).
     fn get(&self, key: &K) -> impl Future<Output = Option<Arc<Cached<V>>>> + Send;
+
+    /// The entry stored for `key` if this process holds it, without a round trip to
+    /// another process (the hit fast path polls it once, in place). A tier private to the
+    /// process answers as [`CacheTier::get`].
+    fn get_local(&self, key: &K) -> impl Future<Output = Option<Arc<Cached<V>>>> + Send {
+        self.get(key)
+    }
 
     /// Stores `entry` for `key`, replacing any other. A tier may drop it at its stale end
     /// ([`Cached::stale_until`]) or earlier to stay within its budget.

@@ -3,8 +3,8 @@
 //! both representations pre-serialised (the simplified view and the full document) with
 //! their ETags in one exact-size buffer ([`Representations`]), so a hit costs a lookup and
 //! a clone, no JSON work, and a cached conversation costs little more than the bytes it
-//! serves. The entries live in a [`CacheTier`] (moka by default). Genesys notifications
-//! update the summary view of cached conversations ([`pushed`]).
+//! serves. The entries live in a [`CacheTier`] (moka, then Redis in shared mode). Genesys
+//! notifications update the summary view of cached conversations ([`pushed`]).
 
 pub mod coverage;
 pub mod pushed;
@@ -22,8 +22,10 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::cache::{
     CacheSettings, CacheStats, CacheTier, Cached, Freshness, HitHeaders, MokaTier, Served,
-    SwrCache, Weighted,
+    SwrCache, TwoTier, Weighted,
 };
+use crate::shared::SharedTier;
+use crate::shared::cache::RedisTier;
 use crate::upstream::budget::Demand;
 use crate::upstream::models::Conversation;
 use crate::upstream::{CallContext, Class, GenesysClient, UpstreamError};
@@ -188,10 +190,17 @@ fn decode_document(
     })
 }
 
-/// The conversation lookup service, keeping its entries in the tier `T` (moka unless
-/// told otherwise: see [`crate::cache::tier`]).
+/// The tiers of the conversation cache: the replica's moka store, then Redis in shared
+/// mode (see [`crate::cache::TwoTier`]).
+pub type ConversationTier = TwoTier<Uuid, ConversationEntry, RedisTier<Uuid, ConversationEntry>>;
+
+/// The namespace of conversations in the shared cache (bumped if the record changes).
+pub const SHARED_NAMESPACE: &str = "conversations:v1";
+
+/// The conversation lookup service, keeping its entries in the tier `T` (moka, then Redis
+/// when shared, unless told otherwise: see [`crate::cache::tier`]).
 #[derive(Debug)]
-pub struct ConversationService<T = MokaTier<Uuid, ConversationEntry>> {
+pub struct ConversationService<T = ConversationTier> {
     cache: Arc<SwrCache<Uuid, ConversationEntry, T>>,
     client: Arc<GenesysClient>,
     settings: Arc<CacheSettings>,
@@ -209,7 +218,22 @@ impl ConversationService {
         settings: CacheSettings,
         fetch_timeout: Duration,
     ) -> Self {
-        let tier = MokaTier::new(settings.max_bytes);
+        Self::shared(client, settings, fetch_timeout, None)
+    }
+
+    /// The service with its entries in moka and, when `shared` is given (and shares the
+    /// cache), in Redis too, each fetch coalesced across replicas.
+    #[must_use]
+    pub fn shared(
+        client: Arc<GenesysClient>,
+        settings: CacheSettings,
+        fetch_timeout: Duration,
+        shared: Option<&Arc<SharedTier>>,
+    ) -> Self {
+        let second = shared
+            .filter(|shared| shared.shares_cache())
+            .map(|shared| RedisTier::new(shared.clone(), SHARED_NAMESPACE, fetch_timeout));
+        let tier = TwoTier::new(MokaTier::new(settings.max_bytes), second);
         Self::with_tier(client, settings, fetch_timeout, tier)
     }
 }

@@ -18,7 +18,7 @@
 //! alive), so the replicas together stay within the rate without Redis; when the
 //! heartbeat finds Redis again, the gate is shared again.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -118,11 +118,6 @@ enum Verdict {
 #[derive(Debug)]
 struct LocalGate {
     tat: Instant,
-    /// Whether the last verdict came from this gate. A replica that falls back from the
-    /// shared gate does not know what the others spent of Genesys' window, so the gate
-    /// then starts with its burst already spent (at the steady rate only): together the
-    /// replicas cannot add a burst to a window the shared gate has just filled.
-    in_use: bool,
 }
 
 /// Counters of the gate (held by the tier, so routes read them there).
@@ -152,6 +147,12 @@ struct Inner {
     /// Calls pass the gate one at a time, in the order the local budget granted them.
     turn: tokio::sync::Mutex<()>,
     fallback: Mutex<LocalGate>,
+    /// Whether the last verdict came from the fallback gate. A replica that falls back
+    /// from the shared gate does not know what the others spent of Genesys' window, so
+    /// the fallback then starts with its burst already spent (at the steady rate only):
+    /// together the replicas cannot add a burst to a window the shared gate has just
+    /// filled. An atomic, so a shared verdict costs no lock to clear it.
+    fallback_in_use: AtomicBool,
     /// The end of the shared freeze, as the gate last told (for `stats`).
     frozen_until: Mutex<Option<Instant>>,
 }
@@ -202,8 +203,8 @@ impl SharedBudget {
                 turn: tokio::sync::Mutex::new(()),
                 fallback: Mutex::new(LocalGate {
                     tat: Instant::now(),
-                    in_use: false,
                 }),
+                fallback_in_use: AtomicBool::new(false),
                 frozen_until: Mutex::new(None),
             }),
         }
@@ -272,8 +273,7 @@ impl Inner {
         let tolerance = interval * (self.settings.burst / replicas);
         let now = Instant::now();
         let mut gate = self.fallback.lock().unwrap_or_else(PoisonError::into_inner);
-        if !gate.in_use {
-            gate.in_use = true;
+        if !self.fallback_in_use.swap(true, Ordering::Relaxed) {
             gate.tat = gate.tat.max(now + tolerance);
         }
         let tat = gate.tat.max(now);
@@ -304,10 +304,7 @@ impl Inner {
         loop {
             let (verdict, shared) = match self.shared_verdict(demand.class).await {
                 Ok(verdict) => {
-                    self.fallback
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .in_use = false;
+                    self.fallback_in_use.store(false, Ordering::Relaxed);
                     (verdict, true)
                 }
                 Err(_) => (self.local_verdict(), false),

@@ -1,15 +1,17 @@
-//! Shared mode: several replicas share one Genesys token and one budget through Redis (or
+//! Shared mode: several replicas share one Genesys token, one budget and one cache tier through Redis (or
 //! Valkey), opted in with `[redis] url`. Without it, nothing here runs.
 //!
 //! [`SharedTier`] is a replica's handle on Redis: the connection with its bounded
 //! timeouts and health ([`store`]), the heartbeat registry of live replicas
-//! ([`registry`]), the sealed token slot ([`seal`], [`token`]) and the budget's
-//! server-side scripts ([`budget`]). When Redis is down or slow, each replica falls back
+//! ([`registry`]), the sealed token slot ([`seal`], [`token`]), the budget's
+//! server-side scripts ([`budget`]) and the second cache tier with its flights coalesced
+//! across replicas ([`cache`]). When Redis is down or slow, each replica falls back
 //! to local state (its own token, a local budget of rate / live replicas) and rejoins
 //! when the heartbeat finds Redis answering again. Its figures are [`stats::SharedStats`]
 //! (`/metrics`, `/admin/cache`, `/readyz`).
 
 pub mod budget;
+pub mod cache;
 pub mod registry;
 pub mod seal;
 pub mod settings;
@@ -45,6 +47,12 @@ pub struct Keys {
     pub budget_frozen: String,
     /// The mirror of Genesys' window (a hash: used, allowed, reset_at).
     pub budget_window: String,
+    /// The prefix of the shared cache's entries (`{cache}:{namespace}:{key}`).
+    pub cache: String,
+    /// The prefix of the shared cache's flight markers (`{flight}:{namespace}:{key}`).
+    pub flight: String,
+    /// The channel on which a flight's end is published (`{namespace}:{key}`).
+    pub cache_filled: String,
 }
 
 impl Keys {
@@ -59,6 +67,9 @@ impl Keys {
             budget_tat: key("budget:tat"),
             budget_frozen: key("budget:frozen"),
             budget_window: key("budget:window"),
+            cache: key("cache"),
+            flight: key("flight"),
+            cache_filled: key("cache-filled"),
         }
     }
 }
@@ -76,6 +87,10 @@ pub struct SharedTier {
     pub(crate) sealer: seal::Sealer,
     /// The shared budget's gate counters.
     pub(crate) gate: budget::GateCounts,
+    /// The shared cache's counters.
+    pub(crate) cache: cache::CacheCounts,
+    /// Ends of shared flights, as published (followers wait on them).
+    pub(crate) filled: cache::filled::Filled,
 }
 
 impl SharedTier {
@@ -101,6 +116,8 @@ impl SharedTier {
             live_replicas: AtomicU32::new(1),
             sealer: seal::Sealer::new(&credentials.client_secret, &credentials.client_id),
             gate: budget::GateCounts::default(),
+            cache: cache::CacheCounts::default(),
+            filled: cache::filled::channel(),
         });
         tracing::info!(
             redis = tier.store.shown_url(),
@@ -108,6 +125,9 @@ impl SharedTier {
             "shared mode: token and budget are shared through Redis"
         );
         tokio::spawn(registry::beat(Arc::downgrade(&tier)));
+        if settings.share_cache {
+            tokio::spawn(cache::filled::listen(Arc::downgrade(&tier)));
+        }
         Ok(tier)
     }
 
@@ -132,5 +152,10 @@ impl SharedTier {
     /// The keys (tests look at what Redis holds).
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// Whether caches keep a second tier here (`redis.share_cache`).
+    pub fn shares_cache(&self) -> bool {
+        self.settings.share_cache
     }
 }

@@ -17,6 +17,12 @@ fn default_heartbeat_secs() -> u64 {
 fn default_token_lock_ms() -> u64 {
     5_000
 }
+fn default_share_cache() -> bool {
+    true
+}
+fn default_flight_poll_ms() -> u64 {
+    100
+}
 
 /// Shared mode (`[redis]`; env `GENESYS_PROXY_REDIS__URL` and friends).
 #[derive(Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
@@ -41,6 +47,15 @@ pub struct RedisSettings {
     /// (others wait for its token that long at most, then try themselves).
     #[serde(default = "default_token_lock_ms")]
     pub token_lock_ms: u64,
+    /// Whether cached conversations are kept in Redis too (a second tier behind each
+    /// replica's own) and their fetches coalesced across replicas.
+    #[serde(default = "default_share_cache")]
+    pub share_cache: bool,
+    /// How often a replica waiting for another's fetch looks for its entry, in
+    /// milliseconds, besides being told on the `cache-filled` channel (a lost message
+    /// costs at most this).
+    #[serde(default = "default_flight_poll_ms")]
+    pub flight_poll_ms: u64,
 }
 
 impl Default for RedisSettings {
@@ -51,6 +66,8 @@ impl Default for RedisSettings {
             key_prefix: default_key_prefix(),
             heartbeat_secs: default_heartbeat_secs(),
             token_lock_ms: default_token_lock_ms(),
+            share_cache: default_share_cache(),
+            flight_poll_ms: default_flight_poll_ms(),
         }
     }
 }
@@ -63,6 +80,8 @@ impl std::fmt::Debug for RedisSettings {
             .field("key_prefix", &self.key_prefix)
             .field("heartbeat_secs", &self.heartbeat_secs)
             .field("token_lock_ms", &self.token_lock_ms)
+            .field("share_cache", &self.share_cache)
+            .field("flight_poll_ms", &self.flight_poll_ms)
             .finish()
     }
 }
@@ -86,6 +105,12 @@ impl RedisSettings {
     #[must_use]
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    /// How often a follower looks for the entry of the flight it waits on.
+    #[must_use]
+    pub fn flight_poll(&self) -> Duration {
+        Duration::from_millis(self.flight_poll_ms)
     }
 
     /// The heartbeat period.
@@ -119,6 +144,9 @@ impl RedisSettings {
         }
         if self.token_lock_ms < 100 {
             return Err("redis.token_lock_ms must be at least 100".into());
+        }
+        if !(10..=5_000).contains(&self.flight_poll_ms) {
+            return Err("redis.flight_poll_ms must be between 10 and 5000".into());
         }
         Ok(())
     }

@@ -23,6 +23,8 @@ pub struct SharedStats {
     pub rejoins: u64,
     /// The shared budget's gate.
     pub budget_gate: super::budget::GateStats,
+    /// The shared cache tier and its flights.
+    pub cache: super::cache::SharedCacheStats,
     /// Why Redis counts as unavailable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -40,6 +42,7 @@ impl SharedTier {
             failures: self.store.failures(),
             rejoins: self.store.rejoins(),
             budget_gate: self.gate.stats(),
+            cache: self.cache.stats(),
             detail: if available {
                 None
             } else {
@@ -124,6 +127,48 @@ impl SharedStats {
                 out,
                 "genesys_proxy_shared_budget_grants_total",
                 &format!("gate=\"{gate}\""),
+                value,
+            );
+        }
+        self.render_cache(out);
+    }
+
+    /// The shared cache's families.
+    fn render_cache(&self, out: &mut String) {
+        let cache = &self.cache;
+        header(
+            out,
+            "genesys_proxy_shared_cache_requests_total",
+            "counter",
+            "Calls of the shared (Redis) cache tier: lookups after a miss in the replica's own tier by result (hit, miss), and error for any cache call (lookup, write, flight marker) that failed, timed out, was skipped while Redis is unavailable, or read an unreadable record.",
+        );
+        for (result, value) in [
+            ("hit", cache.hits),
+            ("miss", cache.misses),
+            ("error", cache.errors),
+        ] {
+            sample(
+                out,
+                "genesys_proxy_shared_cache_requests_total",
+                &format!("result=\"{result}\""),
+                value,
+            );
+        }
+        header(
+            out,
+            "genesys_proxy_shared_cache_flights_total",
+            "counter",
+            "Fetches coalesced across replicas, by role: led (this replica fetched for all), followed (it waited for another's), followed_in_vain (that wait ended without an entry: it claimed the fetch again).",
+        );
+        for (role, value) in [
+            ("led", cache.flights_led),
+            ("followed", cache.flights_followed),
+            ("followed_in_vain", cache.flights_followed_in_vain),
+        ] {
+            sample(
+                out,
+                "genesys_proxy_shared_cache_flights_total",
+                &format!("role=\"{role}\""),
                 value,
             );
         }

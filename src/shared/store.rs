@@ -27,6 +27,8 @@ pub enum StoreError {
 /// The connection and the tier's health.
 pub struct Store {
     connection: ConnectionManager,
+    /// The client the connection was made from (pub/sub needs a connection of its own).
+    client: redis::Client,
     timeout: Duration,
     /// `redis.url` without its password.
     shown_url: String,
@@ -60,10 +62,11 @@ impl Store {
             .set_response_timeout(Some(settings.timeout()))
             .set_number_of_retries(1)
             .set_max_delay(settings.timeout());
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config)
             .map_err(|e| format!("redis.url {shown_url}: {}", e.category()))?;
         Ok(Self {
             connection,
+            client,
             timeout: settings.timeout(),
             shown_url,
             // Unknown until the first heartbeat: calls may try.
@@ -77,6 +80,16 @@ impl Store {
     /// Whether Redis is counted available.
     pub fn available(&self) -> bool {
         self.available.load(Ordering::Acquire)
+    }
+
+    /// The client, for a connection of its own (pub/sub).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// The bound on one call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The URL without its password.
