@@ -87,20 +87,7 @@ pub(crate) async fn scenario_budget(session: &mut Session<'_>, key: &Key) -> Res
         http,
         "sim-budget",
         None,
-        &[
-            "--conversations",
-            "20000",
-            "--days",
-            "30",
-            "--rate-limit",
-            &r.to_string(),
-            "--rate-window",
-            "60",
-            "--max-page-size",
-            "10000",
-            "--interval-matching",
-            "exact",
-        ],
+        &budget_sim_args(&r.to_string()),
     )
     .await?;
     let listed = list_conversations(http, &sim, 30).await?;
@@ -462,6 +449,25 @@ pub(crate) async fn scenario_budget(session: &mut Session<'_>, key: &Key) -> Res
 }
 
 /// A budget wait as printed: milliseconds below 1 s, `> 30 s` for the last bucket.
+/// The simulator of the budget runs: a month of 20,000 conversations, enforcing `rate` calls
+/// per 60 s per token, pages as large as asked, intervals matched exactly.
+pub(crate) fn budget_sim_args(rate: &str) -> [&str; 12] {
+    [
+        "--conversations",
+        "20000",
+        "--days",
+        "30",
+        "--rate-limit",
+        rate,
+        "--rate-window",
+        "60",
+        "--max-page-size",
+        "10000",
+        "--interval-matching",
+        "exact",
+    ]
+}
+
 fn fmt_secs(s: f64) -> String {
     if s.is_infinite() {
         "> 30 s".to_owned()

@@ -15,6 +15,7 @@ use super::{NOTIFICATIONS_OFF, redis_section, require_shared, shared_mode};
 use crate::Control;
 use crate::Req;
 use crate::load::{OpenLoop, Part};
+use crate::run::budget::budget_sim_args;
 use crate::run::options::Options;
 use crate::run::prometheus::metric_sum;
 use crate::run::proxy::{Key, Proxy, metrics, start_proxy};
@@ -50,20 +51,7 @@ pub(super) async fn run(
         http,
         "sim-replicas-budget",
         None,
-        &[
-            "--conversations",
-            "20000",
-            "--days",
-            "30",
-            "--rate-limit",
-            &r.to_string(),
-            "--rate-window",
-            "60",
-            "--max-page-size",
-            "10000",
-            "--interval-matching",
-            "exact",
-        ],
+        &budget_sim_args(&r.to_string()),
     )
     .await?;
     let mut ids: Vec<String> = list_conversations(http, &sim, 30)
