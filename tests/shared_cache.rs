@@ -8,10 +8,11 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use genesys_sim::{Faults, SimConfig, Simulator, endpoint};
-use support::redis::{RedisServer, Replica, shared_settings};
+use support::redis::{self, RedisServer, Replica};
 use support::{Reply, sim_config};
 use uuid::Uuid;
 
@@ -36,18 +37,15 @@ async fn replicas_with(
     redis: &RedisServer,
     n: usize,
     timeout: Duration,
-) -> Vec<Replica> {
-    let mut replicas = Vec::new();
-    for _ in 0..n {
-        let mut settings = shared_settings(redis);
+) -> Vec<Arc<Replica>> {
+    redis::replicas_with(sim, redis, n, |settings| {
         settings.server.request_timeout_ms = u64::try_from(timeout.as_millis()).expect("ms");
         settings.upstream.request_timeout_ms = 10_000;
         // A loaded test machine may delay a Redis answer: what is tested here is the
         // coalescing, not giving up on a slow Redis (tests/shared_degrade.rs).
         settings.redis.timeout_ms = 2_000;
-        replicas.push(Replica::start(sim, settings).await);
-    }
-    replicas
+    })
+    .await
 }
 
 /// The prefix of this org's keys in Redis (`genesys-proxy:{client}`), once a replica has
