@@ -32,7 +32,6 @@ pub trait EventSink: Send + Sync + 'static {
 #[derive(Debug)]
 pub struct CacheSink {
     conversations: Arc<ConversationService>,
-    pushed_fresh: Duration,
 }
 
 impl CacheSink {
@@ -41,10 +40,7 @@ impl CacheSink {
     #[must_use]
     pub fn new(conversations: Arc<ConversationService>, pushed_fresh: Duration) -> Self {
         conversations.coverage().set_pushed_fresh(pushed_fresh);
-        Self {
-            conversations,
-            pushed_fresh,
-        }
+        Self { conversations }
     }
 
     fn coverage(&self) -> &Coverage {
@@ -64,7 +60,7 @@ impl EventSink for CacheSink {
         }
         let outcome = self
             .conversations
-            .apply_event(body, self.pushed_fresh)
+            .apply_event(body, self.coverage().pushed_fresh())
             .await;
         if let Some(id) = id {
             match outcome {
