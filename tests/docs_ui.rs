@@ -20,7 +20,7 @@
 
 mod support;
 
-use support::browser::{self, CHROMIUM_TIMEOUT, Load, chromium};
+use support::browser::{self, Load, chromium};
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -249,18 +249,8 @@ async fn try_it_out_authorizes_with_the_api_key_and_executes_a_request_from_the_
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let child = command.spawn().expect("node starts");
-    let group = child.id().expect("node has a pid");
-    let Ok(output) = tokio::time::timeout(CHROMIUM_TIMEOUT, child.wait_with_output()).await else {
-        // Node and the Chromium it started are in one group.
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", "--", &format!("-{group}")])
-            .status();
-        panic!("Try it out did not finish within {CHROMIUM_TIMEOUT:?}");
-    };
-    let output = output.expect("node runs");
+        .process_group(0);
+    let output = browser::output_within_timeout(command, "Try it out (node)").await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

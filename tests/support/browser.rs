@@ -1,7 +1,7 @@
 //! Headless Chromium for the browser tests: find it, load a page in a fresh profile with
 //! only the host names a test allows resolvable, and return its DOM ([`render`]) or write
-//! a screenshot of it ([`screenshot`]). Copied from `tests/docs_ui.rs` (which keeps its
-//! own copy for now), with the screenshot and the virtual time budget added.
+//! a screenshot of it ([`screenshot`]); and run a browser driver in its own process group
+//! under the same guard ([`output_within_timeout`]).
 //!
 //! Needs Debian's `chromium` (`apt-get install -y chromium`). Without it [`chromium`]
 //! prints "skipped: chromium not installed" and returns `None`, except under CI (`CI`
@@ -106,19 +106,8 @@ async fn run(chromium: &Path, load: &Load<'_>, extra: &[String]) -> String {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let child = command.spawn().expect("chromium starts");
-    let group = child.id().expect("chromium has a pid");
-    let Ok(output) = tokio::time::timeout(CHROMIUM_TIMEOUT, child.wait_with_output()).await else {
-        // Dropping the wait killed chromium itself; its renderers are in its group.
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", "--", &format!("-{group}")])
-            .status();
-        panic!(
-            "chromium did not finish loading {} within {CHROMIUM_TIMEOUT:?}",
-            load.url
-        );
-    };
-    let output = output.expect("chromium runs");
+    let what = format!("chromium loading {}", load.url);
+    let output = output_within_timeout(command, &what).await;
     assert!(
         output.status.success(),
         "chromium failed on {} ({}): {}",
@@ -127,6 +116,28 @@ async fn run(chromium: &Path, load: &Load<'_>, extra: &[String]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs `command` (set up with `process_group(0)` and piped output) and returns its
+/// output; if it outlives [`CHROMIUM_TIMEOUT`], kills its whole process group (a browser's
+/// renderers, or the browser a driver started) and fails naming `what`.
+pub async fn output_within_timeout(
+    mut command: tokio::process::Command,
+    what: &str,
+) -> std::process::Output {
+    let child = command
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: does not start: {e}"));
+    let group = child.id().expect("the child has a pid");
+    let Ok(output) = tokio::time::timeout(CHROMIUM_TIMEOUT, child.wait_with_output()).await else {
+        // Dropping the wait killed the child itself; what it started is in its group.
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{group}")])
+            .status();
+        panic!("{what}: did not finish within {CHROMIUM_TIMEOUT:?}");
+    };
+    output.unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 /// Loads the page and returns its DOM once it has settled (`--dump-dom`).
