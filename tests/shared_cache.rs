@@ -13,19 +13,8 @@ use std::time::Duration;
 
 use genesys_sim::{Faults, SimConfig, Simulator, endpoint};
 use support::redis::{self, RedisServer, Replica};
-use support::{Reply, sim_config};
+use support::{Reply, ended_conversation_ids, sim_config};
 use uuid::Uuid;
-
-fn ended_ids(sim: &Simulator, n: usize) -> Vec<Uuid> {
-    let now = sim.state().now();
-    sim.data()
-        .conversations
-        .iter()
-        .filter(|c| c.is_over_at(now))
-        .take(n)
-        .map(|c| c.id)
-        .collect()
-}
 
 fn conversation_calls(sim: &Simulator) -> u64 {
     sim.counters().calls_to(endpoint::GET_CONVERSATION)
@@ -98,7 +87,7 @@ async fn a_thousand_cold_requests_over_three_replicas_make_one_upstream_call() {
         latency_ms: 500,
         ..Faults::default()
     });
-    let id = ended_ids(&sim, 1)[0];
+    let id = ended_conversation_ids(&sim, 1)[0];
     let path = format!("/conversations/{id}");
     let requests = (0..1000).map(|i| replicas[i % 3].get(&path));
     let replies = futures_util::future::join_all(requests).await;
@@ -139,7 +128,7 @@ async fn a_conversation_fetched_through_one_replica_is_a_hit_on_another() {
     };
     let sim = Simulator::start(sim_config()).await.expect("sim");
     let replicas = replicas_with(&sim, &redis, 3, Duration::from_secs(5)).await;
-    let id = ended_ids(&sim, 1)[0];
+    let id = ended_conversation_ids(&sim, 1)[0];
     for query in ["", "?view=full"] {
         let path = format!("/conversations/{id}{query}");
         let first = replicas[0].get(&path).await;
@@ -179,7 +168,7 @@ async fn a_follower_whose_leader_fails_fetches_itself() {
     };
     let sim = Simulator::start(sim_config()).await.expect("sim");
     let replicas = replicas_with(&sim, &redis, 2, Duration::from_secs(10)).await;
-    let ids = ended_ids(&sim, 2);
+    let ids = ended_conversation_ids(&sim, 2);
     // Both replicas hold the shared token before the fault is set.
     for replica in &replicas {
         assert_eq!(
@@ -246,7 +235,7 @@ async fn a_follower_whose_leader_died_answers_by_its_deadline_and_fetches_after(
     };
     let sim = Simulator::start(sim_config()).await.expect("sim");
     let replicas = replicas_with(&sim, &redis, 1, Duration::from_secs(1)).await;
-    let ids = ended_ids(&sim, 2);
+    let ids = ended_conversation_ids(&sim, 2);
     assert_eq!(
         replicas[0]
             .get(&format!("/conversations/{}", ids[0]))
@@ -293,7 +282,7 @@ async fn with_redis_stopped_replicas_answer_alone_and_share_again_after_restart(
     .await
     .expect("sim");
     let replicas = replicas_with(&sim, &redis, 2, Duration::from_secs(3)).await;
-    let ids = ended_ids(&sim, 4);
+    let ids = ended_conversation_ids(&sim, 4);
     let path = |id: Uuid| format!("/conversations/{id}");
     // One id cached through the first replica, then a hit on the second.
     assert_eq!(replicas[0].get(&path(ids[0])).await.status, 200);

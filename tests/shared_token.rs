@@ -9,17 +9,7 @@ use std::time::Duration;
 
 use genesys_sim::Simulator;
 use support::redis::{RedisServer, replicas};
-use support::sim_config;
-use uuid::Uuid;
-
-fn ids(sim: &Simulator, n: usize) -> Vec<Uuid> {
-    sim.data()
-        .conversations
-        .iter()
-        .take(n)
-        .map(|c| c.id)
-        .collect()
-}
+use support::{conversation_ids, sim_config};
 
 /// Every key Redis holds, with its raw value (strings only).
 fn redis_values(redis: &RedisServer) -> Vec<(String, Vec<u8>)> {
@@ -51,7 +41,7 @@ async fn three_replicas_obtain_one_token_which_redis_holds_sealed() {
     let sim = Simulator::start(sim_config()).await.expect("sim");
     let replicas = replicas(&sim, &redis, 3).await;
     // Cold replicas, many requests at once on each: one token request in all.
-    let ids = ids(&sim, 30);
+    let ids = conversation_ids(&sim, 30);
     let requests = ids.iter().enumerate().map(|(i, id)| {
         let replica = &replicas[i % 3];
         async move { replica.get(&format!("/conversations/{id}")).await }
@@ -125,7 +115,7 @@ async fn a_401_on_one_replica_drops_the_shared_token_for_all() {
     };
     let sim = Simulator::start(sim_config()).await.expect("sim");
     let replicas = replicas(&sim, &redis, 2).await;
-    let ids = ids(&sim, 4);
+    let ids = conversation_ids(&sim, 4);
     assert_eq!(
         replicas[0]
             .get(&format!("/conversations/{}", ids[0]))
@@ -172,7 +162,7 @@ async fn without_redis_each_replica_holds_its_own_token_and_rejoins_when_it_retu
     let sim = Simulator::start(sim_config()).await.expect("sim");
     redis.stop();
     let replicas = replicas(&sim, &redis, 2).await;
-    let ids = ids(&sim, 4);
+    let ids = conversation_ids(&sim, 4);
     // Redis is down from the start: each replica answers, on a token of its own.
     for (i, replica) in replicas.iter().enumerate() {
         let reply = replica.get(&format!("/conversations/{}", ids[i])).await;

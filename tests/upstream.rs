@@ -10,7 +10,7 @@ use genesys_proxy::upstream::budget::BudgetSettings;
 use genesys_proxy::upstream::token::TokenError;
 use genesys_proxy::upstream::{Class, UpstreamError};
 use genesys_sim::{Faults, SimConfig, Simulator, Storm, endpoint};
-use support::{client, ctx, generous_budget, sim_config, upstream_settings};
+use support::{client, conversation_ids, ctx, generous_budget, sim_config, upstream_settings};
 use uuid::Uuid;
 
 /// Waits until `condition` holds, checking every few milliseconds; panics naming `what`
@@ -33,15 +33,6 @@ fn patient_settings() -> genesys_proxy::upstream::UpstreamSettings {
         request_timeout_ms: 10_000,
         ..upstream_settings()
     }
-}
-
-fn ids(sim: &Simulator, n: usize) -> Vec<Uuid> {
-    sim.data()
-        .conversations
-        .iter()
-        .take(n)
-        .map(|c| c.id)
-        .collect()
 }
 
 async fn fetch_all(
@@ -77,7 +68,7 @@ async fn five_hundred_concurrent_calls_on_a_cold_start_make_one_token_request() 
     .await
     .expect("sim");
     let client = client(&sim, generous_budget(), patient_settings(), "sim-secret");
-    let all = ids(&sim, 400);
+    let all = conversation_ids(&sim, 400);
     let ids: Vec<Uuid> = all.iter().cycle().take(500).copied().collect();
     let results = fetch_all(&client, ids, Duration::from_secs(30)).await;
     assert!(
@@ -99,7 +90,7 @@ async fn a_token_revoked_mid_load_is_refreshed_once_and_every_call_succeeds() {
     .await
     .expect("sim");
     let client = client(&sim, generous_budget(), patient_settings(), "sim-secret");
-    let first = fetch_all(&client, ids(&sim, 50), Duration::from_secs(30)).await;
+    let first = fetch_all(&client, conversation_ids(&sim, 50), Duration::from_secs(30)).await;
     assert!(first.iter().all(Result::is_ok));
     // With 300 ms per call and at most 64 at a time, the load lasts about 1.5 s: revoked
     // once its first call has arrived, it is certainly still running.
@@ -109,7 +100,7 @@ async fn a_token_revoked_mid_load_is_refreshed_once_and_every_call_succeeds() {
     });
     let load = {
         let client = client.clone();
-        let ids = ids(&sim, 300);
+        let ids = conversation_ids(&sim, 300);
         tokio::spawn(async move { fetch_all(&client, ids, Duration::from_secs(30)).await })
     };
     wait_until("the load has started", || {
@@ -144,14 +135,19 @@ async fn an_expired_token_is_refreshed_once_for_many_callers() {
     .expect("sim");
     let client = client(&sim, generous_budget(), patient_settings(), "sim-secret");
     assert!(
-        fetch_all(&client, ids(&sim, 10), Duration::from_secs(10))
+        fetch_all(&client, conversation_ids(&sim, 10), Duration::from_secs(10))
             .await
             .iter()
             .all(Result::is_ok)
     );
     tokio::time::sleep(Duration::from_millis(5_100)).await;
     let started = Instant::now();
-    let results = fetch_all(&client, ids(&sim, 100), Duration::from_secs(10)).await;
+    let results = fetch_all(
+        &client,
+        conversation_ids(&sim, 100),
+        Duration::from_secs(10),
+    )
+    .await;
     let batch = started.elapsed();
     println!("100 calls after the expiry took {batch:?}");
     assert!(results.iter().all(Result::is_ok));
@@ -191,7 +187,7 @@ async fn a_burst_of_ten_times_the_rate_gets_no_429_and_takes_the_time_the_rate_a
     };
     let client = client(&sim, budget, patient_settings(), "sim-secret");
     let started = Instant::now();
-    let all = ids(&sim, 400);
+    let all = conversation_ids(&sim, 400);
     let results = fetch_all(&client, all[..200].to_vec(), Duration::from_secs(60)).await;
     let elapsed = started.elapsed();
     assert!(
@@ -236,7 +232,7 @@ async fn a_limit_lower_than_the_budget_freezes_adapts_and_surfaces_no_429() {
         ..BudgetSettings::default()
     };
     let client = client(&sim, budget, upstream_settings(), "sim-secret");
-    let all = ids(&sim, 400);
+    let all = conversation_ids(&sim, 400);
     // Long deadlines: every call succeeds.
     let results = fetch_all(&client, all[..40].to_vec(), Duration::from_secs(30)).await;
     assert!(
@@ -283,7 +279,7 @@ async fn a_limit_lower_than_the_budget_freezes_adapts_and_surfaces_no_429() {
 async fn a_429_freezes_every_upstream_call_until_retry_after() {
     let sim = Simulator::start(sim_config()).await.expect("sim");
     let client = client(&sim, generous_budget(), patient_settings(), "sim-secret");
-    let id = ids(&sim, 1)[0];
+    let id = conversation_ids(&sim, 1)[0];
     // Warm the token.
     client
         .get_conversation(id, &ctx(Class::Realtime, "t", Duration::from_secs(5)))
@@ -333,7 +329,7 @@ async fn a_429_freezes_every_upstream_call_until_retry_after() {
 async fn server_errors_are_retried_within_the_deadline_and_classified_when_they_persist() {
     let sim = Simulator::start(sim_config()).await.expect("sim");
     let client = client(&sim, generous_budget(), upstream_settings(), "sim-secret");
-    let id = ids(&sim, 1)[0];
+    let id = conversation_ids(&sim, 1)[0];
     sim.set_faults(Faults {
         error_rates: [(503, 1.0)].into(),
         ..Faults::default()
@@ -359,7 +355,7 @@ async fn server_errors_are_retried_within_the_deadline_and_classified_when_they_
         ..Faults::default()
     });
     let mut ok = 0;
-    for id in ids(&sim, 40) {
+    for id in conversation_ids(&sim, 40) {
         if client
             .get_conversation(id, &ctx(Class::Realtime, "t", Duration::from_secs(10)))
             .await
@@ -397,7 +393,7 @@ async fn server_errors_are_retried_within_the_deadline_and_classified_when_they_
 #[tokio::test]
 async fn timeouts_are_retried_and_the_deadline_is_kept() {
     let sim = Simulator::start(sim_config()).await.expect("sim");
-    let id = ids(&sim, 1)[0];
+    let id = conversation_ids(&sim, 1)[0];
     // Each exchange may take 100 ms, Genesys takes 400: every attempt times out.
     let impatient = client(
         &sim,
@@ -470,7 +466,7 @@ async fn timeouts_are_retried_and_the_deadline_is_kept() {
 async fn wrong_credentials_are_classified_and_do_not_hammer_the_login_host() {
     let sim = Simulator::start(sim_config()).await.expect("sim");
     let client = client(&sim, generous_budget(), upstream_settings(), "wrong-secret");
-    let results = fetch_all(&client, ids(&sim, 30), Duration::from_secs(5)).await;
+    let results = fetch_all(&client, conversation_ids(&sim, 30), Duration::from_secs(5)).await;
     for result in &results {
         assert!(
             matches!(result, Err(UpstreamError::Token(TokenError::BadCredentials { retry_after, .. })) if !retry_after.is_zero()),
@@ -496,7 +492,7 @@ async fn a_login_outage_is_told_apart_from_bad_credentials() {
     let client = client(&sim, generous_budget(), upstream_settings(), "sim-secret");
     let error = client
         .get_conversation(
-            ids(&sim, 1)[0],
+            conversation_ids(&sim, 1)[0],
             &ctx(Class::Realtime, "t", Duration::from_secs(5)),
         )
         .await

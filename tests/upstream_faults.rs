@@ -21,7 +21,7 @@ use futures_util::FutureExt as _;
 use genesys_proxy::upstream::budget::BudgetSettings;
 use genesys_proxy::upstream::{Class, UpstreamError, UpstreamSettings};
 use genesys_sim::{Faults, SimConfig, Simulator, endpoint};
-use support::{TestApp, assert_problem, ctx, sim_config, upstream_settings};
+use support::{TestApp, assert_problem, conversation_ids, ctx, sim_config, upstream_settings};
 use uuid::Uuid;
 
 /// What the shim does to the next API calls.
@@ -183,15 +183,6 @@ async fn shim(State(shim): State<ShimState>, request: Request) -> Response {
     response
 }
 
-fn ids(sim: &Simulator, n: usize) -> Vec<Uuid> {
-    sim.data()
-        .conversations
-        .iter()
-        .take(n)
-        .map(|c| c.id)
-        .collect()
-}
-
 /// Genesys' defaults on both sides: 300 a minute per token.
 fn genesys_sim() -> SimConfig {
     SimConfig {
@@ -227,7 +218,7 @@ async fn one_429_with_room_in_the_window_costs_seconds_and_the_call_that_met_it_
     let sim = Simulator::start(genesys_sim()).await.expect("sim");
     let shim = Shim::start(&sim).await;
     let client = shim_client(&shim, BudgetSettings::default(), upstream_settings());
-    let ids = ids(&sim, 6);
+    let ids = conversation_ids(&sim, 6);
     client
         .get_conversation(ids[0], &ctx(Class::Realtime, "t", Duration::from_secs(5)))
         .await
@@ -338,7 +329,7 @@ async fn through_the_proxy_one_429_costs_its_retry_after_not_a_window() {
             (status, retry_after)
         }
     };
-    let ids = ids(&sim, 8);
+    let ids = conversation_ids(&sim, 8);
     assert_eq!(get(ids[0]).await.0, 200, "warm");
 
     shim.set(Mode::RateLimitOnce {
@@ -387,7 +378,7 @@ async fn a_401_that_a_fresh_token_does_not_cure_backs_off_instead_of_costing_cal
             ..upstream_settings()
         },
     );
-    let ids = ids(&sim, 30);
+    let ids = conversation_ids(&sim, 30);
     shim.set(Mode::Unauthorized {
         code: "ip.not.authorized",
     });

@@ -19,6 +19,29 @@ use genesys_sim::{IntervalMatching, SimConfig, Simulator};
 use secrecy::SecretString;
 use uuid::Uuid;
 
+/// The ids of the simulator's first `n` conversations (any state).
+pub fn conversation_ids(sim: &Simulator, n: usize) -> Vec<Uuid> {
+    sim.data()
+        .conversations
+        .iter()
+        .take(n)
+        .map(|c| c.id)
+        .collect()
+}
+
+/// The ids of `n` conversations already over on the simulator's clock (their documents
+/// no longer change, so a cached copy stays right).
+pub fn ended_conversation_ids(sim: &Simulator, n: usize) -> Vec<Uuid> {
+    let now = sim.state().now();
+    sim.data()
+        .conversations
+        .iter()
+        .filter(|c| c.is_over_at(now))
+        .take(n)
+        .map(|c| c.id)
+        .collect()
+}
+
 /// The instant test orgs are generated around.
 pub fn anchor() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2025-03-12T00:00:00Z")
