@@ -74,17 +74,20 @@ impl App {
             fetch_timeout,
             shared.as_ref(),
         ));
-        if let Some(shared) = shared {
-            client.tokens().attach_shared(shared);
-        }
-        let reports = Arc::new(ReportService::new(
+        // Report pages and aggregates too (the cursors they lead to are signed with the
+        // same key on every replica given the same secret, so any replica follows them).
+        let reports = Arc::new(ReportService::shared(
             client.clone(),
             conversations.clone(),
             settings.reports.clone(),
             settings.cache.clone(),
             cursor_secret.expose_secret().as_bytes(),
             fetch_timeout,
+            shared.as_ref(),
         ));
+        if let Some(shared) = shared {
+            client.tokens().attach_shared(shared);
+        }
         let listen = settings.server.listen;
         let listener = TcpListener::bind(listen)
             .await

@@ -2,10 +2,14 @@
 //! `/reports/aggregates` (how many, how long). Requests are validated ([`request`]),
 //! translated into Genesys queries ([`translate`]) over interval chunks no longer than
 //! Genesys allows ([`interval`]), answered from a cache of upstream pages keyed by the
-//! query's canonical JSON (single flight per query, as for conversations), and paged with
-//! signed cursors ([`cursor`]).
+//! digest of the query's canonical JSON (single flight per query, as for conversations),
+//! and paged with signed cursors ([`cursor`]). Like conversations, the pages and the
+//! aggregates responses live in each replica's moka tier and, in shared mode, in Redis
+//! (`crate::shared::cache::report`): a page one replica fetched is another's hit, and a
+//! fetch is coalesced across replicas.
 
 pub mod aggregates;
+pub mod caches;
 pub mod cursor;
 pub mod interval;
 pub mod request;
@@ -26,54 +30,24 @@ use tokio::time::Instant;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
-use crate::cache::{CacheSettings, CacheStats, Cached, Freshness, SwrCache, Weighted};
+use crate::cache::{CacheSettings, CacheStats, Freshness, SwrCache};
 use crate::conversations::{ConversationEntry, ConversationService};
 use crate::error::ApiError;
+use crate::shared::SharedTier;
 use crate::upstream::models::{AggregatesResponse, DetailsResponse};
 use crate::upstream::{CallContext, Class, GenesysClient, UpstreamError};
 use aggregates::{SeriesPoint, TimeRange};
+pub use caches::{
+    CachedPage, CachedResponse, ReportTier, SHARED_AGGREGATES_NAMESPACE, SHARED_PAGES_NAMESPACE,
+    cache_key,
+};
+use caches::{ReportCache, report_tier};
 use cursor::CursorSigner;
 use interval::Interval;
 use request::{AggregatesQuery, SearchQuery};
 pub use settings::{IntervalMatching, ReportSettings};
 use summary::ConversationSummary;
 use vocabulary::Order;
-
-/// A cached upstream response and its size.
-#[derive(Debug)]
-pub struct CachedResponse<T> {
-    pub body: T,
-    pub size: usize,
-}
-
-impl<T> From<crate::upstream::Fetched<T>> for CachedResponse<T> {
-    fn from(fetched: crate::upstream::Fetched<T>) -> Self {
-        Self {
-            body: fetched.body,
-            size: fetched.size,
-        }
-    }
-}
-
-impl<T: Send + Sync + 'static> Weighted for CachedResponse<T> {
-    fn weight(&self) -> u32 {
-        u32::try_from(self.size)
-            .unwrap_or(u32::MAX)
-            .saturating_add(512)
-    }
-}
-
-/// An upstream details page as the page cache holds it.
-#[derive(Debug, Clone)]
-pub struct CachedPage(Arc<Cached<CachedResponse<DetailsResponse>>>);
-
-impl std::ops::Deref for CachedPage {
-    type Target = DetailsResponse;
-
-    fn deref(&self) -> &DetailsResponse {
-        &self.0.value.body
-    }
-}
 
 /// A page of search results.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -117,8 +91,8 @@ pub struct ReportStats {
 pub struct ReportService {
     client: Arc<GenesysClient>,
     conversations: Arc<ConversationService>,
-    pages: Arc<SwrCache<String, CachedResponse<DetailsResponse>>>,
-    aggregates: Arc<SwrCache<String, CachedResponse<AggregatesResponse>>>,
+    pages: ReportCache<DetailsResponse>,
+    aggregates: ReportCache<AggregatesResponse>,
     settings: ReportSettings,
     cache: Arc<CacheSettings>,
     signer: CursorSigner,
@@ -140,7 +114,8 @@ type SharedSearch = futures_util::future::Shared<
 >;
 
 impl ReportService {
-    /// A service whose cursors are signed with a key derived from `cursor_secret`.
+    /// A service whose cursors are signed with a key derived from `cursor_secret`, caching
+    /// in moka only.
     #[must_use]
     pub fn new(
         client: Arc<GenesysClient>,
@@ -150,17 +125,46 @@ impl ReportService {
         cursor_secret: &[u8],
         fetch_timeout: Duration,
     ) -> Self {
+        Self::shared(
+            client,
+            conversations,
+            settings,
+            cache,
+            cursor_secret,
+            fetch_timeout,
+            None,
+        )
+    }
+
+    /// As [`Self::new`], caching in moka and, when `shared` is given (and shares the
+    /// cache), in Redis too, each fetch coalesced across replicas.
+    #[must_use]
+    pub fn shared(
+        client: Arc<GenesysClient>,
+        conversations: Arc<ConversationService>,
+        settings: ReportSettings,
+        cache: CacheSettings,
+        cursor_secret: &[u8],
+        fetch_timeout: Duration,
+        shared: Option<&Arc<SharedTier>>,
+    ) -> Self {
         // Upstream pages take most of the report budget; aggregates answers are small.
         let bytes = cache.report_max_bytes;
+        let shared = shared.filter(|shared| shared.shares_cache());
         let assume_whole_days = settings.upstream_interval_matching == IntervalMatching::TouchedDay;
         Self {
-            pages: SwrCache::new(
-                bytes / 5 * 4,
+            pages: SwrCache::with_tier(
+                report_tier(bytes / 5 * 4, shared, SHARED_PAGES_NAMESPACE, fetch_timeout),
                 cache.stale_while_revalidate(),
                 cache.stale_wait(),
             ),
-            aggregates: SwrCache::new(
-                bytes / 5,
+            aggregates: SwrCache::with_tier(
+                report_tier(
+                    bytes / 5,
+                    shared,
+                    SHARED_AGGREGATES_NAMESPACE,
+                    fetch_timeout,
+                ),
                 cache.stale_while_revalidate(),
                 cache.stale_wait(),
             ),
@@ -243,7 +247,7 @@ impl ReportService {
             number,
             self.settings.upstream_page_size,
         );
-        let key = serde_json::to_string(&upstream).unwrap_or_default();
+        let key = cache_key(&upstream);
         let freshness = self.freshness(chunk, query.interval.is_relative());
         let client = self.client.clone();
         let ctx = self.report_call(caller, deadline);
@@ -258,7 +262,7 @@ impl ReportService {
             })
             .await
             .map_err(ApiError::from)?;
-        Ok(CachedPage(served.entry))
+        Ok(CachedPage::new(served.entry))
     }
 
     /// The proxy's present for report intervals.
@@ -388,7 +392,7 @@ impl ReportService {
         let relative = query.interval.is_relative();
         let fetches = chunks.iter().map(|chunk| {
             let upstream = translate::aggregation_query(query, chunk);
-            let key = serde_json::to_string(&upstream).unwrap_or_default();
+            let key = cache_key(&upstream);
             let freshness = self.freshness(chunk, relative);
             let client = self.client.clone();
             let ctx = self.report_call(caller, deadline);

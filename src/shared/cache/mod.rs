@@ -20,6 +20,7 @@
 pub mod codec;
 pub mod conversation;
 pub mod filled;
+pub mod report;
 
 use std::fmt::Display;
 use std::marker::PhantomData;
