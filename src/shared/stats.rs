@@ -130,7 +130,42 @@ impl SharedStats {
                 value,
             );
         }
+        self.render_gate(out);
         self.render_cache(out);
+    }
+
+    /// How calls passed the shared gate: their waits and the slots reserved for them.
+    fn render_gate(&self, out: &mut String) {
+        let gate = &self.budget_gate;
+        header(
+            out,
+            "genesys_proxy_shared_budget_reservations_total",
+            "counter",
+            "Slots of the shared gate reserved for this replica's calls, by result: used (a call waited for its slot and went), lapsed (its caller went away and no other caller of the replica took the slot in time).",
+        );
+        for (result, value) in [
+            ("used", gate.reserved_grants),
+            ("lapsed", gate.lapsed_reservations),
+        ] {
+            sample(
+                out,
+                "genesys_proxy_shared_budget_reservations_total",
+                &format!("result=\"{result}\""),
+                value,
+            );
+        }
+        header(
+            out,
+            "genesys_proxy_shared_budget_gate_wait_seconds_total",
+            "counter",
+            "Time calls granted by the replica's budget spent at the shared gate (their turn, their reserved slot, a freeze, a spent window), whether they went or were refused.",
+        );
+        sample(
+            out,
+            "genesys_proxy_shared_budget_gate_wait_seconds_total",
+            "",
+            gate.wait_ms as f64 / 1_000.0,
+        );
     }
 
     /// The shared cache's families.
