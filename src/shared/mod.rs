@@ -12,6 +12,7 @@
 
 pub mod budget;
 pub mod cache;
+mod link;
 pub mod registry;
 pub mod seal;
 pub mod settings;
@@ -99,7 +100,7 @@ impl SharedTier {
     /// replica then starts on local state.
     ///
     /// # Errors
-    /// When `redis.url` is missing or unusable.
+    /// When `redis.url` is missing, or a `[redis]` setting is unusable.
     pub fn start(
         settings: &RedisSettings,
         credentials: &ClientCredentials,

@@ -1,15 +1,18 @@
 //! A `redis-server` of a test's own, on a free port, that the test can stop and restart
-//! (Debian's `redis-server` package; `.ci/run` installs it). Without it, [`RedisServer::start`]
-//! returns `None` and the test says it was skipped, except under CI (`CI` set), where
-//! a missing `redis-server` fails the test. Also: proxy [`Replica`]s in shared mode in
-//! front of one simulator (one starter, [`replicas_with`]), and [`SpreadLoad`], requests
-//! spread round robin over them.
+//! (Debian's `redis-server` package; `.ci/run` installs it): plain, as a replica of
+//! another ([`RedisServer::start_replica_of`]), over TLS ([`RedisServer::start_tls`],
+//! with a CA and certificates [`TlsFiles`] generates by `openssl`), or as a Sentinel
+//! ([`RedisServer::start_sentinel`]). Without the tools, the starters return `None` and the
+//! test says it was skipped, except under CI (`CI` set), where a missing tool fails the
+//! test. Also: proxy [`Replica`]s in shared mode in front of one simulator (one starter,
+//! [`replicas_with`]), and [`SpreadLoad`], requests spread round robin over them.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use genesys_proxy::Settings;
@@ -22,43 +25,180 @@ pub struct RedisServer {
     binary: PathBuf,
     port: u16,
     child: Option<Child>,
+    role: Role,
+    /// Its `requirepass`, if any.
+    password: Option<String>,
+    /// Its working directory (a replica writes the RDB it receives there).
+    dir: TestDir,
 }
 
-fn binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("redis-server"))
-        .find(|candidate| candidate.is_file())
+/// How a server is started, besides its port.
+enum Role {
+    /// Plain Redis, with these extra arguments (`--replicaof ...`).
+    Plain(Vec<String>),
+    /// Redis over TLS only, with these files; `verify_clients`: clients must present a
+    /// certificate of the CA.
+    Tls {
+        files: Arc<TlsFiles>,
+        verify_clients: bool,
+    },
+    /// A Sentinel, with its configuration file (which it rewrites) in its directory.
+    Sentinel,
+}
+
+/// The path of `tool` on `PATH`; `None` (the test is skipped) when it is missing, outside
+/// CI.
+fn tool(name: &str, package: &str, test: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{name} is not installed (apt-get install {package}): {test} cannot run in CI"
+        );
+        eprintln!("skipped: {name} not installed ({test})");
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 impl RedisServer {
-    /// Starts a `redis-server` on a free port; `None` (skipped) when it is not installed,
-    /// outside CI.
-    pub fn start(test: &str) -> Option<Self> {
-        let Some(binary) = binary() else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "redis-server is not installed (apt-get install redis-server): {test} cannot run in CI"
-            );
-            eprintln!("skipped: redis-server not installed ({test})");
-            return None;
-        };
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+    fn launch(test: &str, role: Role, password: Option<&str>) -> Option<Self> {
+        let binary = tool("redis-server", "redis-server", test)?;
         let mut server = Self {
             binary,
-            port,
+            port: free_port(),
             child: None,
+            role,
+            password: password.map(str::to_owned),
+            dir: TestDir::new("redis"),
         };
         server.restart();
         Some(server)
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// Starts a `redis-server` on a free port; `None` (skipped) when it is not installed,
+    /// outside CI.
+    pub fn start(test: &str) -> Option<Self> {
+        Self::launch(test, Role::Plain(Vec::new()), None)
+    }
+
+    /// As [`start`](Self::start), with `requirepass password`.
+    pub fn start_with_password(test: &str, password: &str) -> Option<Self> {
+        Self::launch(test, Role::Plain(Vec::new()), Some(password))
+    }
+
+    /// Starts a `redis-server` replicating `master`, and waits until it has synced.
+    pub fn start_replica_of(test: &str, master: &RedisServer) -> Option<Self> {
+        let args = vec![
+            "--replicaof".to_owned(),
+            "127.0.0.1".to_owned(),
+            master.port.to_string(),
+        ];
+        let mut args = args;
+        if let Some(password) = &master.password {
+            args.extend(["--masterauth".to_owned(), password.clone()]);
+        }
+        let replica = Self::launch(test, Role::Plain(args), master.password.as_deref())?;
+        for _ in 0..400 {
+            let info = replica
+                .command(&["INFO", "replication"])
+                .unwrap_or_default();
+            if info.contains("master_link_status:up") {
+                return Some(replica);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("the replica on port {} never synced", replica.port);
+    }
+
+    /// Starts a `redis-server` that speaks TLS only (no plain port), with `files`' server
+    /// certificate; `verify_clients`: it asks for a client certificate of `files`' CA.
+    pub fn start_tls(test: &str, files: &Arc<TlsFiles>, verify_clients: bool) -> Option<Self> {
+        Self::launch(
+            test,
+            Role::Tls {
+                files: files.clone(),
+                verify_clients,
+            },
+            None,
+        )
+    }
+
+    /// Starts a Sentinel that monitors `master` under the name `name` (quorum 1), with
+    /// the master's password, over TLS when the master speaks TLS.
+    pub fn start_sentinel(test: &str, master: &RedisServer, name: &str) -> Option<Self> {
+        Self::start_sentinel_with_password(test, master, name, None)
+    }
+
+    /// As [`start_sentinel`](Self::start_sentinel), the Sentinel itself requiring
+    /// `password` when given.
+    pub fn start_sentinel_with_password(
+        test: &str,
+        master: &RedisServer,
+        name: &str,
+        password: Option<&str>,
+    ) -> Option<Self> {
+        let dir = TestDir::new("sentinel");
+        let port = free_port();
+        let mut conf = format!(
+            "port {port}\nbind 127.0.0.1\ndir {}\n\
+             sentinel monitor {name} 127.0.0.1 {} 1\n\
+             sentinel down-after-milliseconds {name} 1000\n\
+             sentinel failover-timeout {name} 5000\n",
+            dir.path().display(),
+            master.port
+        );
+        if let Some(master_password) = &master.password {
+            conf.push_str(&format!("sentinel auth-pass {name} {master_password}\n"));
+        }
+        if let Some(password) = password {
+            conf.push_str(&format!("requirepass {password}\n"));
+        }
+        if let Role::Tls { files, .. } = &master.role {
+            // It reaches a TLS master over TLS (its own port stays plain).
+            conf.push_str(&format!(
+                "tls-replication yes\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n",
+                files.client_cert.display(),
+                files.client_key.display(),
+                files.ca.display()
+            ));
+        }
+        std::fs::write(dir.path().join("sentinel.conf"), conf).expect("sentinel.conf written");
+        let binary = tool("redis-server", "redis-server", test)?;
+        let mut sentinel = Self {
+            binary,
+            port,
+            child: None,
+            role: Role::Sentinel,
+            password: password.map(str::to_owned),
+            dir,
+        };
+        sentinel.restart();
+        Some(sentinel)
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT` (`rediss://` over TLS).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = match self.role {
+            Role::Tls { .. } => "rediss",
+            _ => "redis",
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Stops the server (as a crash would: no goodbye to clients).
@@ -73,9 +213,43 @@ impl RedisServer {
     /// it answers.
     pub fn restart(&mut self) {
         self.stop();
-        let child = Command::new(&self.binary)
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        let port = self.port.to_string();
+        let mut command = Command::new(&self.binary);
+        match &self.role {
+            Role::Plain(extra) => {
+                command.args(["--port", &port]).args(extra);
+            }
+            Role::Tls {
+                files,
+                verify_clients,
+            } => {
+                command
+                    .args(["--port", "0", "--tls-port", &port])
+                    .arg("--tls-cert-file")
+                    .arg(&files.server_cert)
+                    .arg("--tls-key-file")
+                    .arg(&files.server_key)
+                    .arg("--tls-ca-cert-file")
+                    .arg(&files.ca)
+                    .args([
+                        "--tls-auth-clients",
+                        if *verify_clients { "yes" } else { "no" },
+                    ]);
+            }
+            Role::Sentinel => {
+                command
+                    .arg(self.dir.path().join("sentinel.conf"))
+                    .arg("--sentinel");
+            }
+        }
+        if !matches!(self.role, Role::Sentinel) {
+            command.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+            command.arg("--dir").arg(self.dir.path());
+            if let Some(password) = &self.password {
+                command.args(["--requirepass", password]);
+            }
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -95,11 +269,31 @@ impl RedisServer {
         self.command(&["PING"]).is_some_and(|reply| reply == "PONG")
     }
 
+    /// `redis-cli` for this server (over TLS, trusting its CA, with a client certificate).
+    fn cli(&self) -> Command {
+        let mut cli = Command::new("redis-cli");
+        cli.args(["-p", &self.port.to_string()]);
+        if let Some(password) = &self.password {
+            cli.args(["--no-auth-warning", "-a", password]);
+        }
+        if let Role::Tls { files, .. } = &self.role {
+            cli.arg("--tls")
+                .arg("--cacert")
+                .arg(&files.ca)
+                .arg("--cert")
+                .arg(&files.client_cert)
+                .arg("--key")
+                .arg(&files.client_key);
+        }
+        cli
+    }
+
     /// Runs one command (with `redis-cli`'s plain output): its reply, or `None` when the
     /// server does not answer.
     pub fn command(&self, args: &[&str]) -> Option<String> {
-        let output = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "--no-raw"])
+        let output = self
+            .cli()
+            .arg("--no-raw")
             .args(args)
             .stderr(Stdio::null())
             .output()
@@ -110,8 +304,8 @@ impl RedisServer {
 
     /// The raw bytes of `key`'s value (empty when absent).
     pub fn raw(&self, key: &str) -> Vec<u8> {
-        Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "--raw", "GET", key])
+        self.cli()
+            .args(["--raw", "GET", key])
             .output()
             .map(|o| o.stdout)
             .unwrap_or_default()
@@ -121,6 +315,138 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A directory of a test's own under the system's temporary directory, removed on drop.
+pub struct TestDir(PathBuf);
+
+impl TestDir {
+    pub fn new(what: &str) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "genesys-proxy-{what}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("a temporary directory");
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A private CA, a server certificate it signs for `127.0.0.1` (IP SAN), a client
+/// certificate it signs (mutual TLS), and an unrelated CA: PEM files made by `openssl` at
+/// test time.
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    /// A CA that signed none of these.
+    pub other_ca: PathBuf,
+    _dir: TestDir,
+}
+
+impl TlsFiles {
+    /// Generates the files; `None` (skipped) when `openssl` is not installed, outside CI.
+    pub fn generate(test: &str) -> Option<Arc<Self>> {
+        let openssl = tool("openssl", "openssl", test)?;
+        let dir = TestDir::new("tls");
+        let path = |name: &str| dir.path().join(name);
+        let run = |args: &[&str]| {
+            let output = Command::new(&openssl)
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("openssl runs");
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let self_signed_ca = |name: &str, subject: &str| {
+            run(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                subject,
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.pem"),
+            ]);
+        };
+        let signed = |name: &str, subject: &str, extensions: &str| {
+            run(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                subject,
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+            ]);
+            std::fs::write(path(&format!("{name}.ext")), extensions).expect("extensions");
+            run(&[
+                "x509",
+                "-req",
+                "-days",
+                "2",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-extfile",
+                &format!("{name}.ext"),
+                "-out",
+                &format!("{name}.pem"),
+            ]);
+        };
+        self_signed_ca("ca", "/CN=genesys-proxy test CA");
+        self_signed_ca("other-ca", "/CN=another CA");
+        signed(
+            "server",
+            "/CN=127.0.0.1",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        );
+        signed(
+            "client",
+            "/CN=genesys-proxy replica",
+            "extendedKeyUsage=clientAuth\n",
+        );
+        Some(Arc::new(Self {
+            ca: path("ca.pem"),
+            server_cert: path("server.pem"),
+            server_key: path("server.key"),
+            client_cert: path("client.pem"),
+            client_key: path("client.key"),
+            other_ca: path("other-ca.pem"),
+            _dir: dir,
+        }))
     }
 }
 
