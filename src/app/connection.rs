@@ -12,7 +12,9 @@
 //! the connection and drops the connection (closing the socket) when it wins. Everything
 //! that moves the clock runs inside the connection's own poll, and the watchdog is polled
 //! right after it (a biased `select!`), so it always sees the latest state and needs no
-//! wake-ups of its own besides its timer.
+//! wake-ups of its own besides its timer. So the socket only notes *that* bytes moved, and
+//! the watchdog reads the time once for all that moved in the poll before it (a request
+//! read and its answer written in one poll cost one reading of the clock, not two).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -42,13 +44,19 @@ pub(super) struct ConnectionLimits {
 /// No request head has started (in [`ConnectionClock::head_started_ms`]).
 const NO_HEAD: u64 = u64::MAX;
 
+/// A request head has started since the watchdog last looked: at the time it looks next
+/// (in [`ConnectionClock::head_started_ms`]).
+const HEAD_NOW: u64 = u64::MAX - 1;
+
 /// What a connection did last, in milliseconds since it was accepted.
 #[derive(Debug)]
 pub(super) struct ConnectionClock {
     accepted: Instant,
-    /// The last byte read or written.
+    /// The last byte read or written (as of the watchdog's last look).
     last_activity_ms: AtomicU64,
-    /// The first byte of the request head being read, or [`NO_HEAD`].
+    /// Bytes moved since the watchdog's last look.
+    moved: AtomicBool,
+    /// The first byte of the request head being read, [`NO_HEAD`] or [`HEAD_NOW`].
     head_started_ms: AtomicU64,
     /// A request is with the service and not yet answered.
     answering: AtomicBool,
@@ -59,32 +67,44 @@ impl ConnectionClock {
         Arc::new(Self {
             accepted: Instant::now(),
             last_activity_ms: AtomicU64::new(0),
+            moved: AtomicBool::new(false),
             head_started_ms: AtomicU64::new(NO_HEAD),
             answering: AtomicBool::new(false),
         })
     }
 
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.accepted.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+        u64::try_from(self.accepted.elapsed().as_millis()).unwrap_or(HEAD_NOW - 1)
     }
 
     fn read(&self) {
-        let now = self.now_ms();
-        self.last_activity_ms.store(now, Ordering::Relaxed);
+        self.moved.store(true, Ordering::Relaxed);
         // Bytes while no request is being answered belong to the next request's head (or
         // to the rest of the last one's body, which gets the same bound).
         if !self.answering.load(Ordering::Relaxed)
             && self.head_started_ms.load(Ordering::Relaxed) == NO_HEAD
         {
-            self.head_started_ms.store(now, Ordering::Relaxed);
+            self.head_started_ms.store(HEAD_NOW, Ordering::Relaxed);
         }
     }
 
     fn wrote(&self) {
-        self.last_activity_ms
-            .store(self.now_ms(), Ordering::Relaxed);
+        self.moved.store(true, Ordering::Relaxed);
         // hyper writes only once the service has answered: the request is done.
         self.answering.store(false, Ordering::Relaxed);
+    }
+
+    /// Gives what moved since the last look its time: now (the watchdog looks right after
+    /// each poll of the connection, in which it moved).
+    fn settle(&self) {
+        if !self.moved.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let now = self.now_ms();
+        self.last_activity_ms.store(now, Ordering::Relaxed);
+        if self.head_started_ms.load(Ordering::Relaxed) == HEAD_NOW {
+            self.head_started_ms.store(now, Ordering::Relaxed);
+        }
     }
 
     fn request_started(&self) {
@@ -93,11 +113,15 @@ impl ConnectionClock {
     }
 
     /// When the connection must close, and why; `None` while a request is being answered.
+    /// What moved is settled first.
     fn deadline(&self, limits: ConnectionLimits) -> Option<(Instant, Expiry)> {
+        self.settle();
         if self.answering.load(Ordering::Relaxed) {
             return None;
         }
-        let at = |ms: u64, limit: Duration| self.accepted + Duration::from_millis(ms) + limit;
+        // One `Instant` addition (the `Duration` one is cheaper): this runs after every
+        // poll of the connection.
+        let at = |ms: u64, limit: Duration| self.accepted + (Duration::from_millis(ms) + limit);
         match self.head_started_ms.load(Ordering::Relaxed) {
             NO_HEAD => Some((
                 at(self.last_activity_ms.load(Ordering::Relaxed), limits.idle),
@@ -132,6 +156,8 @@ pub(super) struct Watchdog {
     clock: Arc<ConnectionClock>,
     limits: ConnectionLimits,
     timer: Pin<Box<Sleep>>,
+    /// The timer has been polled since it was last set: it wakes this task when it fires.
+    armed: bool,
 }
 
 impl Watchdog {
@@ -141,6 +167,7 @@ impl Watchdog {
             clock,
             limits,
             timer: Box::pin(tokio::time::sleep_until(first)),
+            armed: false,
         }
     }
 }
@@ -160,11 +187,23 @@ impl Future for Watchdog {
             // costs no timer update.
             if deadline < this.timer.deadline() {
                 this.timer.as_mut().reset(deadline);
+                this.armed = false;
+            }
+            // An armed timer that has not fired needs no poll: it will wake the task (whose
+            // waker it keeps) no later than the deadline.
+            if this.armed && !this.timer.is_elapsed() {
+                return Poll::Pending;
             }
             match this.timer.as_mut().poll(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    this.armed = true;
+                    return Poll::Pending;
+                }
                 Poll::Ready(()) if deadline <= this.timer.deadline() => return Poll::Ready(why),
-                Poll::Ready(()) => this.timer.as_mut().reset(deadline),
+                Poll::Ready(()) => {
+                    this.timer.as_mut().reset(deadline);
+                    this.armed = false;
+                }
             }
         }
     }
@@ -264,5 +303,97 @@ where
     fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
         self.clock.request_started();
         self.inner.clone().oneshot(request.map(Body::new))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: ConnectionLimits = ConnectionLimits {
+        header_read: Duration::from_secs(5),
+        idle: Duration::from_secs(60),
+    };
+
+    /// The time since `accepted`, checked to be `expected` (to the timer's millisecond).
+    fn assert_at(accepted: Instant, expected: Duration) {
+        let at = accepted.elapsed();
+        assert!(
+            at >= expected && at <= expected + Duration::from_millis(1),
+            "{at:?}, not {expected:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_fires_at_the_deadline_the_latest_activity_sets() {
+        let clock = ConnectionClock::new();
+        let accepted = clock.accepted;
+        let mut watchdog = std::pin::pin!(Watchdog::new(clock.clone(), LIMITS));
+        // Idle for 30 s, then a request answered at once: idle until 90 s, past the first
+        // timer (60 s), which is set again when it fires.
+        let waited = tokio::time::timeout(Duration::from_secs(30), &mut watchdog).await;
+        assert!(waited.is_err(), "not yet");
+        clock.read();
+        clock.request_started();
+        clock.wrote();
+        assert_eq!(watchdog.as_mut().await, Expiry::Idle);
+        assert_at(accepted, Duration::from_secs(90));
+        // A head started at 10 s: its limit (5 s) comes before the idle one.
+        let clock = ConnectionClock::new();
+        let accepted = clock.accepted;
+        let mut watchdog = std::pin::pin!(Watchdog::new(clock.clone(), LIMITS));
+        let waited = tokio::time::timeout(Duration::from_secs(10), &mut watchdog).await;
+        assert!(waited.is_err(), "not yet");
+        clock.read();
+        assert_eq!(watchdog.as_mut().await, Expiry::HeaderRead);
+        assert_at(accepted, Duration::from_secs(15));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_moved_in_a_poll_is_timed_when_the_watchdog_looks() {
+        let clock = ConnectionClock::new();
+        let accepted = clock.accepted;
+        let after = |ms| accepted + Duration::from_millis(ms);
+        assert_eq!(clock.deadline(LIMITS), Some((after(60_000), Expiry::Idle)));
+        // A request's first bytes: its head is timed from the look after them.
+        tokio::time::advance(Duration::from_millis(100)).await;
+        clock.read();
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(
+            clock.deadline(LIMITS),
+            Some((after(5_101), Expiry::HeaderRead))
+        );
+        // More of the head: still timed from its first bytes.
+        tokio::time::advance(Duration::from_millis(200)).await;
+        clock.read();
+        assert_eq!(
+            clock.deadline(LIMITS),
+            Some((after(5_101), Expiry::HeaderRead))
+        );
+        // Being answered: no limit, however long.
+        clock.request_started();
+        tokio::time::advance(Duration::from_secs(600)).await;
+        assert_eq!(clock.deadline(LIMITS), None);
+        // The answer: idle from then on.
+        clock.wrote();
+        assert_eq!(
+            clock.deadline(LIMITS),
+            Some((after(600_301 + 60_000), Expiry::Idle))
+        );
+        // A request read, answered and written in one poll: idle from the look after it.
+        tokio::time::advance(Duration::from_millis(20)).await;
+        clock.read();
+        clock.request_started();
+        clock.wrote();
+        assert_eq!(
+            clock.deadline(LIMITS),
+            Some((after(600_321 + 60_000), Expiry::Idle))
+        );
+        // Nothing moved: the deadline stays.
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(
+            clock.deadline(LIMITS),
+            Some((after(600_321 + 60_000), Expiry::Idle))
+        );
     }
 }

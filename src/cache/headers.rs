@@ -1,7 +1,10 @@
 //! The cache headers of an answer served from the cache: `Cache-Control`, `Age` and the
 //! RFC 9211 `Cache-Status`. They change once a second at most, so an entry keeps the
 //! values of its latest hit ([`HitHeaders`]) and the next hit in the same second reuses
-//! them instead of formatting three values again.
+//! them instead of formatting three values again. A fresh hit answered early (the hit
+//! path) goes further: the memo keeps that answer's whole header block
+//! ([`hit_block`]), and the next hits in the same second clone it instead of inserting
+//! each header (hashing its name) again.
 //!
 //! `max-age` and `Age` are a pair, read the way RFC 9111 §4.2 reads them: a cache takes
 //! `max-age` as the freshness lifetime and `Age` as the time already spent, and the copy
@@ -28,13 +31,28 @@ use super::{CacheStatus, Cached};
 
 const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
-/// The three values, and the `Age` and `ttl` they were made for (an entry's `max-age`
-/// never changes).
+/// The three values, the `Age` and `ttl` they were made for (an entry's `max-age` never
+/// changes) and whether for a pushed hit; with them, the header block of a fresh hit's
+/// answer made of them ([`hit_block`]).
 #[derive(Debug, Clone)]
 struct Formatted {
     age_secs: u64,
     ttl: i64,
+    pushed: bool,
     values: [HeaderValue; 3],
+    block: Option<HitBlock>,
+}
+
+/// A fresh hit's header block, for one kind of answer (as the caller of [`hit_block`]
+/// numbers them), and the times it is right for: from the time it was made for to the
+/// last instant with the same `Age` and `ttl` (both move monotonically, so they are the
+/// same at every time in between).
+#[derive(Debug, Clone)]
+struct HitBlock {
+    kind: u8,
+    from: Instant,
+    until: Instant,
+    headers: HeaderMap,
 }
 
 /// The cache header values of an entry's latest hit, reused for hits in the same second.
@@ -76,13 +94,76 @@ pub fn insert_pushed<V>(entry: &Cached<V>, memo: Option<&HitHeaders>, headers: &
     write(entry, PUSHED, memo, headers);
 }
 
-fn write<V>(
+/// The whole header block of a fresh hit's answer from `entry` at `now` (`pushed`: a
+/// hit of pushed data, as [`insert_pushed`] answers it), for the kind of answer `kind`:
+/// the memo's copy when it was made for the same `kind`, `Age` and `ttl` (checked by
+/// comparing `now` with the times it is right for: no time arithmetic); else the block
+/// `build` makes around the cache header values it is given (see [`put`]), which the
+/// memo then keeps. `None` if a value cannot be formatted (it always can).
+pub fn hit_block<V>(
     entry: &Cached<V>,
-    (before, after): (&str, &str),
-    memo: Option<&HitHeaders>,
-    headers: &mut HeaderMap,
-) {
-    let now = Instant::now();
+    pushed: bool,
+    HitHeaders(memo): &HitHeaders,
+    kind: u8,
+    now: Instant,
+    build: impl FnOnce([HeaderValue; 3]) -> HeaderMap,
+) -> Option<HeaderMap> {
+    // `try_lock`, as in `write`: a hit that finds the memo busy makes its own block.
+    let mut slot = memo.try_lock().ok();
+    let formatted = slot.as_deref().and_then(Option::as_deref);
+    if let Some(block) = formatted
+        .and_then(|f| f.block.as_ref())
+        .filter(|b| b.kind == kind && b.from <= now && now <= b.until)
+    {
+        return Some(block.headers.clone());
+    }
+    let (age_secs, ttl) = age_and_ttl(entry, now);
+    let values = match formatted.filter(|f| f.age_secs == age_secs && f.ttl == ttl) {
+        Some(known) if known.pushed == pushed => known.values.clone(),
+        _ => {
+            let parts = if pushed {
+                PUSHED
+            } else {
+                CacheStatus::Hit.header_parts()
+            };
+            format(entry, parts, age_secs, ttl)?
+        }
+    };
+    let headers = build(values.clone());
+    if let Some(slot) = slot.as_deref_mut() {
+        let block = right_until(entry, age_secs, ttl).map(|until| HitBlock {
+            kind,
+            from: now,
+            until,
+            headers: headers.clone(),
+        });
+        *slot = Some(Box::new(Formatted {
+            age_secs,
+            ttl,
+            pushed,
+            values,
+            block,
+        }));
+    }
+    Some(headers)
+}
+
+/// The last instant at which an answer from `entry` has the `Age` `age_secs` and the
+/// `ttl` `ttl` it has now (`None` for a `ttl` under 1: the last second of freshness, not
+/// worth a block). `Age` is rounded up: it is `age_secs` until `fetched_at + age_secs`
+/// inclusive, then grows; `ttl` is rounded down: it is `ttl` until `fresh_until - ttl`
+/// inclusive, then shrinks.
+fn right_until<V>(entry: &Cached<V>, age_secs: u64, ttl: i64) -> Option<Instant> {
+    let ttl = u64::try_from(ttl).ok().filter(|&ttl| ttl > 0)?;
+    let age_ends = entry
+        .fetched_at
+        .checked_add(Duration::from_secs(age_secs))?;
+    let ttl_ends = entry.fresh_until.checked_sub(Duration::from_secs(ttl))?;
+    Some(age_ends.min(ttl_ends))
+}
+
+/// The `Age` of an answer from `entry` at `now`, and the `ttl` of its `Cache-Status`.
+fn age_and_ttl<V>(entry: &Cached<V>, now: Instant) -> (u64, i64) {
     let age_secs = ceil_secs(now.saturating_duration_since(entry.fetched_at));
     let fresh_secs = entry.fresh_secs(now);
     let ttl = if fresh_secs == 0 {
@@ -90,12 +171,41 @@ fn write<V>(
     } else {
         i64::try_from(fresh_secs).unwrap_or(i64::MAX)
     };
+    (age_secs, ttl)
+}
+
+/// `Cache-Control`, `Age` and `Cache-Status` (`before` and `after` the `ttl`).
+fn format<V>(
+    entry: &Cached<V>,
+    (before, after): (&str, &str),
+    age_secs: u64,
+    ttl: i64,
+) -> Option<[HeaderValue; 3]> {
+    let lifetime_secs = entry
+        .fresh_until
+        .saturating_duration_since(entry.fetched_at)
+        .as_secs();
+    Some([
+        value(format_args!("private, max-age={lifetime_secs}"))?,
+        value(format_args!("{age_secs}"))?,
+        value(format_args!("{before}{ttl}{after}"))?,
+    ])
+}
+
+fn write<V>(
+    entry: &Cached<V>,
+    parts: (&str, &str),
+    memo: Option<&HitHeaders>,
+    headers: &mut HeaderMap,
+) {
+    let (age_secs, ttl) = age_and_ttl(entry, Instant::now());
+    let pushed = parts == PUSHED;
     if let Some(HitHeaders(slot)) = memo {
         // `try_lock`: hits of one entry on other threads never wait for each other; a hit
         // that finds the memo busy formats its own values.
         let known = slot.try_lock().ok().and_then(|slot| {
             slot.as_ref()
-                .filter(|f| f.age_secs == age_secs && f.ttl == ttl)
+                .filter(|f| f.age_secs == age_secs && f.ttl == ttl && f.pushed == pushed)
                 .map(|f| f.values.clone())
         });
         if let Some(values) = known {
@@ -103,32 +213,26 @@ fn write<V>(
             return;
         }
     }
-    let lifetime_secs = entry
-        .fresh_until
-        .saturating_duration_since(entry.fetched_at)
-        .as_secs();
-    let (Some(cache_control), Some(age), Some(cache_status)) = (
-        value(format_args!("private, max-age={lifetime_secs}")),
-        value(format_args!("{age_secs}")),
-        value(format_args!("{before}{ttl}{after}")),
-    ) else {
+    let Some(values) = format(entry, parts, age_secs, ttl) else {
         return;
     };
-    let values = [cache_control, age, cache_status];
     if let Some(HitHeaders(slot)) = memo {
         // Busy: another hit is storing the same second's values; nothing to wait for.
         if let Ok(mut slot) = slot.try_lock() {
             *slot = Some(Box::new(Formatted {
                 age_secs,
                 ttl,
+                pushed,
                 values: values.clone(),
+                block: None,
             }));
         }
     }
     put(headers, values);
 }
 
-fn put(headers: &mut HeaderMap, [cache_control, age, cache_status]: [HeaderValue; 3]) {
+/// Inserts the three values (as [`format`] makes them) into `headers`.
+pub fn put(headers: &mut HeaderMap, [cache_control, age, cache_status]: [HeaderValue; 3]) {
     headers.insert(header::CACHE_CONTROL, cache_control);
     headers.insert(header::AGE, age);
     headers.insert(CACHE_STATUS, cache_status);
@@ -311,6 +415,164 @@ mod tests {
             written(&pushed, CacheStatus::Miss, Some(&memo))[2],
             "genesys-proxy; fwd=miss; stored; ttl=298"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hit_block_is_made_once_a_second_per_kind_and_carries_the_hit_values() {
+        let memo = HitHeaders::default();
+        let fresh = entry(Duration::from_secs(60), Duration::from_millis(500));
+        let builds = std::cell::Cell::new(0);
+        let block = |kind: u8| {
+            hit_block(&fresh, false, &memo, kind, Instant::now(), |values| {
+                builds.set(builds.get() + 1);
+                let mut block = HeaderMap::new();
+                block.insert(header::ETAG, HeaderValue::from(u16::from(kind)));
+                put(&mut block, values);
+                block
+            })
+            .expect("formatted")
+        };
+        let first = block(0);
+        let mut plain = HeaderMap::new();
+        insert(&fresh, CacheStatus::Hit, None, &mut plain);
+        for name in ["cache-control", "age", "cache-status"] {
+            assert_eq!(first[name], plain[name], "{name} as a plain hit's");
+        }
+        assert_eq!(first["etag"], "0");
+        assert_eq!(block(0), first);
+        assert_eq!(builds.get(), 1, "reused within the second");
+        assert_eq!(block(1)["etag"], "1", "another kind is built anew");
+        assert_eq!(block(0)["etag"], "0");
+        assert_eq!(builds.get(), 3);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(block(0)["age"], "2");
+        assert_eq!(builds.get(), 4, "a new second, a new block");
+        // A pushed hit's block says so.
+        let pushed = hit_block(
+            &fresh,
+            true,
+            &HitHeaders::default(),
+            0,
+            Instant::now(),
+            |values| {
+                let mut block = HeaderMap::new();
+                put(&mut block, values);
+                block
+            },
+        )
+        .expect("formatted");
+        assert_eq!(
+            pushed["cache-status"],
+            "genesys-proxy; hit; ttl=58; detail=pushed"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hit_block_is_reused_only_while_its_age_and_ttl_hold() {
+        // `Age` changes at each whole second after the fetch, `ttl` at each whole second
+        // before the end of freshness: at different instants unless the lifetime is whole.
+        for (fresh_ms, age_ms) in [(60_000, 250), (10_000, 0), (5_500, 1_000), (3_000, 999)] {
+            let memo = HitHeaders::default();
+            let cached = entry(
+                Duration::from_millis(fresh_ms),
+                Duration::from_millis(age_ms),
+            );
+            // Steps of 125 ms, and 1 ns either side of each whole second since the fetch
+            // and of each whole second before the end of freshness.
+            let start = Instant::now();
+            let mut times: Vec<Instant> = (0..80)
+                .map(|i| start + Duration::from_millis(125 * i))
+                .collect();
+            for s in 0..12 {
+                let second = Duration::from_secs(s);
+                for edge in [
+                    cached.fetched_at + second,
+                    cached.fresh_until.checked_sub(second).expect("after start"),
+                ] {
+                    for at in [
+                        edge - Duration::from_nanos(1),
+                        edge,
+                        edge + Duration::from_nanos(1),
+                    ] {
+                        if at >= start {
+                            times.push(at);
+                        }
+                    }
+                }
+            }
+            times.sort();
+            let (mut builds, mut pairs) = (0, std::collections::BTreeSet::new());
+            for at in times.into_iter().filter(|&at| at < cached.fresh_until) {
+                tokio::time::advance(at.saturating_duration_since(Instant::now())).await;
+                assert_eq!(Instant::now(), at);
+                let built = std::cell::Cell::new(false);
+                let block = hit_block(&cached, false, &memo, 0, at, |values| {
+                    built.set(true);
+                    let mut block = HeaderMap::new();
+                    put(&mut block, values);
+                    block
+                })
+                .expect("formatted");
+                let mut plain = HeaderMap::new();
+                insert(&cached, CacheStatus::Hit, None, &mut plain);
+                assert_eq!(
+                    block, plain,
+                    "{fresh_ms} ms fresh, {age_ms} ms old, at {at:?}"
+                );
+                // Outside the last second of freshness, a block is made once per pair.
+                if cached.fresh_secs(at) >= 1 {
+                    builds += usize::from(built.get());
+                    pairs.insert((plain["age"].clone(), plain["cache-status"].clone()));
+                }
+            }
+            assert_eq!(builds, pairs.len(), "{fresh_ms} ms fresh, {age_ms} ms old");
+            assert!(pairs.len() >= 2, "boundaries were crossed: {pairs:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hit_block_made_later_is_not_served_to_an_earlier_hit() {
+        let memo = HitHeaders::default();
+        let cached = entry(Duration::from_secs(60), Duration::from_millis(900));
+        let earlier = Instant::now();
+        tokio::time::advance(Duration::from_millis(200)).await;
+        let make = |at| {
+            hit_block(&cached, false, &memo, 0, at, |values| {
+                let mut block = HeaderMap::new();
+                put(&mut block, values);
+                block
+            })
+            .expect("formatted")
+        };
+        assert_eq!(make(Instant::now())["age"], "2");
+        // A hit that arrived before the second ticked (answered after) says so.
+        assert_eq!(make(earlier)["age"], "1");
+        assert_eq!(make(Instant::now())["age"], "2");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn memoised_values_of_a_pushed_hit_are_not_reused_for_a_plain_one() {
+        let memo = HitHeaders::default();
+        let cached = entry(Duration::from_secs(60), Duration::from_millis(500));
+        let mut headers = HeaderMap::new();
+        insert_pushed(&cached, Some(&memo), &mut headers);
+        assert!(
+            headers["cache-status"]
+                .to_str()
+                .expect("ascii")
+                .ends_with("pushed")
+        );
+        assert_eq!(
+            written(&cached, CacheStatus::Hit, Some(&memo))[2],
+            "genesys-proxy; hit; ttl=59"
+        );
+        let block = hit_block(&cached, false, &memo, 0, Instant::now(), |values| {
+            let mut block = HeaderMap::new();
+            put(&mut block, values);
+            block
+        })
+        .expect("formatted");
+        assert_eq!(block["cache-status"], "genesys-proxy; hit; ttl=59");
     }
 
     #[test]

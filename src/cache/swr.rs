@@ -444,8 +444,18 @@ where
     /// path uses it.
     /// Only the entries this process holds are looked at ([`CacheTier::get_local`]).
     pub async fn fresh(&self, key: &K, accept: impl Fn(&V) -> bool) -> Option<Arc<Cached<V>>> {
+        self.fresh_at(key, Instant::now(), accept).await
+    }
+
+    /// As [`Self::fresh`], fresh at `now` (a time the caller has already read).
+    pub async fn fresh_at(
+        &self,
+        key: &K,
+        now: Instant,
+        accept: impl Fn(&V) -> bool,
+    ) -> Option<Arc<Cached<V>>> {
         let entry = self.tier.get_local(key).await?;
-        if Instant::now() < entry.fresh_until && accept(&entry.value) {
+        if now < entry.fresh_until && accept(&entry.value) {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
             Some(entry)
         } else {

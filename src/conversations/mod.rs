@@ -334,8 +334,19 @@ impl<T: CacheTier<Uuid, ConversationEntry>> ConversationService<T> {
     /// The conversation `id` if a fresh copy of it is cached (a found conversation, not a
     /// remembered 404); `None` sends the request the long way, through [`Self::get`].
     pub async fn fresh_hit(&self, id: Uuid) -> Option<Arc<Cached<ConversationEntry>>> {
+        self.fresh_hit_at(id, Instant::now()).await
+    }
+
+    /// As [`Self::fresh_hit`], fresh at `now` (the hit path's time of arrival).
+    pub async fn fresh_hit_at(
+        &self,
+        id: Uuid,
+        now: Instant,
+    ) -> Option<Arc<Cached<ConversationEntry>>> {
         self.cache
-            .fresh(&id, |value| matches!(value, ConversationEntry::Found(_)))
+            .fresh_at(&id, now, |value| {
+                matches!(value, ConversationEntry::Found(_))
+            })
             .await
     }
 

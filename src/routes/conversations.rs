@@ -75,6 +75,12 @@ pub(super) enum View {
 }
 
 pub(super) fn parse_view(query: Option<&str>) -> Result<View, ApiError> {
+    // The queries dashboards send, without splitting them.
+    match query {
+        None | Some("" | "view=summary") => return Ok(View::Summary),
+        Some("view=full") => return Ok(View::Full),
+        Some(_) => {}
+    }
     let mut view = View::Summary;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -160,10 +166,71 @@ pub(super) fn found_response(
     response
 }
 
+/// The early answer to a fresh hit at `now` (the hit path's): as [`found_response`] with
+/// [`CacheStatus::Hit`], the same headers in the same order as the router's answer
+/// (`Content-Length` included), but a `200`'s whole header
+/// block comes from the entry's memo ([`headers::hit_block`]: made once per `Age` and
+/// `ttl` per view, then cloned). With `request_id_slot` the block ends with an
+/// `x-request-id` placeholder, so that the front door's id takes its place instead of
+/// growing the map: the front door must then replace it (it does when nothing adds
+/// headers on the way, where the id comes last anyway). `None` leaves the request to the
+/// router (and a `304` to [`found_response`]).
+pub(super) fn hit_response(
+    entry: &Cached<ConversationEntry>,
+    representations: &Representations,
+    view: View,
+    request_headers: &HeaderMap,
+    now: Instant,
+    request_id_slot: bool,
+) -> Option<Response> {
+    let (body, etag) = match view {
+        View::Summary => (&representations.view, &representations.view_etag),
+        View::Full => (&representations.full, &representations.full_etag),
+    };
+    if matches_etag(request_headers, etag) {
+        return None;
+    }
+    let pushed = view == View::Summary && representations.is_pushed();
+    let kind = view as u8 | u8::from(request_id_slot) << 1;
+    let block = headers::hit_block(
+        entry,
+        pushed,
+        &representations.hit_headers,
+        kind,
+        now,
+        |values| {
+            // Room for 7 (these six and the id): its index then has 16 slots, so that a
+            // clone (whose index is as long) takes the front door's id, or CORS's
+            // headers and the id, without growing.
+            let mut block = HeaderMap::with_capacity(7);
+            block.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            block.insert(header::ETAG, etag.clone());
+            headers::put(&mut block, values);
+            // Where the router's answer has it (axum sets it before the layers on the
+            // way add theirs); hyper would otherwise add it last.
+            block.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            if request_id_slot {
+                block.insert(super::REQUEST_ID, HeaderValue::from_static("-"));
+            }
+            block
+        },
+    )?;
+    let mut response = Response::new(Body::from(body.clone()));
+    *response.headers_mut() = block;
+    Some(response)
+}
+
 fn matches_etag(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let candidates = headers.get_all(header::IF_NONE_MATCH);
+    // Most requests have none: the ETag's text is then not checked for nothing.
+    if candidates.iter().next().is_none() {
+        return false;
+    }
     let etag = etag.to_str().unwrap_or_default();
-    headers
-        .get_all(header::IF_NONE_MATCH)
+    candidates
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -255,6 +322,24 @@ pub async fn get_conversation(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn views_are_read_the_same_with_and_without_the_shortcut() {
+        for (query, view) in [
+            (None, Some(View::Summary)),
+            (Some(""), Some(View::Summary)),
+            (Some("view=summary"), Some(View::Summary)),
+            (Some("view="), Some(View::Summary)),
+            (Some("view=full"), Some(View::Full)),
+            (Some("view=full&"), Some(View::Full)),
+            (Some("view=summary&view=full"), Some(View::Full)),
+            (Some("view=fulll"), None),
+            (Some("view=full&x=1"), None),
+            (Some("View=full"), None),
+        ] {
+            assert_eq!(parse_view(query).ok(), view, "{query:?}");
+        }
+    }
 
     #[test]
     fn ids_must_be_hyphenated_uuids() {

@@ -205,7 +205,18 @@ impl Door {
                 fast_path: early,
             });
         }
-        if let Entry::Vacant(slot) = response.headers_mut().entry(REQUEST_ID) {
+        let headers = response.headers_mut();
+        if early && self.parts.cors.is_none() {
+            // An early answer made without CORS on the way may end with a placeholder of
+            // the id (see `HitPath::answer`): the id takes its place, found without
+            // hashing the name.
+            match headers.iter_mut().last() {
+                Some((name, value)) if name == REQUEST_ID => *value = visit.request_id,
+                _ => {
+                    headers.insert(REQUEST_ID, visit.request_id);
+                }
+            }
+        } else if let Entry::Vacant(slot) = headers.entry(REQUEST_ID) {
             slot.insert(visit.request_id);
         }
         response
@@ -268,7 +279,15 @@ impl Service<Request<Body>> for FrontDoor {
             .is_some_and(|log| log.enabled());
         let early = door.parts.hits.as_ref().and_then(|hits| {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                hits.answer(&request, caller.map(AsRef::as_ref))
+                // Without CORS, nothing adds headers after the id: the answer may
+                // carry a placeholder of it, which `finish` replaces.
+                let request_id_slot = door.parts.cors.is_none();
+                hits.answer(
+                    &request,
+                    caller.map(AsRef::as_ref),
+                    started,
+                    request_id_slot,
+                )
             }))
             .unwrap_or_else(|_panic| {
                 tracing::error!("the cache-hit answerer panicked; answering the long way");

@@ -2,9 +2,11 @@
 //!
 //! Dashboards poll the same conversations again and again, so most requests are fresh
 //! hits. [`HitPath::answer`] gives those their answer before the router is asked (no
-//! routing, no per-route layers, no handler future), with the handler's own response
-//! builder ([`super::conversations::found_response`]), so a hit looks the same whichever
-//! way it went. It answers *inside* the front door ([`super::front_door`]): the request id,
+//! routing, no per-route layers, no handler future): a `200` with the entry's memoised
+//! header block ([`super::conversations::hit_response`]: the router's headers, in its
+//! order), a `304` with the handler's own response builder
+//! ([`super::conversations::found_response`]), so a hit looks the same whichever way it
+//! went. It answers *inside* the front door ([`super::front_door`]): the request id,
 //! the authentication it reads, CORS, the request metrics, the access log and panic
 //! catching are the door's, the same for its answers as for the router's.
 //!
@@ -17,15 +19,17 @@
 //! while traces are exported (every request then gets its span), and is not built at all
 //! when `server.hit_fast_path` is off.
 
+use std::future::Future as _;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use axum::body::{Body, HttpBody};
 use axum::http::{Method, Request};
 use axum::response::Response;
-use futures_util::FutureExt as _;
+use tokio::time::Instant;
 
 use super::conversation_prefix;
-use super::conversations::{View, found_response, parse_id, parse_view};
+use super::conversations::{View, found_response, hit_response, parse_id, parse_view};
 use crate::auth::{Caller, Scope};
 use crate::cache::CacheStatus;
 use crate::conversations::{ConversationEntry, ConversationService};
@@ -46,12 +50,16 @@ impl HitPath {
         }
     }
 
-    /// The answer to `request` from `caller` when it is an authorised `GET` of a freshly
-    /// cached conversation; `None` leaves the request to the router.
+    /// The answer to `request` (arrived at `now`) from `caller` when it is an authorised
+    /// `GET` of a freshly cached conversation; `None` leaves the request to the router.
+    /// With `request_id_slot`, a `200` carries an `x-request-id` placeholder that the
+    /// caller must replace (see [`hit_response`]).
     pub(super) fn answer(
         &self,
         request: &Request<Body>,
         caller: Option<&Caller>,
+        now: Instant,
+        request_id_slot: bool,
     ) -> Option<Response> {
         // A GET with a body goes the long way: the body limit answers a large one with 413.
         if request.method() != Method::GET
@@ -66,7 +74,11 @@ impl HitPath {
         if !caller?.may(Scope::ConversationsRead) {
             return None;
         }
-        let entry = self.conversations.fresh_hit(id).now_or_never()??;
+        // Polled in place (as `now_or_never` would, without moving the future first).
+        let lookup = std::pin::pin!(self.conversations.fresh_hit_at(id, now));
+        let Poll::Ready(Some(entry)) = lookup.poll(&mut Context::from_waker(Waker::noop())) else {
+            return None;
+        };
         let ConversationEntry::Found(representations) = &entry.value else {
             return None;
         };
@@ -74,12 +86,24 @@ impl HitPath {
         if view == View::Full && representations.is_pushed() {
             return None;
         }
-        Some(found_response(
+        // A `200` gets the entry's memoised header block; a revalidation that names the
+        // ETag (`If-None-Match`) its `304`, made as the router makes it.
+        hit_response(
             &entry,
             representations,
-            CacheStatus::Hit,
             view,
             request.headers(),
-        ))
+            now,
+            request_id_slot,
+        )
+        .or_else(|| {
+            Some(found_response(
+                &entry,
+                representations,
+                CacheStatus::Hit,
+                view,
+                request.headers(),
+            ))
+        })
     }
 }

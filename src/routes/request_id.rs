@@ -70,7 +70,17 @@ impl FastRequestId {
     /// its first 19 characters (`xxxxxxxx-xxxx-xxxx-`), the same in every id, so only the
     /// counter's 16 hex digits are written for each.
     fn new_batch(&self) -> Batch {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
+        /// The two hex digits of each byte value.
+        const HEX_PAIRS: [[u8; 2]; 256] = {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let mut pairs = [[0; 2]; 256];
+            let mut byte = 0;
+            while byte < 256 {
+                pairs[byte] = [HEX[byte >> 4], HEX[byte & 0xf]];
+                byte += 1;
+            }
+            pairs
+        };
         const PREFIX_LEN: usize = 19;
         let first = self.counter.fetch_add(BATCH as u64, Ordering::Relaxed);
         let mut prefix = [0u8; ID_LEN];
@@ -80,17 +90,16 @@ impl FastRequestId {
         let mut text = vec![0u8; BATCH * ID_LEN];
         let counters = (0..BATCH as u64).map(|i| first.wrapping_add(i));
         for (n, slot) in counters.zip(text.chunks_exact_mut(ID_LEN)) {
-            let (head, counter) = slot.split_at_mut(PREFIX_LEN);
-            head.copy_from_slice(&prefix[..PREFIX_LEN]);
-            // `xxxx-xxxxxxxxxxxx`: the counter's digits, most significant first.
-            let mut digits = (0..16).rev().map(|i| HEX[((n >> (4 * i)) & 0xf) as usize]);
-            for (at, byte) in counter.iter_mut().enumerate() {
-                *byte = if at == 4 {
-                    b'-'
-                } else {
-                    digits.next().unwrap_or(b'0')
-                };
+            // `xxxx-xxxxxxxxxxxx` after the prefix: the counter's digits, most significant
+            // first, two (one byte's) at a time.
+            let mut digits = [0u8; 16];
+            for (pair, byte) in digits.chunks_exact_mut(2).zip(n.to_be_bytes()) {
+                pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
             }
+            slot[..PREFIX_LEN].copy_from_slice(&prefix[..PREFIX_LEN]);
+            slot[PREFIX_LEN..PREFIX_LEN + 4].copy_from_slice(&digits[..4]);
+            slot[PREFIX_LEN + 4] = b'-';
+            slot[PREFIX_LEN + 5..].copy_from_slice(&digits[4..]);
         }
         Batch {
             maker: self.prefix,
