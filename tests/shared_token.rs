@@ -1,14 +1,16 @@
 //! Shared mode's token: replicas that share a Redis obtain one Genesys token between them
 //! (single-flight across replicas under Redis' lock), Redis holds it sealed (never in
 //! clear), a 401 on one replica drops it for all, and with Redis gone each replica falls
-//! back to a token of its own and rejoins when Redis is back (sharing one of those).
+//! back to a token of its own and rejoins when Redis is back (sharing one of those); a
+//! Redis restarted empty gets the replicas' shared token back, so a replica that starts
+//! later still finds it.
 
 mod support;
 
 use std::time::Duration;
 
 use genesys_sim::Simulator;
-use support::redis::{RedisServer, replicas};
+use support::redis::{RedisServer, Replica, replicas, shared_settings};
 use support::{conversation_ids, sim_config};
 
 /// Every key Redis holds, with its raw value (strings only).
@@ -207,4 +209,59 @@ async fn without_redis_each_replica_holds_its_own_token_and_rejoins_when_it_retu
             "{admin}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_restarted_empty_gets_the_shared_token_back_for_replicas_that_start_later() {
+    let Some(mut redis) = RedisServer::start("a_redis_restarted_empty_gets_the_token_back") else {
+        return;
+    };
+    let sim = Simulator::start(sim_config()).await.expect("sim");
+    let replicas = replicas(&sim, &redis, 2).await;
+    let ids = conversation_ids(&sim, 5);
+    for (i, replica) in replicas.iter().enumerate() {
+        let reply = replica.get(&format!("/conversations/{}", ids[i])).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    assert_eq!(sim.counters().tokens_issued, 1);
+    // Redis restarts without persistence: the sealed token is gone from it, while both
+    // replicas still hold it.
+    redis.stop();
+    redis.restart();
+    for replica in &replicas {
+        let mut admin = serde_json::Value::Null;
+        for _ in 0..200 {
+            admin = replica.admin().await;
+            if admin["shared"]["mode"] == "shared" && admin["shared"]["rejoins"].as_u64() >= Some(1)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(admin["shared"]["mode"], "shared", "{admin}");
+        assert!(admin["shared"]["rejoins"].as_u64() >= Some(1), "{admin}");
+    }
+    // Their next calls put the token they hold back into Redis (no new token).
+    for (i, replica) in replicas.iter().enumerate() {
+        let reply = replica.get(&format!("/conversations/{}", ids[2 + i])).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    // A replica that starts now finds it there.
+    let late = Replica::start(&sim, shared_settings(&redis)).await;
+    let reply = late.get(&format!("/conversations/{}", ids[4])).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        sim.counters().tokens_issued,
+        1,
+        "one token for the three replicas, across Redis' restart"
+    );
+    for replica in replicas.iter().map(AsRef::as_ref).chain([&late]) {
+        let admin = replica.admin().await;
+        assert_eq!(admin["shared"]["token"]["held_in_redis"], true, "{admin}");
+        assert_eq!(
+            admin["shared"]["token"]["this_replica_uses_it"], true,
+            "{admin}"
+        );
+    }
+    assert_no_token_in_clear(&sim, &redis);
 }

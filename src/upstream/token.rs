@@ -61,6 +61,9 @@ struct Cached {
     sealed: Option<Vec<u8>>,
     /// Its lifetime when issued.
     issued_for: Duration,
+    /// The shared tier's rejoin count when it was obtained (0 alone): after a rejoin,
+    /// Redis may have lost the shared token, and the next call looks (see `rejoining`).
+    rejoins: u64,
 }
 
 #[derive(Debug)]
@@ -240,6 +243,7 @@ impl TokenManager {
                 return Err(failure.error.clone().with_retry_after(failure.until - now));
             }
         }
+        let rejoins = self.shared_rejoins();
         match self.obtain().await {
             Ok(obtained) => {
                 let now = Instant::now();
@@ -256,6 +260,7 @@ impl TokenManager {
                         expires_at: now + expires_in,
                         sealed: obtained.sealed,
                         issued_for: obtained.issued_for,
+                        rejoins,
                     }));
                 *guard = None;
                 *self
@@ -330,6 +335,7 @@ mod tests {
             expires_at: cached.expires_at,
             sealed: None,
             issued_for: cached.issued_for,
+            rejoins: cached.rejoins,
         }));
     }
 

@@ -6,7 +6,9 @@
 //! [`crate::shared::seal`]). When Redis is unavailable (or the wait runs out), the replica
 //! asks the login host itself: a local token until Redis answers again. Then the replica
 //! rejoins: the next call takes the shared token from Redis, or, when Redis holds none,
-//! stores its local token there for all (no new token is asked for).
+//! stores the token it holds there for all (no new token is asked for): its local token,
+//! or the shared one a Redis restarted empty has lost (a replica starting later would
+//! otherwise find none and ask for a second token).
 
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
@@ -51,10 +53,19 @@ impl TokenManager {
             .is_some_and(|mine| mine == sealed)
     }
 
-    /// Whether `cached` is a local token (obtained while Redis was unavailable) and Redis
-    /// is available again: the replica then rejoins the shared token.
+    /// Whether Redis is available and `cached` is a local token (obtained while Redis was
+    /// unavailable), or a shared token obtained before the replica's last rejoin (Redis
+    /// may have restarted empty): the replica then rejoins the shared token, or puts its
+    /// own back in Redis.
     pub(super) fn rejoining(&self, cached: &Cached) -> bool {
-        cached.sealed.is_none() && self.shared.get().is_some_and(|s| s.available())
+        self.shared.get().is_some_and(|s| {
+            s.available() && (cached.sealed.is_none() || s.store.rejoins() != cached.rejoins)
+        })
+    }
+
+    /// The shared tier's rejoin count (0 alone).
+    pub(super) fn shared_rejoins(&self) -> u64 {
+        self.shared.get().map_or(0, |s| s.store.rejoins())
     }
 
     /// The refresh margin for a token issued for `issued_for`.
@@ -141,10 +152,11 @@ impl TokenManager {
         outcome
     }
 
-    /// The local token this replica holds (obtained while Redis was unavailable), when it
-    /// has more than the refresh margin left: shared as it is when Redis holds none.
+    /// The token this replica holds (a local one, obtained while Redis was unavailable, or
+    /// the shared one Redis lost), when it has more than the refresh margin left: shared
+    /// as it is when Redis holds none.
     fn adoptable(&self) -> Option<Obtained> {
-        let cached = self.cached().filter(|c| c.sealed.is_none())?;
+        let cached = self.cached()?;
         let left = cached.expires_at.saturating_duration_since(Instant::now());
         (left > self.margin(cached.issued_for)).then(|| Obtained {
             token: cached.bearer.secret().clone(),
