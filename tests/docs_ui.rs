@@ -82,29 +82,12 @@ async fn demo_proxy() -> DemoProxy {
     }
 }
 
-/// A program on `PATH`, or `None` (skipped) outside CI; under CI its absence fails.
-fn program(name: &str, install: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{name} is not installed: {install}"
-        );
-        println!("skipped: {name} not installed ({install})");
-    }
-    found
-}
-
 /// Node.js and the "Try it out" driver, `try-it-out.mjs`, in target/docs-ui with its pinned
 /// playwright-core (`npm ci` from scripts/docs-ui's lock file, again whenever that file
 /// changes). `None`: skipped (no Node.js or npm outside CI).
 fn try_it_out_driver() -> Option<(PathBuf, PathBuf)> {
-    let node = program("node", "apt-get install -y nodejs npm")?;
-    let npm = program("npm", "apt-get install -y nodejs npm")?;
+    let node = support::installed("node", "apt-get install -y nodejs npm")?;
+    let npm = support::installed("npm", "apt-get install -y nodejs npm")?;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let source = root.join("scripts/docs-ui");
     let target =

@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use genesys_sim::data::{AgentWork, ConversationRecord, Dataset, Direction, MediaType};
-use genesys_sim::{IntervalMatching, SimConfig, endpoint};
+use genesys_sim::{SimConfig, endpoint};
 use serde_json::{Value, json};
-use support::{TestApp, anchor, assert_problem, proxy_settings};
+use support::{TestApp, assert_problem, at, big_org, proxy_settings, rfc};
 
 /// An independent expectation: which generated records a filter should select.
 type Keep<'a> = Box<dyn Fn(&ConversationRecord) -> bool + 'a>;
@@ -21,24 +21,6 @@ type Stats = (u64, f64, f64, f64);
 type Expected = BTreeMap<String, BTreeMap<&'static str, Stats>>;
 /// queue id -> metric -> stats, read from a response.
 type Actual = BTreeMap<String, BTreeMap<String, Stats>>;
-
-/// 900 conversations over 100 days, with Genesys' documented "touched day" interval
-/// matching (so the proxy must drop hits outside each chunk).
-fn big_org() -> SimConfig {
-    SimConfig {
-        seed: 3,
-        conversations: 900,
-        days: 100,
-        live_conversations: 4,
-        anchor: Some(anchor()),
-        interval_matching: IntervalMatching::StartedOnTouchedDay,
-        ..SimConfig::default()
-    }
-}
-
-fn at(days_before_anchor: i64, hour: u32) -> DateTime<Utc> {
-    anchor() - Duration::days(days_before_anchor) + Duration::hours(i64::from(hour))
-}
 
 /// The agents' parts of a conversation, leg by leg (a leg abandoned in queue has none).
 fn agent_parts(c: &ConversationRecord) -> impl Iterator<Item = &AgentWork> {
@@ -55,10 +37,6 @@ fn handle_ms(agent: &AgentWork) -> i64 {
 /// When an agent's after-call work ends: Genesys reports tHandle at that instant.
 fn wrapup_end(agent: &AgentWork) -> DateTime<Utc> {
     agent.disconnected + Duration::milliseconds(agent.acw_ms)
-}
-
-fn rfc(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn expected(

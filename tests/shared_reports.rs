@@ -10,33 +10,10 @@ mod support;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use genesys_proxy::Settings;
-use genesys_sim::{Faults, IntervalMatching, SimConfig, Simulator, endpoint};
+use genesys_sim::{Faults, Simulator, endpoint};
 use support::redis::{self, RedisServer, Replica};
-use support::{Reply, anchor, proxy_settings};
-
-/// 900 conversations over 100 days, with Genesys' documented "touched day" interval
-/// matching (as in tests/reports.rs).
-fn big_org() -> SimConfig {
-    SimConfig {
-        seed: 3,
-        conversations: 900,
-        days: 100,
-        live_conversations: 4,
-        anchor: Some(anchor()),
-        interval_matching: IntervalMatching::StartedOnTouchedDay,
-        ..SimConfig::default()
-    }
-}
-
-fn at(days_before_anchor: i64, hour: u32) -> DateTime<Utc> {
-    anchor() - chrono::Duration::days(days_before_anchor) + chrono::Duration::hours(i64::from(hour))
-}
-
-fn rfc(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
+use support::{Reply, at, big_org, proxy_settings, rfc};
 
 /// A search over four days, several pages long.
 fn search_path() -> String {

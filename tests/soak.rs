@@ -60,11 +60,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::Utc;
 use genesys_sim::{Faults, SimConfig, Storm, endpoint};
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{ADMIN_KEY, Reply, TestApp, anchor, proxy_settings, sim_config};
+use support::{ADMIN_KEY, Reply, TestApp, anchor, proxy_settings, rfc, sim_config};
 use uuid::Uuid;
 
 /// How long a client waits for any answer before calling it a hang.
@@ -91,10 +91,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn env_secs(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
-}
-
-fn rfc(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// VmRSS of this process, in kB.

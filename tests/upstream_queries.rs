@@ -16,11 +16,11 @@ mod contract;
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration};
 use genesys_sim::journal::{JournaledQuery, QueryKind};
 use genesys_sim::{SimConfig, endpoint};
 use serde_json::{Value, json};
-use support::{Reply, TestApp, proxy_settings, sim_config};
+use support::{Reply, TestApp, proxy_settings, rfc, sim_config};
 use uuid::Uuid;
 
 const DEFINITIONS_JSON: &str = include_str!("../genesys-sim/tests/contract/definitions.json");
@@ -67,10 +67,6 @@ fn official_directions() -> Vec<String> {
         "AnalyticsConversationWithoutAttributes",
         "originatingDirection",
     )
-}
-
-fn rfc(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Every predicate of a query, wherever it sits (`segmentFilters`, `conversationFilters`,

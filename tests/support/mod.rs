@@ -49,6 +49,48 @@ pub fn anchor() -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
+/// 900 conversations over 100 days, with Genesys' documented "touched day" interval
+/// matching (so the proxy must drop hits outside each chunk): the reports tests' org.
+pub fn big_org() -> SimConfig {
+    SimConfig {
+        seed: 3,
+        conversations: 900,
+        days: 100,
+        live_conversations: 4,
+        anchor: Some(anchor()),
+        interval_matching: IntervalMatching::StartedOnTouchedDay,
+        ..SimConfig::default()
+    }
+}
+
+/// `hour` o'clock (UTC), `days_before_anchor` days before [`anchor`].
+pub fn at(days_before_anchor: i64, hour: u32) -> DateTime<Utc> {
+    anchor() - chrono::Duration::days(days_before_anchor) + chrono::Duration::hours(i64::from(hour))
+}
+
+/// `t` as RFC 3339 to the second, as query strings carry it.
+pub fn rfc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// `name` on `PATH`. Missing: `None` (the caller returns: skipped, said on stderr) outside
+/// CI; under CI (`CI` set), where no test may skip, a failure. `install` says how to get it.
+pub fn installed(name: &str, install: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{name} is not installed ({install}): this test cannot run in CI"
+        );
+        eprintln!("skipped: {name} not installed ({install})");
+    }
+    found
+}
+
 /// A small org with a fixed anchor.
 pub fn sim_config() -> SimConfig {
     SimConfig {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use genesys_proxy::Settings;
 use genesys_sim::Simulator;
 
-use super::{ADMIN_KEY, Reply, proxy_settings, serve_proxy};
+use super::{ADMIN_KEY, Reply, installed, proxy_settings, serve_proxy};
 
 /// A running (or stopped) `redis-server` on a fixed port.
 pub struct RedisServer {
@@ -46,22 +46,13 @@ enum Role {
     Sentinel,
 }
 
-/// The path of `tool` on `PATH`; `None` (the test is skipped) when it is missing, outside
-/// CI.
+/// The path of `name` on `PATH`; `None` (the test is skipped) when it is missing, outside
+/// CI ([`installed`]).
 fn tool(name: &str, package: &str, test: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{name} is not installed (apt-get install {package}): {test} cannot run in CI"
-        );
-        eprintln!("skipped: {name} not installed ({test})");
-    }
-    found
+    installed(
+        name,
+        &format!("apt-get install {package}; needed by {test}"),
+    )
 }
 
 fn free_port() -> u16 {
