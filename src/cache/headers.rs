@@ -118,17 +118,12 @@ pub fn hit_block<V>(
         return Some(block.headers.clone());
     }
     let (age_secs, ttl) = age_and_ttl(entry, now);
-    let values = match formatted.filter(|f| f.age_secs == age_secs && f.ttl == ttl) {
-        Some(known) if known.pushed == pushed => known.values.clone(),
-        _ => {
-            let parts = if pushed {
-                PUSHED
-            } else {
-                CacheStatus::Hit.header_parts()
-            };
-            format(entry, parts, age_secs, ttl)?
-        }
+    let parts = if pushed {
+        PUSHED
+    } else {
+        CacheStatus::Hit.header_parts()
     };
+    let (values, _) = memo_or_format(entry, formatted, parts, age_secs, ttl)?;
     let headers = build(values.clone());
     if let Some(slot) = slot.as_deref_mut() {
         let block = right_until(entry, age_secs, ttl).map(|until| HitBlock {
@@ -192,6 +187,23 @@ fn format<V>(
     ])
 }
 
+/// The three values of an answer with `parts` at `age_secs` and `ttl`: those `known` (the
+/// memo's) when they were made for the same, else formatted now (then `true`: worth
+/// keeping in the memo).
+fn memo_or_format<V>(
+    entry: &Cached<V>,
+    known: Option<&Formatted>,
+    parts: (&str, &str),
+    age_secs: u64,
+    ttl: i64,
+) -> Option<([HeaderValue; 3], bool)> {
+    let pushed = parts == PUSHED;
+    match known.filter(|f| f.age_secs == age_secs && f.ttl == ttl && f.pushed == pushed) {
+        Some(known) => Some((known.values.clone(), false)),
+        None => Some((format(entry, parts, age_secs, ttl)?, true)),
+    }
+}
+
 fn write<V>(
     entry: &Cached<V>,
     parts: (&str, &str),
@@ -199,34 +211,21 @@ fn write<V>(
     headers: &mut HeaderMap,
 ) {
     let (age_secs, ttl) = age_and_ttl(entry, Instant::now());
-    let pushed = parts == PUSHED;
-    if let Some(HitHeaders(slot)) = memo {
-        // `try_lock`: hits of one entry on other threads never wait for each other; a hit
-        // that finds the memo busy formats its own values.
-        let known = slot.try_lock().ok().and_then(|slot| {
-            slot.as_ref()
-                .filter(|f| f.age_secs == age_secs && f.ttl == ttl && f.pushed == pushed)
-                .map(|f| f.values.clone())
-        });
-        if let Some(values) = known {
-            put(headers, values);
-            return;
-        }
-    }
-    let Some(values) = format(entry, parts, age_secs, ttl) else {
+    // `try_lock`: hits of one entry on other threads never wait for each other; a hit
+    // that finds the memo busy formats its own values (and leaves the memo as it is).
+    let mut slot = memo.and_then(|HitHeaders(slot)| slot.try_lock().ok());
+    let known = slot.as_deref().and_then(Option::as_deref);
+    let Some((values, made)) = memo_or_format(entry, known, parts, age_secs, ttl) else {
         return;
     };
-    if let Some(HitHeaders(slot)) = memo {
-        // Busy: another hit is storing the same second's values; nothing to wait for.
-        if let Ok(mut slot) = slot.try_lock() {
-            *slot = Some(Box::new(Formatted {
-                age_secs,
-                ttl,
-                pushed,
-                values: values.clone(),
-                block: None,
-            }));
-        }
+    if let Some(slot) = slot.as_deref_mut().filter(|_| made) {
+        *slot = Some(Box::new(Formatted {
+            age_secs,
+            ttl,
+            pushed: parts == PUSHED,
+            values: values.clone(),
+            block: None,
+        }));
     }
     put(headers, values);
 }
