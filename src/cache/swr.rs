@@ -447,6 +447,24 @@ where
         self.fresh_at(key, Instant::now(), accept).await
     }
 
+    /// As [`Self::fresh_at`], but only an entry the tier holds ready to answer at once
+    /// ([`CacheTier::get_ready`]); `None` says nothing, [`Self::fresh_at`] does. The
+    /// cache-hit fast path asks this first: no future to make, poll or move.
+    pub fn fresh_ready(
+        &self,
+        key: &K,
+        now: Instant,
+        accept: impl Fn(&V) -> bool,
+    ) -> Option<Arc<Cached<V>>> {
+        let entry = self.tier.get_ready(key, now)?;
+        if now < entry.fresh_until && accept(&entry.value) {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            Some(entry)
+        } else {
+            None
+        }
+    }
+
     /// As [`Self::fresh`], fresh at `now` (a time the caller has already read).
     pub async fn fresh_at(
         &self,
@@ -454,7 +472,7 @@ where
         now: Instant,
         accept: impl Fn(&V) -> bool,
     ) -> Option<Arc<Cached<V>>> {
-        let entry = self.tier.get_local(key).await?;
+        let entry = self.tier.get_local(key, now).await?;
         if now < entry.fresh_until && accept(&entry.value) {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
             Some(entry)

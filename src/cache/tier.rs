@@ -40,6 +40,8 @@ use std::future::{Future, ready};
 use std::pin::Pin;
 use std::sync::Arc;
 
+use tokio::time::Instant;
+
 use super::swr::Cached;
 
 /// What a tier holds, for the cache's figures.
@@ -80,10 +82,22 @@ pub trait CacheTier<K, V>: Send + Sync + 'static {
     fn get(&self, key: &K) -> impl Future<Output = Option<Arc<Cached<V>>>> + Send;
 
     /// The entry stored for `key` if this process holds it, without a round trip to
-    /// another process (the hit fast path polls it once, in place). A tier private to the
-    /// process answers as [`CacheTier::get`].
-    fn get_local(&self, key: &K) -> impl Future<Output = Option<Arc<Cached<V>>>> + Send {
+    /// another process (the hit fast path polls it once, in place), asked at `now`: a
+    /// tier may answer an entry fresh at `now` from a faster table (the
+    /// [`MokaTier`](super::MokaTier)'s front). By default, as [`CacheTier::get`].
+    fn get_local(
+        &self,
+        key: &K,
+        _now: Instant,
+    ) -> impl Future<Output = Option<Arc<Cached<V>>>> + Send {
         self.get(key)
+    }
+
+    /// An entry for `key` fresh at `now` that the tier holds ready to answer without a
+    /// future (the [`MokaTier`](super::MokaTier)'s front), else `None`: that says nothing
+    /// of whether the tier holds one, [`CacheTier::get_local`] does. By default `None`.
+    fn get_ready(&self, _key: &K, _now: Instant) -> Option<Arc<Cached<V>>> {
+        None
     }
 
     /// Stores `entry` for `key`, replacing any other. A tier may drop it at its stale end

@@ -56,8 +56,16 @@ where
     V: Weighted,
     S: CacheTier<K, V>,
 {
-    fn get_local(&self, key: &K) -> impl Future<Output = Option<Arc<Cached<V>>>> + Send {
-        self.first.get(key)
+    fn get_ready(&self, key: &K, now: Instant) -> Option<Arc<Cached<V>>> {
+        self.first.get_ready(key, now)
+    }
+
+    fn get_local(
+        &self,
+        key: &K,
+        now: Instant,
+    ) -> impl Future<Output = Option<Arc<Cached<V>>>> + Send {
+        self.first.get_local(key, now)
     }
 
     async fn get(&self, key: &K) -> Option<Arc<Cached<V>>> {
@@ -205,11 +213,19 @@ mod tests {
                 .expect("lock")
                 .contains_key(&1)
         );
-        assert_eq!(tiers.get_local(&1).await.expect("local").value.0, 1);
+        assert_eq!(
+            tiers
+                .get_local(&1, Instant::now())
+                .await
+                .expect("local")
+                .value
+                .0,
+            1
+        );
         assert_eq!(tiers.get(&1).await.expect("hit").value.0, 1);
         assert_eq!(second(&tiers).gets.load(Ordering::SeqCst), 0);
         // A miss of the fast path stays local too.
-        assert!(tiers.get_local(&2).await.is_none());
+        assert!(tiers.get_local(&2, Instant::now()).await.is_none());
         assert_eq!(second(&tiers).gets.load(Ordering::SeqCst), 0);
     }
 
@@ -218,13 +234,29 @@ mod tests {
         let tiers = tiers();
         second(&tiers).insert(1, entry(10, 60)).await;
         assert_eq!(tiers.get(&1).await.expect("from the second").value.0, 10);
-        assert_eq!(tiers.get_local(&1).await.expect("promoted").value.0, 10);
+        assert_eq!(
+            tiers
+                .get_local(&1, Instant::now())
+                .await
+                .expect("promoted")
+                .value
+                .0,
+            10
+        );
         // The first tier's copy has gone stale; another process stored a fresher one.
         tiers.first.insert(2, entry(20, 10)).await;
         tokio::time::advance(Duration::from_secs(20)).await;
         second(&tiers).insert(2, entry(21, 60)).await;
         assert_eq!(tiers.get(&2).await.expect("fresher").value.0, 21);
-        assert_eq!(tiers.get_local(&2).await.expect("promoted").value.0, 21);
+        assert_eq!(
+            tiers
+                .get_local(&2, Instant::now())
+                .await
+                .expect("promoted")
+                .value
+                .0,
+            21
+        );
         // An older second-tier copy does not replace a stale first-tier one.
         tiers.first.insert(3, entry(30, 10)).await;
         second(&tiers).insert(3, entry(31, 5)).await;

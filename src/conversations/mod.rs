@@ -350,6 +350,18 @@ impl<T: CacheTier<Uuid, ConversationEntry>> ConversationService<T> {
             .await
     }
 
+    /// As [`Self::fresh_hit_at`], but only a copy the cache holds ready to answer at once
+    /// ([`SwrCache::fresh_ready`]); `None` says nothing, [`Self::fresh_hit_at`] does.
+    pub fn fresh_hit_ready(
+        &self,
+        id: Uuid,
+        now: Instant,
+    ) -> Option<Arc<Cached<ConversationEntry>>> {
+        self.cache.fresh_ready(&id, now, |value| {
+            matches!(value, ConversationEntry::Found(_))
+        })
+    }
+
     /// Cache figures.
     #[must_use]
     pub fn stats(&self) -> CacheStats {

@@ -173,13 +173,14 @@ pub(super) fn found_response(
 /// `ttl` per view, then cloned). With `request_id_slot` the block ends with an
 /// `x-request-id` placeholder, so that the front door's id takes its place instead of
 /// growing the map: the front door must then replace it (it does when nothing adds
-/// headers on the way, where the id comes last anyway). `None` leaves the request to the
-/// router (and a `304` to [`found_response`]).
+/// headers on the way, where the id comes last anyway). `revalidation` is the request's
+/// headers when it has an `If-None-Match` (`None`: it has none, nothing to compare).
+/// `None` leaves the request to the router (and a `304` to [`found_response`]).
 pub(super) fn hit_response(
     entry: &Cached<ConversationEntry>,
     representations: &Representations,
     view: View,
-    request_headers: &HeaderMap,
+    revalidation: Option<&HeaderMap>,
     now: Instant,
     request_id_slot: bool,
 ) -> Option<Response> {
@@ -187,7 +188,7 @@ pub(super) fn hit_response(
         View::Summary => (&representations.view, &representations.view_etag),
         View::Full => (&representations.full, &representations.full_etag),
     };
-    if matches_etag(request_headers, etag) {
+    if revalidation.is_some_and(|headers| matches_etag(headers, etag)) {
         return None;
     }
     let pushed = view == View::Summary && representations.is_pushed();

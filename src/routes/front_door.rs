@@ -262,14 +262,14 @@ impl Service<Request<Body>> for FrontDoor {
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let door = &self.door;
         let started = Instant::now();
-        let (client_id, authentication) = {
+        let (client_id, authentication, conditional) = {
             let read = RequestHeaders::read(request.headers_mut());
             let authentication = door
                 .parts
                 .keys
                 .as_ref()
                 .map(|keys| Authentication::of_values(keys, read.api_key, read.authorization));
-            (read.request_id.cloned(), authentication)
+            (read.request_id.cloned(), authentication, read.conditional)
         };
         let caller = authentication.as_ref().and_then(Authentication::caller);
         let logging = door
@@ -286,6 +286,7 @@ impl Service<Request<Body>> for FrontDoor {
                     &request,
                     caller.map(AsRef::as_ref),
                     started,
+                    conditional,
                     request_id_slot,
                 )
             }))
@@ -380,6 +381,8 @@ impl FrontDoor {
 struct RequestHeaders<'a> {
     /// The first `x-request-id`.
     request_id: Option<&'a HeaderValue>,
+    /// An `If-None-Match` is there (the hit answerer then compares ETags).
+    conditional: bool,
     /// The first `x-api-key` and `authorization`.
     api_key: Option<&'a HeaderValue>,
     authorization: Option<&'a HeaderValue>,
@@ -398,6 +401,8 @@ impl<'a> RequestHeaders<'a> {
             } else {
                 if name == REQUEST_ID && read.request_id.is_none() {
                     read.request_id = Some(value);
+                } else if name == header::IF_NONE_MATCH {
+                    read.conditional = true;
                 }
                 continue;
             };

@@ -13,9 +13,11 @@
 //! It answers only an authorised lookup of a well-formed id without a request body whose
 //! entry is fresh; anything else (no or an unknown key, a missing scope, a bad id or
 //! query, a body, a miss, a stale entry, a remembered 404) is left to the router, which
-//! answers it as before. The cache lookup is polled once, in place: an in-memory hit is
-//! ready at once, and a lookup that is not (the store busy with its housekeeping) is
-//! dropped and left to the router too, so no future is boxed for a hit. It stands aside
+//! answers it as before. The cache is first asked for an entry it holds ready (the entries
+//! read in the last second, [`crate::cache::MokaTier`]'s front); else its lookup is polled
+//! once, in place: an in-memory hit is ready at once, and a lookup that is not (the store
+//! busy with its housekeeping) is dropped and left to the router too, so no future is
+//! boxed for a hit. It stands aside
 //! while traces are exported (every request then gets its span), and is not built at all
 //! when `server.hit_fast_path` is off.
 
@@ -52,13 +54,15 @@ impl HitPath {
 
     /// The answer to `request` (arrived at `now`) from `caller` when it is an authorised
     /// `GET` of a freshly cached conversation; `None` leaves the request to the router.
-    /// With `request_id_slot`, a `200` carries an `x-request-id` placeholder that the
-    /// caller must replace (see [`hit_response`]).
+    /// `conditional` says whether the request has an `If-None-Match` (the door saw its
+    /// headers once already). With `request_id_slot`, a `200` carries an `x-request-id`
+    /// placeholder that the caller must replace (see [`hit_response`]).
     pub(super) fn answer(
         &self,
         request: &Request<Body>,
         caller: Option<&Caller>,
         now: Instant,
+        conditional: bool,
         request_id_slot: bool,
     ) -> Option<Response> {
         // A GET with a body goes the long way: the body limit answers a large one with 413.
@@ -74,10 +78,17 @@ impl HitPath {
         if !caller?.may(Scope::ConversationsRead) {
             return None;
         }
-        // Polled in place (as `now_or_never` would, without moving the future first).
-        let lookup = std::pin::pin!(self.conversations.fresh_hit_at(id, now));
-        let Poll::Ready(Some(entry)) = lookup.poll(&mut Context::from_waker(Waker::noop())) else {
-            return None;
+        let entry = match self.conversations.fresh_hit_ready(id, now) {
+            Some(entry) => entry,
+            None => {
+                // Polled in place (as `now_or_never` would, without moving the future).
+                let lookup = std::pin::pin!(self.conversations.fresh_hit_at(id, now));
+                let Poll::Ready(Some(entry)) = lookup.poll(&mut Context::from_waker(Waker::noop()))
+                else {
+                    return None;
+                };
+                entry
+            }
         };
         let ConversationEntry::Found(representations) = &entry.value else {
             return None;
@@ -92,7 +103,7 @@ impl HitPath {
             &entry,
             representations,
             view,
-            request.headers(),
+            conditional.then(|| request.headers()),
             now,
             request_id_slot,
         )
