@@ -21,7 +21,7 @@
 //! - [`TwoTier`](super::TwoTier) (moka first, the shared one second, if configured):
 //!   reads the first and then the second (promoting what it finds), writes and
 //!   invalidates both, and claims flights in the second. The hit fast path reads the
-//!   first only ([`CacheTier::get_local`]).
+//!   first only ([`CacheTier::get_ready`], then [`CacheTier::get_local`]).
 //!
 //! **Shape: a generic parameter, not a trait object.** The trait's methods return
 //! `impl Future` (so they are not object safe), and [`SwrCache`](super::SwrCache) is

@@ -3,8 +3,8 @@
 //! tier exists is decided at start-up but inside the type, so the application's state has
 //! one type with or without Redis.
 //!
-//! - `get_local` (the hit fast path) is the first tier's own lookup: a first-tier hit
-//!   costs what it cost without a second tier.
+//! - `get_ready` and `get_local` (the hit fast path) are the first tier's own: a
+//!   first-tier hit costs what it cost without a second tier.
 //! - `get` answers a fresh first-tier entry at once; otherwise it asks the second tier and
 //!   keeps (promotes) what it finds there when that is fresher than the first tier's copy
 //!   (another replica refreshed it).
