@@ -8,15 +8,19 @@
 //! front lets the entry go to moka again, so moka still hears of every entry in use about
 //! once a second and its eviction keeps seeing what is popular.
 //!
-//! **Exact.** The front never answers an entry that moka no longer holds or holds an
-//! older copy of. Every change of an entry goes to moka first, then to the front
+//! **Exact.** Once an insert, an invalidation or a purge has returned, the front never
+//! answers what it replaced or dropped. Every change of an entry goes to moka first, then
+//! to the front
 //! ([`FrontTable::forget`]: the key's slot removed and its shard's version counted up):
 //! an insert, an invalidation, a purge, and moka's own evictions and expiries (its
 //! eviction listener). A read that missed the front notes its shard's version before it
 //! asks moka, and puts what moka answered into the front only if that version is
 //! unchanged. So either the change came after the read's fill (and its `forget` removes
 //! the filled slot), or it came before moka answered (and the read saw it), or it came
-//! between (and the fill is refused).
+//! between (and the fill is refused). An entry moka evicts for room leaves the front when
+//! moka's listener hears of it (in the same housekeeping pass); until then it is still a
+//! right answer, only one moka no longer keeps. The front answers an entry only while it
+//! is fresh, so never past its stale end, when moka expires it.
 //!
 //! **Bounded.** The front holds only entries moka holds (its slots are removed when moka
 //! lets an entry go), each slot a key, an `Arc` and a deadline: about 50 bytes per entry
