@@ -26,11 +26,11 @@
 //! lets an entry go), each slot a key, an `Arc` and a deadline: about 50 bytes per entry
 //! read in its fresh window, next to the kilobytes of the entry itself.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use hashbrown::HashTable;
 use tokio::time::Instant;
 
 use super::moka_tier::KeyHasher;
@@ -63,12 +63,16 @@ pub struct FrontTable<K, V> {
 struct ShardLock<K, V>(RwLock<Shard<K, V>>);
 
 struct Shard<K, V> {
-    slots: HashMap<K, Slot<V>, KeyHasher>,
+    /// Found by the key's hash, which also picks the shard: a lookup hashes once.
+    slots: HashTable<Slot<K, V>>,
     /// Counted up by every change of one of the shard's keys.
     version: u64,
 }
 
-struct Slot<V> {
+struct Slot<K, V> {
+    key: K,
+    /// The key's hash (for the table's growth).
+    hash: u64,
     entry: Arc<Cached<V>>,
     /// Answered by the front until then: the entry's fresh end or [`FRONT_LIFE`] after
     /// the fill, whichever comes first.
@@ -85,16 +89,18 @@ impl<K, V> std::fmt::Debug for FrontTable<K, V> {
 
 impl<K: Hash + Eq + Clone, V> Default for FrontTable<K, V> {
     fn default() -> Self {
-        let hasher = KeyHasher::new();
         let shards = (0..SHARDS)
             .map(|_| {
                 ShardLock(RwLock::new(Shard {
-                    slots: HashMap::with_hasher(hasher.clone()),
+                    slots: HashTable::new(),
                     version: 0,
                 }))
             })
             .collect();
-        Self { shards, hasher }
+        Self {
+            shards,
+            hasher: KeyHasher::new(),
+        }
     }
 }
 
@@ -118,17 +124,20 @@ impl<K, V> FrontTable<K, V> {
 }
 
 impl<K: Hash + Eq + Clone, V> FrontTable<K, V> {
-    fn shard(&self, key: &K) -> &RwLock<Shard<K, V>> {
-        // The hash picks the shard; the map inside hashes the key again for its own use.
-        let index = self.hasher.hash_one(key) as usize % SHARDS;
-        &self.shards[index].0
+    /// `key`'s hash and shard. The table inside a shard places slots by the hash's low
+    /// bits and tags them with its top 7: the shard is picked by bits of neither.
+    fn shard(&self, key: &K) -> (u64, &RwLock<Shard<K, V>>) {
+        let hash = self.hasher.hash_one(key);
+        let index = (hash >> 32) as usize % SHARDS;
+        (hash, &self.shards[index].0)
     }
 
     /// The entry for `key` if the front may answer it at `now`, else the version to fill
     /// with.
     pub fn lookup(&self, key: &K, now: Instant) -> FrontLookup<V> {
-        let shard = read(self.shard(key));
-        match shard.slots.get(key) {
+        let (hash, shard) = self.shard(key);
+        let shard = read(shard);
+        match shard.slots.find(hash, |slot| slot.key == *key) {
             Some(slot) if now < slot.until => FrontLookup::Hit(slot.entry.clone()),
             _ => FrontLookup::Miss(shard.version),
         }
@@ -141,22 +150,35 @@ impl<K: Hash + Eq + Clone, V> FrontTable<K, V> {
             return;
         }
         let until = entry.fresh_until.min(now + FRONT_LIFE);
-        let mut shard = write(self.shard(key));
-        if shard.version == version {
-            shard.slots.insert(
-                key.clone(),
-                Slot {
-                    entry: entry.clone(),
-                    until,
-                },
-            );
+        let (hash, shard) = self.shard(key);
+        let mut shard = write(shard);
+        if shard.version != version {
+            return;
+        }
+        let slot = Slot {
+            key: key.clone(),
+            hash,
+            entry: entry.clone(),
+            until,
+        };
+        match shard
+            .slots
+            .entry(hash, |slot| slot.key == *key, |slot| slot.hash)
+        {
+            hashbrown::hash_table::Entry::Occupied(mut held) => *held.get_mut() = slot,
+            hashbrown::hash_table::Entry::Vacant(room) => {
+                room.insert(slot);
+            }
         }
     }
 
     /// Drops `key`'s slot, after moka's entry for it changed or went.
     pub fn forget(&self, key: &K) {
-        let mut shard = write(self.shard(key));
-        shard.slots.remove(key);
+        let (hash, shard) = self.shard(key);
+        let mut shard = write(shard);
+        if let Ok(held) = shard.slots.find_entry(hash, |slot| slot.key == *key) {
+            held.remove();
+        }
         shard.version += 1;
     }
 }

@@ -141,8 +141,9 @@ struct Visit {
     /// The caller's name, with the access log on.
     client: Option<Arc<str>>,
     /// With the access log on: the request's URI (for the conversation id) and the
-    /// counter of its upstream calls (`None` when they cannot be counted).
-    logged: Option<(Uri, Option<UpstreamCalls>)>,
+    /// counter of its upstream calls (`None` when they cannot be counted). Boxed: a visit
+    /// without it is small enough to move without a `memcpy` call.
+    logged: Option<Box<(Uri, Option<UpstreamCalls>)>>,
 }
 
 /// Which route answered.
@@ -183,7 +184,7 @@ impl Door {
         if early {
             self.parts.metrics.count_fast_path_answer();
         }
-        if let (Some(log), Some((uri, calls))) = (&self.parts.access_log, &visit.logged) {
+        if let (Some(log), Some((uri, calls))) = (&self.parts.access_log, visit.logged.as_deref()) {
             let conversation_id = (route == self.conversation_route)
                 .then(|| uri.path().strip_prefix(self.conversation_prefix))
                 .flatten()
@@ -302,7 +303,7 @@ impl Service<Request<Body>> for FrontDoor {
                 .clone()
                 .unwrap_or_else(|| door.request_ids.next_header_value()),
             client: caller.filter(|_| logging).map(|caller| caller.name.clone()),
-            logged: logging.then(|| (request.uri().clone(), None)),
+            logged: logging.then(|| Box::new((request.uri().clone(), None))),
         };
         if let Some(response) = early {
             if door.parts.cors.is_none() {
@@ -335,7 +336,7 @@ impl Service<Request<Body>> for FrontDoor {
         } else {
             Span::none()
         };
-        if let Some((_, calls)) = &mut visit.logged {
+        if let Some((_, calls)) = visit.logged.as_deref_mut() {
             *calls = span.in_scope(attach_call_counter);
         }
         if door.parts.cors.is_some() && request.method() == Method::OPTIONS {

@@ -66,45 +66,45 @@ impl FastRequestId {
         })
     }
 
-    /// [`BATCH`] ids, written one after the other. An id's first 64 bits (the prefix) are
-    /// its first 19 characters (`xxxxxxxx-xxxx-xxxx-`), the same in every id, so only the
-    /// counter's 16 hex digits are written for each.
+    /// [`BATCH`] ids, written one after the other: the first in full, each next one as a
+    /// copy of the one before with its counter's hex digits counted up by one in place
+    /// (most ids change only in their last digit).
     fn new_batch(&self) -> Batch {
-        /// The two hex digits of each byte value.
-        const HEX_PAIRS: [[u8; 2]; 256] = {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            let mut pairs = [[0; 2]; 256];
-            let mut byte = 0;
-            while byte < 256 {
-                pairs[byte] = [HEX[byte >> 4], HEX[byte & 0xf]];
-                byte += 1;
-            }
-            pairs
-        };
-        const PREFIX_LEN: usize = 19;
         let first = self.counter.fetch_add(BATCH as u64, Ordering::Relaxed);
-        let mut prefix = [0u8; ID_LEN];
-        uuid::Uuid::from_u128(u128::from(self.prefix) << 64)
+        let mut id = [0u8; ID_LEN];
+        uuid::Uuid::from_u64_pair(self.prefix, first)
             .hyphenated()
-            .encode_lower(&mut prefix);
-        let mut text = vec![0u8; BATCH * ID_LEN];
-        let counters = (0..BATCH as u64).map(|i| first.wrapping_add(i));
-        for (n, slot) in counters.zip(text.chunks_exact_mut(ID_LEN)) {
-            // `xxxx-xxxxxxxxxxxx` after the prefix: the counter's digits, most significant
-            // first, two (one byte's) at a time.
-            let mut digits = [0u8; 16];
-            for (pair, byte) in digits.chunks_exact_mut(2).zip(n.to_be_bytes()) {
-                pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
-            }
-            slot[..PREFIX_LEN].copy_from_slice(&prefix[..PREFIX_LEN]);
-            slot[PREFIX_LEN..PREFIX_LEN + 4].copy_from_slice(&digits[..4]);
-            slot[PREFIX_LEN + 4] = b'-';
-            slot[PREFIX_LEN + 5..].copy_from_slice(&digits[4..]);
+            .encode_lower(&mut id);
+        let mut text = Vec::with_capacity(BATCH * ID_LEN);
+        for _ in 0..BATCH {
+            text.extend_from_slice(&id);
+            count_up(&mut id);
         }
         Batch {
             maker: self.prefix,
             text: Bytes::from(text),
             used: 0,
+        }
+    }
+}
+
+/// Adds one to the counter written in `id` (its last 64 bits, the hex digits after the
+/// third hyphen, `xxxx-xxxxxxxxxxxx`), wrapping as the counter does.
+fn count_up(id: &mut [u8]) {
+    /// Where the counter's digits start: after `xxxxxxxx-xxxx-xxxx-`.
+    const COUNTER_AT: usize = 19;
+    for digit in id[COUNTER_AT..].iter_mut().rev() {
+        match *digit {
+            b'-' => {}
+            b'f' => *digit = b'0',
+            b'9' => {
+                *digit = b'a';
+                return;
+            }
+            _ => {
+                *digit += 1;
+                return;
+            }
         }
     }
 }
@@ -146,11 +146,29 @@ mod tests {
             "01234567-89ab-cdef-0000-000000000000",
         ];
         assert_eq!(ids, expected.map(str::as_bytes));
-        for (n, id) in batch.text.chunks(ID_LEN).enumerate().skip(1).take(40) {
-            let counter = (u64::MAX - 1).wrapping_add(n as u64);
-            let uuid =
-                uuid::Uuid::from_u128((0x0123_4567_89ab_cdef_u128 << 64) | u128::from(counter));
-            assert_eq!(id, uuid.hyphenated().to_string().as_bytes());
+        // Every id of a batch, from starts whose counting carries across digits, the
+        // counter's hyphen, and the wrap.
+        for start in [
+            u64::MAX - 1,
+            0x0000_ffff_ffff_ffe0,
+            0x0009_9999_9999_99f0,
+            0,
+        ] {
+            let maker = FastRequestId {
+                prefix: 0x0123_4567_89ab_cdef,
+                counter: Arc::new(AtomicU64::new(start)),
+            };
+            let batch = maker.new_batch();
+            assert_eq!(batch.text.len(), BATCH * ID_LEN);
+            for (n, id) in batch.text.chunks(ID_LEN).enumerate() {
+                let counter = start.wrapping_add(n as u64);
+                let uuid = uuid::Uuid::from_u64_pair(0x0123_4567_89ab_cdef, counter);
+                assert_eq!(
+                    id,
+                    uuid.hyphenated().to_string().as_bytes(),
+                    "{start:x} + {n}"
+                );
+            }
         }
     }
 
