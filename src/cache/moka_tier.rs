@@ -3,18 +3,18 @@
 //! [`SwrCache`](super::SwrCache), and the first tier once a shared one sits behind it.
 //!
 //! Keys are hashed with [`KeyHasher`], not std's SipHash: every lookup hashes its key,
-//! and a hit is a lookup. The fast path's lookups ([`CacheTier::get_local`]) read a
-//! [`FrontTable`] of the entries moka answered lately before moka itself: a fresh hit
-//! then skips moka's per-read bookkeeping, and every change reaches both (moka first).
+//! and a hit is a lookup. The fast path's lookups ([`CacheTier::get_ready`], then
+//! [`CacheTier::get_local`]) read a [`FrontTable`] of the entries moka answered lately
+//! before moka itself: a fresh hit then skips moka's per-read bookkeeping, and every
+//! change reaches both (moka first).
 
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use futures_util::future::{Either, ready};
+use tokio::time::Instant;
 
 use super::front::{FrontLookup, FrontTable};
 use super::swr::{Cached, Weighted};
