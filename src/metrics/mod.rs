@@ -164,6 +164,15 @@ pub fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// Writes a counter family with one label: its `# HELP` and `# TYPE` lines, then one
+/// sample per `(label value, count)`.
+pub fn counter_by(out: &mut String, name: &str, help: &str, label: &str, counts: &[(&str, u64)]) {
+    header(out, name, "counter", help);
+    for (value, count) in counts {
+        sample(out, name, &format!("{label}=\"{value}\""), count);
+    }
+}
+
 /// Writes one sample.
 pub fn sample(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Display) {
     if labels.is_empty() {

@@ -2,7 +2,7 @@
 //! whether Redis is in use or the replica runs on local state, the live replicas, the
 //! failed Redis calls and the rejoins. Never the URL's password, never the token.
 
-use crate::metrics::{header, sample};
+use crate::metrics::{counter_by, header, sample};
 
 use super::SharedTier;
 
@@ -113,23 +113,16 @@ impl SharedStats {
             "Times this replica rejoined shared mode after Redis was unavailable.",
         );
         sample(out, "genesys_proxy_shared_rejoins_total", "", self.rejoins);
-        header(
+        counter_by(
             out,
             "genesys_proxy_shared_budget_grants_total",
-            "counter",
             "Upstream calls let through by the budget's gate: by the shared (Redis) gate, or by the local fallback at rate / live replicas.",
+            "gate",
+            &[
+                ("shared", self.budget_gate.shared_grants),
+                ("local", self.budget_gate.local_grants),
+            ],
         );
-        for (gate, value) in [
-            ("shared", self.budget_gate.shared_grants),
-            ("local", self.budget_gate.local_grants),
-        ] {
-            sample(
-                out,
-                "genesys_proxy_shared_budget_grants_total",
-                &format!("gate=\"{gate}\""),
-                value,
-            );
-        }
         self.render_gate(out);
         self.render_cache(out);
     }
@@ -137,23 +130,16 @@ impl SharedStats {
     /// How calls passed the shared gate: their waits and the slots reserved for them.
     fn render_gate(&self, out: &mut String) {
         let gate = &self.budget_gate;
-        header(
+        counter_by(
             out,
             "genesys_proxy_shared_budget_reservations_total",
-            "counter",
             "Slots of the shared gate reserved for this replica's calls, by result: used (a call waited for its slot and went), lapsed (its caller went away and no other caller of the replica took the slot in time).",
+            "result",
+            &[
+                ("used", gate.reserved_grants),
+                ("lapsed", gate.lapsed_reservations),
+            ],
         );
-        for (result, value) in [
-            ("used", gate.reserved_grants),
-            ("lapsed", gate.lapsed_reservations),
-        ] {
-            sample(
-                out,
-                "genesys_proxy_shared_budget_reservations_total",
-                &format!("result=\"{result}\""),
-                value,
-            );
-        }
         header(
             out,
             "genesys_proxy_shared_budget_gate_wait_seconds_total",
@@ -171,42 +157,28 @@ impl SharedStats {
     /// The shared cache's families.
     fn render_cache(&self, out: &mut String) {
         let cache = &self.cache;
-        header(
+        counter_by(
             out,
             "genesys_proxy_shared_cache_requests_total",
-            "counter",
             "Calls of the shared (Redis) cache tier: lookups after a miss in the replica's own tier by result (hit, miss), and error for any cache call (lookup, write, flight marker) that failed, timed out, was skipped while Redis is unavailable, or read an unreadable record.",
+            "result",
+            &[
+                ("hit", cache.hits),
+                ("miss", cache.misses),
+                ("error", cache.errors),
+            ],
         );
-        for (result, value) in [
-            ("hit", cache.hits),
-            ("miss", cache.misses),
-            ("error", cache.errors),
-        ] {
-            sample(
-                out,
-                "genesys_proxy_shared_cache_requests_total",
-                &format!("result=\"{result}\""),
-                value,
-            );
-        }
-        header(
+        counter_by(
             out,
             "genesys_proxy_shared_cache_flights_total",
-            "counter",
             "Fetches coalesced across replicas, by role: led (this replica fetched for all), followed (it waited for another's), followed_in_vain (that wait ended without an entry: it claimed the fetch again).",
+            "role",
+            &[
+                ("led", cache.flights_led),
+                ("followed", cache.flights_followed),
+                ("followed_in_vain", cache.flights_followed_in_vain),
+            ],
         );
-        for (role, value) in [
-            ("led", cache.flights_led),
-            ("followed", cache.flights_followed),
-            ("followed_in_vain", cache.flights_followed_in_vain),
-        ] {
-            sample(
-                out,
-                "genesys_proxy_shared_cache_flights_total",
-                &format!("role=\"{role}\""),
-                value,
-            );
-        }
     }
 }
 
