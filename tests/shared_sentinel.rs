@@ -106,10 +106,10 @@ async fn replicas_find_the_master_through_the_sentinel_and_share_one_token() {
         assert_eq!(admin["shared"]["rejoins"], 0, "a first join is no rejoin");
     }
     // The master holds the token, and both replicas' pub/sub connections.
-    let keys = master
-        .command(&["--raw", "KEYS", "*:token"])
-        .unwrap_or_default();
-    assert!(keys.lines().any(|k| k.ends_with(":token")), "{keys}");
+    assert!(
+        master.key_ending(":token").is_some(),
+        "the token is in Redis"
+    );
     eventually("both replicas subscribe on the master", || async {
         filled_subscribers(&master) == 2
     })
@@ -234,12 +234,7 @@ impl Failover {
         .await;
         let registry = self
             .standby
-            .command(&["--raw", "KEYS", "*:replicas"])
-            .and_then(|keys| {
-                keys.lines()
-                    .find(|k| k.ends_with(":replicas"))
-                    .map(str::to_owned)
-            })
+            .key_ending(":replicas")
             .expect("the registry was replicated to the standby");
         assert_eq!(
             self.standby
@@ -266,12 +261,7 @@ impl Failover {
     async fn replicas_share_one_new_token_on_the_standby(&self) {
         let token_key = self
             .standby
-            .command(&["--raw", "KEYS", "*:token"])
-            .and_then(|keys| {
-                keys.lines()
-                    .find(|k| k.ends_with(":token"))
-                    .map(str::to_owned)
-            })
+            .key_ending(":token")
             .expect("the token was replicated to the standby");
         let sealed_before = self.standby.raw(&token_key);
         self.sim.revoke_tokens();

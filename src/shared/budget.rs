@@ -774,6 +774,12 @@ mod tests {
         fn script(&self) -> std::sync::MutexGuard<'_, Script> {
             self.script.lock().expect("the stand-in's lock")
         }
+
+        /// A 429 seen `after` from now: the gate frozen until `until`.
+        async fn freeze_after(&self, after: Duration, until: Instant) {
+            tokio::time::sleep(after).await;
+            self.script().frozen_until = Some(until);
+        }
     }
 
     impl Gate for FakeGate {
@@ -1021,16 +1027,9 @@ mod tests {
         let start = Instant::now();
         gate.script().tat = start + secs(1.0);
         let replica = Arc::new(Replica::default());
-        let freeze = {
-            let script = gate.script.clone();
-            async move {
-                tokio::time::sleep(secs(0.5)).await;
-                script.lock().expect("the stand-in's lock").frozen_until = Some(start + secs(3.0));
-            }
-        };
         let (passed, ()) = tokio::join!(
             replica.pass(&gate, Class::Realtime, start + secs(10.0)),
-            freeze
+            gate.freeze_after(secs(0.5), start + secs(3.0))
         );
         passed.expect("the call passes the gate");
         assert_eq!(
@@ -1044,16 +1043,9 @@ mod tests {
         // Frozen past the caller's latest start: refused, the slot spent.
         gate.script().tat = Instant::now() + secs(1.0);
         let start = Instant::now();
-        let freeze = {
-            let script = gate.script.clone();
-            async move {
-                tokio::time::sleep(secs(0.5)).await;
-                script.lock().expect("the stand-in's lock").frozen_until = Some(start + secs(30.0));
-            }
-        };
         let (passed, ()) = tokio::join!(
             replica.pass(&gate, Class::Realtime, start + secs(10.0)),
-            freeze
+            gate.freeze_after(secs(0.5), start + secs(30.0))
         );
         assert_eq!(passed, Err(secs(29.0)));
         assert_eq!(*replica.turn.lock().await, None);

@@ -293,6 +293,15 @@ impl RedisServer {
         (output.status.success() && !text.starts_with("Could not connect")).then_some(text)
     }
 
+    /// The first key whose name ends with `suffix` (the proxy's keys carry a prefix), if
+    /// the server holds one.
+    pub fn key_ending(&self, suffix: &str) -> Option<String> {
+        self.command(&["--raw", "KEYS", &format!("*{suffix}")])?
+            .lines()
+            .find(|key| key.ends_with(suffix))
+            .map(str::to_owned)
+    }
+
     /// The raw bytes of `key`'s value (empty when absent).
     pub fn raw(&self, key: &str) -> Vec<u8> {
         self.cli()
