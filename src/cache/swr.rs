@@ -456,13 +456,7 @@ where
         now: Instant,
         accept: impl Fn(&V) -> bool,
     ) -> Option<Arc<Cached<V>>> {
-        let entry = self.tier.get_ready(key, now)?;
-        if now < entry.fresh_until && accept(&entry.value) {
-            self.counters.hits.fetch_add(1, Ordering::Relaxed);
-            Some(entry)
-        } else {
-            None
-        }
+        self.counted_if_fresh(self.tier.get_ready(key, now)?, now, accept)
     }
 
     /// As [`Self::fresh`], fresh at `now` (a time the caller has already read).
@@ -473,6 +467,17 @@ where
         accept: impl Fn(&V) -> bool,
     ) -> Option<Arc<Cached<V>>> {
         let entry = self.tier.get_local(key, now).await?;
+        self.counted_if_fresh(entry, now, accept)
+    }
+
+    /// `entry` if it is fresh at `now` and `accept`able, counted as a hit; else `None`,
+    /// nothing counted.
+    fn counted_if_fresh(
+        &self,
+        entry: Arc<Cached<V>>,
+        now: Instant,
+        accept: impl Fn(&V) -> bool,
+    ) -> Option<Arc<Cached<V>>> {
         if now < entry.fresh_until && accept(&entry.value) {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
             Some(entry)

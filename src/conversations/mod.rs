@@ -111,6 +111,13 @@ pub enum ConversationEntry {
     NotFound,
 }
 
+impl ConversationEntry {
+    /// A found conversation, not a remembered 404: what a fresh hit may answer.
+    fn is_found(&self) -> bool {
+        matches!(self, Self::Found(_))
+    }
+}
+
 impl Weighted for ConversationEntry {
     fn weight(&self) -> u32 {
         let held = match self {
@@ -344,9 +351,7 @@ impl<T: CacheTier<Uuid, ConversationEntry>> ConversationService<T> {
         now: Instant,
     ) -> Option<Arc<Cached<ConversationEntry>>> {
         self.cache
-            .fresh_at(&id, now, |value| {
-                matches!(value, ConversationEntry::Found(_))
-            })
+            .fresh_at(&id, now, ConversationEntry::is_found)
             .await
     }
 
@@ -357,9 +362,8 @@ impl<T: CacheTier<Uuid, ConversationEntry>> ConversationService<T> {
         id: Uuid,
         now: Instant,
     ) -> Option<Arc<Cached<ConversationEntry>>> {
-        self.cache.fresh_ready(&id, now, |value| {
-            matches!(value, ConversationEntry::Found(_))
-        })
+        self.cache
+            .fresh_ready(&id, now, ConversationEntry::is_found)
     }
 
     /// Cache figures.
