@@ -25,7 +25,7 @@ use crate::access_log::AccessLog;
 #[derive(Debug, Default)]
 pub struct RequestSeries {
     key: RequestKey,
-    count: AtomicU64,
+    /// The latency of its requests; its count is the series' request count.
     latency: Histogram,
 }
 
@@ -52,7 +52,6 @@ fn series_hash(route: &str, method: &str, status: u16) -> u64 {
 impl RequestSeries {
     /// Records one answered request of this series.
     pub fn observe(&self, latency: Duration) {
-        self.count.fetch_add(1, Ordering::Relaxed);
         self.latency.observe(latency);
     }
 }
@@ -123,7 +122,7 @@ impl HttpMetrics {
         );
         for one in &all {
             let (route, method, status) = &one.key;
-            let count = one.count.load(Ordering::Relaxed);
+            let count = one.latency.count();
             let _ = writeln!(
                 out,
                 "genesys_proxy_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {count}"
