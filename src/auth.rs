@@ -169,9 +169,9 @@ impl ApiKeys {
     /// one whose SHA-256 matches a configured hash (every hash is compared, in constant
     /// time), which is then remembered.
     #[must_use]
-    pub fn authenticate(&self, key: &str) -> Option<Arc<Caller>> {
+    pub fn authenticate(&self, key: &str) -> Option<&Arc<Caller>> {
         if let Some(index) = self.recognised.find(key.as_bytes()) {
-            return Some(self.keys[index].caller.clone());
+            return Some(&self.keys[index].caller);
         }
         let presented: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         let mut found = None;
@@ -182,7 +182,30 @@ impl ApiKeys {
         }
         let index = found?;
         self.recognised.remember(index, key.as_bytes());
-        Some(self.keys[index].caller.clone())
+        Some(&self.keys[index].caller)
+    }
+
+    /// Checks the key presented by a request's first `X-API-Key` and `Authorization`
+    /// values ([`key_of`]), if any.
+    #[must_use]
+    pub fn check(
+        &self,
+        x_api_key: Option<&HeaderValue>,
+        authorization: Option<&HeaderValue>,
+    ) -> KeyCheck<'_> {
+        // A recognised key is found from the raw bytes, without reading them as text
+        // first: the bytes of a recognised key are text, so `key_of` would read the same.
+        if let Some(index) =
+            raw_key_of(x_api_key, authorization).and_then(|raw| self.recognised.find(raw))
+        {
+            return KeyCheck::Known(&self.keys[index].caller);
+        }
+        match key_of(x_api_key, authorization) {
+            None => KeyCheck::NoKey,
+            Some(key) => self
+                .authenticate(key)
+                .map_or(KeyCheck::UnknownKey, KeyCheck::Known),
+        }
     }
 }
 
@@ -237,9 +260,9 @@ fn raw_key_of<'a>(
         .then(|| trim(&key[1..]))
 }
 
-/// What a request's key says about its caller: the front door works it out once per
-/// request ([`Authentication::of`]) and passes it on as a request extension, where each
-/// route's scope check ([`require`]) and the access log read it.
+/// What a request's key says about its caller, as the router's routes read it: the front
+/// door works it out once per request ([`ApiKeys::check`]) and passes it on as a request
+/// extension, where each route's scope check ([`require`]) and the access log read it.
 #[derive(Debug, Clone)]
 pub enum Authentication {
     /// No key was presented.
@@ -251,43 +274,46 @@ pub enum Authentication {
 }
 
 impl Authentication {
-    /// Authenticates the key `headers` present, if any.
-    #[must_use]
-    pub fn of(keys: &ApiKeys, headers: &HeaderMap) -> Self {
-        Self::of_values(
-            keys,
-            headers.get(X_API_KEY),
-            headers.get(header::AUTHORIZATION),
-        )
-    }
-
-    /// Authenticates the key presented by a request's first `X-API-Key` and
-    /// `Authorization` values ([`key_of`]), if any.
-    #[must_use]
-    pub fn of_values(
-        keys: &ApiKeys,
-        x_api_key: Option<&HeaderValue>,
-        authorization: Option<&HeaderValue>,
-    ) -> Self {
-        // A recognised key is found from the raw bytes, without reading them as text
-        // first: the bytes of a recognised key are text, so `key_of` would read the same.
-        if let Some(index) =
-            raw_key_of(x_api_key, authorization).and_then(|raw| keys.recognised.find(raw))
-        {
-            return Self::Known(keys.keys[index].caller.clone());
-        }
-        match key_of(x_api_key, authorization) {
-            None => Self::NoKey,
-            Some(key) => keys.authenticate(key).map_or(Self::UnknownKey, Self::Known),
-        }
-    }
-
     /// The caller, when the key is known.
     #[must_use]
     pub fn caller(&self) -> Option<&Arc<Caller>> {
         match self {
             Self::Known(caller) => Some(caller),
             Self::NoKey | Self::UnknownKey => None,
+        }
+    }
+}
+
+/// What a request's key says, borrowing the configured caller ([`ApiKeys::check`]): the
+/// front door's own reading. It becomes an [`Authentication`] only for a request the
+/// router answers; an answer the door gives at once takes no count of the caller.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyCheck<'k> {
+    /// No key was presented.
+    NoKey,
+    /// A key was presented that no client has.
+    UnknownKey,
+    /// The key of this caller.
+    Known(&'k Arc<Caller>),
+}
+
+impl<'k> KeyCheck<'k> {
+    /// The caller, when the key is known.
+    #[must_use]
+    pub fn caller(self) -> Option<&'k Arc<Caller>> {
+        match self {
+            Self::Known(caller) => Some(caller),
+            Self::NoKey | Self::UnknownKey => None,
+        }
+    }
+}
+
+impl From<KeyCheck<'_>> for Authentication {
+    fn from(check: KeyCheck<'_>) -> Self {
+        match check {
+            KeyCheck::NoKey => Self::NoKey,
+            KeyCheck::UnknownKey => Self::UnknownKey,
+            KeyCheck::Known(caller) => Self::Known(caller.clone()),
         }
     }
 }

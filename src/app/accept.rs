@@ -5,13 +5,10 @@
 //! back the open connections as [`Draining`]: each finishes the request it is answering and
 //! closes; idle ones close at once; a half-sent request is closed by its header-read limit.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::Request;
-use axum::response::Response;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -20,6 +17,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::connection::{ClockedIo, ClockedService, ConnectionClock, ConnectionLimits, Watchdog};
+use crate::routes::FrontDoor;
 
 /// How long to wait after an accept error that is not about one connection (out of file
 /// descriptors, most often) before accepting again: a busy loop would not help it heal.
@@ -57,15 +55,11 @@ impl Draining {
 }
 
 /// Serves `service` on `listener` until `stop` completes.
-pub(super) async fn serve<S>(
+pub(super) async fn serve(
     listener: Listener,
-    service: S,
+    service: FrontDoor,
     stop: impl Future<Output = ()>,
-) -> Draining
-where
-    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
+) -> Draining {
     let Listener {
         name,
         tcp,

@@ -29,8 +29,8 @@ use axum::extract::Request;
 use axum::response::Response;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
-use tower::ServiceExt as _;
-use tower::util::Oneshot;
+
+use crate::routes::{DoorAnswer, FrontDoor};
 
 /// The two limits of a connection.
 #[derive(Debug, Clone, Copy)]
@@ -278,31 +278,29 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClockedIo<T> {
     }
 }
 
-/// The proxy's service as hyper calls it on one connection: notes each request's start on
-/// the clock and hands the request on unchanged (as `axum::serve` does).
+/// The proxy's front door as hyper calls it on one connection: notes each request's start
+/// on the clock and hands the request on unchanged (as `axum::serve` does), to the door's
+/// [`FrontDoor::answer`] (no clone of the door and no `Oneshot` per request).
 #[derive(Debug, Clone)]
-pub(super) struct ClockedService<S> {
-    inner: S,
+pub(super) struct ClockedService {
+    door: FrontDoor,
     clock: Arc<ConnectionClock>,
 }
 
-impl<S> ClockedService<S> {
-    pub(super) fn new(inner: S, clock: Arc<ConnectionClock>) -> Self {
-        Self { inner, clock }
+impl ClockedService {
+    pub(super) fn new(door: FrontDoor, clock: Arc<ConnectionClock>) -> Self {
+        Self { door, clock }
     }
 }
 
-impl<S> hyper::service::Service<Request<hyper::body::Incoming>> for ClockedService<S>
-where
-    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone,
-{
+impl hyper::service::Service<Request<hyper::body::Incoming>> for ClockedService {
     type Response = Response;
     type Error = Infallible;
-    type Future = Oneshot<S, Request>;
+    type Future = DoorAnswer;
 
     fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
         self.clock.request_started();
-        self.inner.clone().oneshot(request.map(Body::new))
+        self.door.answer(request.map(Body::new))
     }
 }
 

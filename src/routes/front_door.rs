@@ -48,7 +48,7 @@ use super::hit_path::HitPath;
 use super::request_id::FastRequestId;
 use super::{CONVERSATION_ROUTE, REQUEST_ID, conversation_prefix};
 use crate::access_log::{AccessEntry, AccessLog, UpstreamCalls, attach_call_counter, cache_status};
-use crate::auth::{ApiKeys, Authentication, X_API_KEY};
+use crate::auth::{ApiKeys, Authentication, KeyCheck, X_API_KEY};
 use crate::metrics::{HttpMetrics, RequestSeries};
 
 /// What a door is made of.
@@ -132,6 +132,11 @@ impl FrontDoor {
         }
     }
 }
+
+/// The door's answer: ready at once (an early answer, finished in the call), or the
+/// router's, boxed.
+pub type DoorAnswer =
+    Either<Ready<Result<Response, Infallible>>, BoxFuture<'static, Result<Response, Infallible>>>;
 
 /// Who knocked, and when: what the door keeps of a request to record its answer.
 struct Visit {
@@ -250,17 +255,22 @@ impl Door {
 impl Service<Request<Body>> for FrontDoor {
     type Response = Response;
     type Error = Infallible;
-    type Future = Either<
-        Ready<Result<Response, Infallible>>,
-        BoxFuture<'static, Result<Response, Infallible>>,
-    >;
+    type Future = DoorAnswer;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // The router is always ready, and so is the rest of the chain.
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        self.answer(request)
+    }
+}
+
+impl FrontDoor {
+    /// Answers `request`: what [`Service::call`] does, through a shared reference (the
+    /// connection calls the door this way, without cloning it per request).
+    pub fn answer(&self, mut request: Request<Body>) -> DoorAnswer {
         let door = &self.door;
         let started = Instant::now();
         let (client_id, authentication, conditional) = {
@@ -269,10 +279,10 @@ impl Service<Request<Body>> for FrontDoor {
                 .parts
                 .keys
                 .as_ref()
-                .map(|keys| Authentication::of_values(keys, read.api_key, read.authorization));
+                .map(|keys| keys.check(read.api_key, read.authorization));
             (read.request_id.cloned(), authentication, read.conditional)
         };
-        let caller = authentication.as_ref().and_then(Authentication::caller);
+        let caller = authentication.and_then(KeyCheck::caller);
         let logging = door
             .parts
             .access_log
@@ -328,7 +338,9 @@ impl Service<Request<Body>> for FrontDoor {
                 .insert(REQUEST_ID, visit.request_id.clone());
         }
         if let Some(authentication) = authentication {
-            request.extensions_mut().insert(authentication);
+            request
+                .extensions_mut()
+                .insert(Authentication::from(authentication));
         }
         let slot = RouteSlot::default();
         let span = if door.parts.spans {

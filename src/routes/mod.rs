@@ -31,7 +31,7 @@ use crate::config::Settings;
 use crate::conversations::ConversationService;
 use crate::reports::ReportService;
 use crate::upstream::GenesysClient;
-pub use front_door::{DoorParts, FrontDoor};
+pub use front_door::{DoorAnswer, DoorParts, FrontDoor};
 
 /// Everything handlers share. Cheap to clone.
 #[derive(Debug, Clone)]
