@@ -73,10 +73,6 @@ pub(super) async fn serve(
     // The limits are the watchdog's (hyper's own header timer would also cut idle
     // keep-alive connections at the header limit).
     http.header_read_timeout(None);
-    // One buffer per answer (head and body copied together, one `write`): for the
-    // kilobytes of a typical answer the copy costs less than hyper's queue of buffers and
-    // a vectored write.
-    http.writev(false);
     let mut at_cap = false;
     tokio::pin!(stop);
     loop {
