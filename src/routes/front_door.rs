@@ -2,8 +2,9 @@
 //!
 //! For each request, once: in one pass over its headers it hides the credential headers
 //! from `Debug` output and finds the client's `x-request-id` (or makes one) and the
-//! presented key, which it authenticates ([`Authentication`], passed on as a request
-//! extension: each route's scope check reads it), and then has the request answered by a
+//! presented key, which it checks ([`KeyCheck`], borrowing the configured caller; a
+//! request the router answers gets it as an [`Authentication`] request extension, which
+//! each route's scope check reads), and then has the request answered by a
 //! chain of its own making: CORS (tower-http's `Cors`, when origins are configured, so
 //! preflights and headers are exactly that layer's), then [`Dispatch`] (an early answer,
 //! or the router; panics become `500`s). The cache-hit answerer ([`HitPath`]) is asked
@@ -273,16 +274,16 @@ impl FrontDoor {
     pub fn answer(&self, mut request: Request<Body>) -> DoorAnswer {
         let door = &self.door;
         let started = Instant::now();
-        let (client_id, authentication, conditional) = {
+        let (client_id, key_check, conditional) = {
             let read = RequestHeaders::read(request.headers_mut());
-            let authentication = door
+            let key_check = door
                 .parts
                 .keys
                 .as_ref()
                 .map(|keys| keys.check(read.api_key, read.authorization));
-            (read.request_id.cloned(), authentication, read.conditional)
+            (read.request_id.cloned(), key_check, read.conditional)
         };
-        let caller = authentication.and_then(KeyCheck::caller);
+        let caller = key_check.and_then(KeyCheck::caller);
         let logging = door
             .parts
             .access_log
@@ -337,10 +338,10 @@ impl FrontDoor {
                 .headers_mut()
                 .insert(REQUEST_ID, visit.request_id.clone());
         }
-        if let Some(authentication) = authentication {
+        if let Some(key_check) = key_check {
             request
                 .extensions_mut()
-                .insert(Authentication::from(authentication));
+                .insert(Authentication::from(key_check));
         }
         let slot = RouteSlot::default();
         let span = if door.parts.spans {
