@@ -14,7 +14,14 @@
 //! right after it (a biased `select!`), so it always sees the latest state and needs no
 //! wake-ups of its own besides its timer. So the socket only notes *that* bytes moved, and
 //! the watchdog reads the time once for all that moved in the poll before it (a request
-//! read and its answer written in one poll cost one reading of the clock, not two).
+//! read and its answer written in one poll cost one reading of the clock, not two). A poll
+//! in which a request reached the door has a reading already, the one the door times the
+//! request from ([`ClockedService`] takes it and hands it to both): the watchdog uses that
+//! one, so a cache hit costs the door's two readings and no third.
+//!
+//! All of a connection's pieces run in its one task, never at once: the clock's atomics
+//! are only there to be shared, and a flag is taken with a load and a store rather than a
+//! locked swap.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -60,6 +67,22 @@ pub(super) struct ConnectionClock {
     head_started_ms: AtomicU64,
     /// A request is with the service and not yet answered.
     answering: AtomicBool,
+    /// The time a request reached the service since the watchdog's last look, or
+    /// [`NO_READING`].
+    request_started_ms: AtomicU64,
+}
+
+/// No request reached the service since the watchdog's last look (in
+/// [`ConnectionClock::request_started_ms`]).
+const NO_READING: u64 = u64::MAX;
+
+/// Takes `flag`: whether it was set, leaving it clear (see the module's note on atomics).
+fn take(flag: &AtomicBool) -> bool {
+    let set = flag.load(Ordering::Relaxed);
+    if set {
+        flag.store(false, Ordering::Relaxed);
+    }
+    set
 }
 
 impl ConnectionClock {
@@ -70,11 +93,14 @@ impl ConnectionClock {
             moved: AtomicBool::new(false),
             head_started_ms: AtomicU64::new(NO_HEAD),
             answering: AtomicBool::new(false),
+            request_started_ms: AtomicU64::new(NO_READING),
         })
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.accepted.elapsed().as_millis()).unwrap_or(HEAD_NOW - 1)
+    /// `at` in milliseconds since the connection was accepted (never one of the markers).
+    fn ms_at(&self, at: Instant) -> u64 {
+        let ms = at.saturating_duration_since(self.accepted).as_millis();
+        u64::try_from(ms).unwrap_or(u64::MAX).min(HEAD_NOW - 1)
     }
 
     fn read(&self) {
@@ -95,21 +121,33 @@ impl ConnectionClock {
     }
 
     /// Gives what moved since the last look its time: now (the watchdog looks right after
-    /// each poll of the connection, in which it moved).
+    /// each poll of the connection, in which it moved), or the time a request reached the
+    /// service in that poll, read already.
     fn settle(&self) {
-        if !self.moved.swap(false, Ordering::Relaxed) {
+        let request_started = self.request_started_ms.load(Ordering::Relaxed);
+        if request_started != NO_READING {
+            self.request_started_ms.store(NO_READING, Ordering::Relaxed);
+        }
+        if !take(&self.moved) {
             return;
         }
-        let now = self.now_ms();
+        let now = if request_started == NO_READING {
+            self.ms_at(Instant::now())
+        } else {
+            request_started
+        };
         self.last_activity_ms.store(now, Ordering::Relaxed);
         if self.head_started_ms.load(Ordering::Relaxed) == HEAD_NOW {
             self.head_started_ms.store(now, Ordering::Relaxed);
         }
     }
 
-    fn request_started(&self) {
+    /// A request reached the service at `now`.
+    fn request_started(&self, now: Instant) {
         self.answering.store(true, Ordering::Relaxed);
         self.head_started_ms.store(NO_HEAD, Ordering::Relaxed);
+        self.request_started_ms
+            .store(self.ms_at(now), Ordering::Relaxed);
     }
 
     /// When the connection must close, and why; `None` while a request is being answered.
@@ -284,7 +322,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClockedIo<T> {
 /// tower adapter does), which would keep the request, and with it slices of hyper's read
 /// buffer, until hyper has reserved room for the next read: hyper then allocates a new
 /// buffer for every request. Called at once, an answer given in the call has dropped the
-/// request by then. It also saves a clone of the door per request.
+/// request by then. It also saves a clone of the door per request. The one reading of the
+/// clock at the request's start serves the door (its latency's start) and the clock.
 #[derive(Debug, Clone)]
 pub(super) struct ClockedService {
     door: FrontDoor,
@@ -303,8 +342,9 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for ClockedService 
     type Future = DoorAnswer;
 
     fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
-        self.clock.request_started();
-        self.door.answer(request.map(Body::new))
+        let now = Instant::now();
+        self.clock.request_started(now);
+        self.door.answer_at(request.map(Body::new), now)
     }
 }
 
@@ -336,7 +376,7 @@ mod tests {
         let waited = tokio::time::timeout(Duration::from_secs(30), &mut watchdog).await;
         assert!(waited.is_err(), "not yet");
         clock.read();
-        clock.request_started();
+        clock.request_started(Instant::now());
         clock.wrote();
         assert_eq!(watchdog.as_mut().await, Expiry::Idle);
         assert_at(accepted, Duration::from_secs(90));
@@ -373,7 +413,7 @@ mod tests {
             Some((after(5_101), Expiry::HeaderRead))
         );
         // Being answered: no limit, however long.
-        clock.request_started();
+        clock.request_started(Instant::now());
         tokio::time::advance(Duration::from_secs(600)).await;
         assert_eq!(clock.deadline(LIMITS), None);
         // The answer: idle from then on.
@@ -385,7 +425,7 @@ mod tests {
         // A request read, answered and written in one poll: idle from the look after it.
         tokio::time::advance(Duration::from_millis(20)).await;
         clock.read();
-        clock.request_started();
+        clock.request_started(Instant::now());
         clock.wrote();
         assert_eq!(
             clock.deadline(LIMITS),
@@ -396,6 +436,17 @@ mod tests {
         assert_eq!(
             clock.deadline(LIMITS),
             Some((after(600_321 + 60_000), Expiry::Idle))
+        );
+        // A request that reached the service in the poll: the poll is timed by the reading
+        // taken then (the answer took 3 ms of the poll), not by another.
+        tokio::time::advance(Duration::from_millis(10)).await;
+        clock.read();
+        clock.request_started(Instant::now());
+        tokio::time::advance(Duration::from_millis(3)).await;
+        clock.wrote();
+        assert_eq!(
+            clock.deadline(LIMITS),
+            Some((after(630_331 + 60_000), Expiry::Idle))
         );
     }
 }

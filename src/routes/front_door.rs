@@ -269,11 +269,15 @@ impl Service<Request<Body>> for FrontDoor {
 }
 
 impl FrontDoor {
-    /// Answers `request`: what [`Service::call`] does, through a shared reference (the
-    /// connection calls the door this way, without cloning it per request).
-    pub fn answer(&self, mut request: Request<Body>) -> DoorAnswer {
+    /// Answers `request`: what [`Service::call`] does, through a shared reference.
+    pub fn answer(&self, request: Request<Body>) -> DoorAnswer {
+        self.answer_at(request, Instant::now())
+    }
+
+    /// Answers `request`, which arrived at `started` (the connection calls the door this
+    /// way, without cloning it per request, with the reading of the clock it took).
+    pub fn answer_at(&self, mut request: Request<Body>, started: Instant) -> DoorAnswer {
         let door = &self.door;
-        let started = Instant::now();
         let (client_id, key_check, conditional) = {
             let read = RequestHeaders::read(request.headers_mut());
             let key_check = door
