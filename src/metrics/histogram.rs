@@ -10,11 +10,13 @@ pub const BUCKETS: [f64; 16] = [
     10.0, 30.0,
 ];
 
-/// Observation counts per bucket, plus sum and count.
+/// Observation counts per bucket, plus their sum. The count of observations is the sum of
+/// the buckets' (one atomic add fewer per observation, and a rendered `_count` always
+/// equals the `+Inf` bucket).
 #[derive(Debug, Default)]
 pub struct Histogram {
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
+    /// Per bucket of [`BUCKETS`], then one for the observations above the last bound.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
     /// Sum in nanoseconds.
     sum_nanos: AtomicU64,
 }
@@ -23,10 +25,11 @@ impl Histogram {
     /// Records one observation.
     pub fn observe(&self, value: Duration) {
         let secs = value.as_secs_f64();
-        if let Some(index) = BUCKETS.iter().position(|&upper| secs <= upper) {
-            self.buckets[index].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
+        let index = BUCKETS
+            .iter()
+            .position(|&upper| secs <= upper)
+            .unwrap_or(BUCKETS.len());
+        self.buckets[index].fetch_add(1, Ordering::Relaxed);
         self.sum_nanos.fetch_add(
             u64::try_from(value.as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
@@ -35,7 +38,7 @@ impl Histogram {
 
     /// Number of observations.
     pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
     }
 
     /// Appends `name_bucket`, `name_sum` and `name_count` lines with `labels` (already
@@ -50,7 +53,7 @@ impl Histogram {
                 "{name}_bucket{{{labels}{sep}le=\"{upper}\"}} {cumulative}"
             );
         }
-        let count = self.count();
+        let count = cumulative + self.buckets[BUCKETS.len()].load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
         let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
         let braces = if labels.is_empty() {
@@ -77,7 +80,10 @@ mod tests {
         h.render(&mut out, "x", "route=\"/a\"");
         assert!(out.contains("x_bucket{route=\"/a\",le=\"0.001\"} 1\n"));
         assert!(out.contains("x_bucket{route=\"/a\",le=\"0.05\"} 2\n"));
+        // The minute is above every bound: only in `+Inf` and the count.
+        assert!(out.contains("x_bucket{route=\"/a\",le=\"30\"} 2\n"));
         assert!(out.contains("x_bucket{route=\"/a\",le=\"+Inf\"} 3\n"));
         assert!(out.contains("x_count{route=\"/a\"} 3\n"));
+        assert_eq!(h.count(), 3);
     }
 }
