@@ -318,7 +318,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClockedIo<T> {
 
 /// The proxy's front door as hyper calls it on one connection: notes each request's start
 /// on the clock and hands the request on unchanged (as `axum::serve` does) to the door's
-/// [`FrontDoor::answer`], at once. That is, not through a lazy `Oneshot` (as hyper-util's
+/// [`FrontDoor::answer_at`], at once. That is, not through a lazy `Oneshot` (as hyper-util's
 /// tower adapter does), which would keep the request, and with it slices of hyper's read
 /// buffer, until hyper has reserved room for the next read: hyper then allocates a new
 /// buffer for every request. Called at once, an answer given in the call has dropped the

@@ -10,9 +10,9 @@ pub const BUCKETS: [f64; 16] = [
     10.0, 30.0,
 ];
 
-/// Observation counts per bucket, plus their sum. The count of observations is the sum of
-/// the buckets' (one atomic add fewer per observation, and a rendered `_count` always
-/// equals the `+Inf` bucket).
+/// Observation counts per bucket and the sum of the observed values. The count of
+/// observations is the sum of the buckets' counts (one atomic add fewer per observation,
+/// and a rendered `_count` always equals the `+Inf` bucket).
 #[derive(Debug, Default)]
 pub struct Histogram {
     /// Per bucket of [`BUCKETS`], then one for the observations above the last bound.
