@@ -161,15 +161,10 @@ impl<K: Hash + Eq + Clone, V> FrontTable<K, V> {
             entry: entry.clone(),
             until,
         };
-        match shard
+        shard
             .slots
             .entry(hash, |slot| slot.key == *key, |slot| slot.hash)
-        {
-            hashbrown::hash_table::Entry::Occupied(mut held) => *held.get_mut() = slot,
-            hashbrown::hash_table::Entry::Vacant(room) => {
-                room.insert(slot);
-            }
-        }
+            .insert(slot);
     }
 
     /// Drops `key`'s slot, after moka's entry for it changed or went.
