@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::metrics::header;
+use crate::metrics::{counter_by, header};
 use crate::upstream::budget::Class;
 use crate::upstream::endpoint::Endpoint;
 
@@ -105,20 +105,13 @@ impl RefusalLog {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .classes;
-        header(
+        counter_by(
             out,
             "genesys_proxy_budget_refused_total",
-            "counter",
             "Upstream calls the rate budget refused (queue full, deadline unreachable or passed while queued), by class.",
+            "class",
+            &Class::ALL.map(|class| (class.as_str(), classes[class as usize].count)),
         );
-        for class in Class::ALL {
-            let _ = writeln!(
-                out,
-                "genesys_proxy_budget_refused_total{{class=\"{}\"}} {}",
-                class.as_str(),
-                classes[class as usize].count
-            );
-        }
         let name = "genesys_proxy_budget_refusal_retry_after_seconds";
         header(
             out,
